@@ -1,0 +1,383 @@
+package bridge
+
+import (
+	"errors"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"wsbridge/netpoll"
+)
+
+type connState uint8
+
+const (
+	stateOpen    connState = iota
+	stateClosing           // our close frame is queued; waiting for the peer
+	stateClosed            // torn down
+)
+
+// Events the bridge schedules on a connection besides readiness.
+const (
+	evClose   = netpoll.User      // another goroutine asked for a close (conn.pending)
+	evTimeout = netpoll.User << 1 // the close handshake ran out of time
+	evAcks    = netpoll.User << 2 // deferred acks are queued (conn.acks)
+	evStart   = netpoll.User << 3 // first event: send hello, start raw mode
+)
+
+const (
+	// readsPerTurn bounds how much one connection reads before yielding
+	// its worker to others.
+	readsPerTurn = 4
+	// closeTimeout bounds the close handshake: after our close frame, the
+	// peer has this long to answer before the socket is dropped.
+	closeTimeout = 2 * time.Second
+)
+
+// conn is one upgraded WebSocket connection. Reading, the protocol and
+// teardown run only on the netpoll worker that handles its Desc (never two
+// at once); other goroutines only queue frames (enqueue) or ask for a close
+// (requestClose).
+type conn struct {
+	s      *Server
+	netc   net.Conn
+	rc     syscall.RawConn
+	desc   *netpoll.Desc
+	ident  Identity
+	raw    *rawMode // set for /ws/raw connections
+	remote string
+	regIdx int // position in Server.conns, guarded by Server.connsMu
+
+	// Owned by the worker.
+	asm        assembler
+	in         []byte // bytes that arrived with the handshake
+	subs       []*sub
+	peerClosed bool
+	closeTimer *time.Timer
+
+	lastRead atomic.Int64 // unix nanoseconds of the last bytes read
+
+	mu         sync.Mutex
+	state      connState
+	wbuf       *[]byte // frames waiting for the socket, pooled; nil when empty
+	headRemain int     // bytes of wbuf's first frame that belong to a partly written frame
+	pending    *closeError
+	drop       bool   // with pending: discard queued frames first
+	acks       []*sub // subs whose ok waited for the NATS flush
+	broken     bool   // a write failed
+}
+
+// Handle implements netpoll.Handler.
+func (c *conn) Handle(ev netpoll.Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.s.log.Error("panic while serving a connection; closing it", "remote", c.remote, "panic", r, "stack", string(debug.Stack()))
+			c.asm.done = true
+			c.closeWith(closeInternal, false)
+			c.flush()
+		}
+	}()
+	c.mu.Lock()
+	st, pend, drop, acks := c.state, c.pending, c.drop, c.acks
+	c.pending, c.acks = nil, nil
+	c.mu.Unlock()
+	if st == stateClosed {
+		return // a stale event after teardown
+	}
+	if ev&evStart != 0 {
+		c.start()
+		ev |= netpoll.Readable // bytes may have arrived before epoll saw the socket
+	}
+	if len(acks) > 0 {
+		c.sendAcks(acks)
+	}
+	if pend != nil {
+		c.closeWith(pend, drop)
+	}
+	if ev&netpoll.Readable != 0 || c.in != nil {
+		if !c.readAll() {
+			return
+		}
+	}
+	if ev&evTimeout != 0 {
+		c.teardown()
+		return
+	}
+	if err := c.flush(); err != nil {
+		c.teardown()
+		return
+	}
+	c.mu.Lock()
+	finished := c.state == stateClosing && c.peerClosed && c.wbuf == nil
+	c.mu.Unlock()
+	if finished {
+		c.teardown()
+	}
+}
+
+// readAll reads what the socket has, within a budget, and feeds it to the
+// assembler. It returns false when the connection was torn down.
+func (c *conn) readAll() bool {
+	if c.in != nil {
+		in := c.in
+		c.in = nil
+		c.consume(in)
+	}
+	bp := readPool.Get().(*[]byte)
+	defer readPool.Put(bp)
+	buf := *bp
+	for range readsPerTurn {
+		n, err := c.read(buf)
+		if n > 0 {
+			c.lastRead.Store(time.Now().UnixNano())
+			c.consume(buf[:n])
+		}
+		switch {
+		case errors.Is(err, syscall.EAGAIN):
+			return true
+		case err != nil, n == 0:
+			c.teardown() // EOF or a socket error: nothing more can be sent
+			return false
+		case n < len(buf):
+			return true
+		}
+	}
+	c.s.poller.Schedule(c.desc, netpoll.Readable) // budget used: yield
+	return true
+}
+
+func (c *conn) read(b []byte) (n int, err error) {
+	if cerr := c.rc.Read(func(fd uintptr) bool {
+		n, err = syscall.Read(int(fd), b)
+		return true
+	}); cerr != nil {
+		return 0, cerr
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n, err
+}
+
+func (c *conn) write(b []byte) (n int, err error) {
+	if cerr := c.rc.Write(func(fd uintptr) bool {
+		n, err = syscall.Write(int(fd), b)
+		return true
+	}); cerr != nil {
+		return 0, cerr
+	}
+	if n < 0 {
+		n = 0
+	}
+	return n, err
+}
+
+// consume feeds bytes to the assembler and turns protocol violations into
+// closes.
+func (c *conn) consume(p []byte) {
+	if c.asm.done {
+		return
+	}
+	err := c.asm.feed(p, c.onFrame)
+	if err == nil {
+		return
+	}
+	c.asm.done = true // the stream is unusable past a violation
+	var ce *closeError
+	if !errors.As(err, &ce) {
+		c.s.log.Error("serving connection", "remote", c.remote, "err", err)
+		ce = closeInternal
+	}
+	c.s.log.Debug("closing connection", "remote", c.remote, "code", int(ce.code), "reason", ce.reason)
+	c.closeWith(ce, false)
+}
+
+// onFrame handles one complete message or control frame.
+func (c *conn) onFrame(op ws.OpCode, rsv byte, p []byte) error {
+	c.mu.Lock()
+	st := c.state
+	c.mu.Unlock()
+	if st != stateOpen {
+		// RFC 6455 §5.5.1: after sending a close, wait for the peer's
+		// and ignore anything else.
+		if op == ws.OpClose {
+			c.peerClosed = true
+		}
+		return nil
+	}
+	switch op {
+	case ws.OpText, ws.OpBinary:
+		if c.raw != nil {
+			return c.rawMessage(p)
+		}
+		if op == ws.OpBinary {
+			return closeBinary
+		}
+		c.command(p)
+	case ws.OpPing:
+		c.enqueue(appendFrame(nil, ws.OpPong, p), false)
+	case ws.OpClose:
+		// Echo the peer's code (§5.5.1), then close the TCP connection
+		// once it is written.
+		c.peerClosed = true
+		reply := &closeError{ws.StatusNormalClosure, "closing"}
+		if len(p) >= 2 {
+			reply.code = ws.StatusCode(uint16(p[0])<<8 | uint16(p[1]))
+		}
+		c.closeWith(reply, false)
+	}
+	return nil
+}
+
+// enqueue appends one complete frame to the write queue. With wake, a
+// worker is scheduled to write it; the worker itself passes false because
+// it flushes before returning. A full queue makes the connection a slow
+// consumer: it is closed and the frame dropped. enqueue never blocks on
+// the socket, so NATS handlers may call it.
+func (c *conn) enqueue(frame []byte, wake bool) bool {
+	c.mu.Lock()
+	if c.state != stateOpen || c.pending != nil {
+		c.mu.Unlock()
+		return false
+	}
+	n := 0
+	if c.wbuf != nil {
+		n = len(*c.wbuf)
+	}
+	if n+len(frame) > c.s.cfg.WriteBuffer {
+		c.pending, c.drop = closeSlow, true
+		c.mu.Unlock()
+		c.s.poller.Schedule(c.desc, evClose)
+		return false
+	}
+	if c.wbuf == nil {
+		c.wbuf = getBuf()
+	}
+	*c.wbuf = append(*c.wbuf, frame...)
+	c.mu.Unlock()
+	if wake && n == 0 {
+		// A non-empty queue already has a flush scheduled or is waiting
+		// for EPOLLOUT.
+		c.s.poller.Schedule(c.desc, netpoll.Writable)
+	}
+	return true
+}
+
+// requestClose asks the worker to close the connection with e. Safe from
+// any goroutine; the first request wins.
+func (c *conn) requestClose(e *closeError) {
+	c.mu.Lock()
+	if c.state == stateOpen && c.pending == nil {
+		c.pending = e
+	}
+	c.mu.Unlock()
+	c.s.poller.Schedule(c.desc, evClose)
+}
+
+// flush writes as much of the queue as the socket takes without blocking.
+// It returns an error only when the socket failed.
+func (c *conn) flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.wbuf != nil {
+		b := *c.wbuf
+		n, err := c.write(b)
+		if n == len(b) {
+			putBuf(c.wbuf)
+			c.wbuf, c.headRemain = nil, 0
+			return nil
+		}
+		if n > 0 {
+			// Remember where the next whole frame starts, so a close
+			// frame can be inserted at a boundary (slow consumer).
+			pos := c.headRemain
+			for pos < n {
+				pos += frameLen(b[pos:])
+			}
+			c.headRemain = pos - n
+			*c.wbuf = b[:copy(b, b[n:])]
+			continue
+		}
+		if errors.Is(err, syscall.EAGAIN) {
+			return nil // EPOLLOUT will bring us back
+		}
+		if err == nil {
+			err = syscall.EIO
+		}
+		c.broken = true
+		return err
+	}
+	return nil
+}
+
+// closeWith starts the close handshake: it queues a close frame (after the
+// pending frames, or instead of them with drop), stops all deliveries and
+// arms the close timeout. Only the worker calls it.
+func (c *conn) closeWith(e *closeError, drop bool) {
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return
+	}
+	c.state = stateClosing
+	if c.wbuf == nil {
+		c.wbuf = getBuf()
+	} else if drop {
+		*c.wbuf = (*c.wbuf)[:c.headRemain]
+	}
+	*c.wbuf = appendClose(*c.wbuf, e)
+	c.mu.Unlock()
+	c.dropInterest()
+	c.s.metrics.closed(int(e.code))
+	c.closeTimer = time.AfterFunc(closeTimeout, func() { c.s.poller.Schedule(c.desc, evTimeout) })
+}
+
+// teardown releases everything the connection holds. It runs on the worker,
+// or on Shutdown's goroutine after the workers have stopped.
+func (c *conn) teardown() {
+	c.mu.Lock()
+	if c.state == stateClosed {
+		c.mu.Unlock()
+		return
+	}
+	wasOpen := c.state == stateOpen
+	c.state = stateClosed
+	if c.wbuf != nil {
+		putBuf(c.wbuf)
+		c.wbuf = nil
+	}
+	c.mu.Unlock()
+	if wasOpen {
+		c.s.metrics.closed(int(ws.StatusAbnormalClosure))
+	}
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+	}
+	c.dropInterest()
+	// Out of epoll before the fd number can be reused.
+	_ = c.s.poller.Remove(c.desc)
+	_ = c.netc.Close()
+	c.asm.release()
+	c.s.unregister(c)
+}
+
+// sendText queues a text frame whose payload build appends; the worker
+// flushes it before returning.
+func (c *conn) sendText(build func([]byte) []byte) { c.queueText(build, false) }
+
+// enqueueText is sendText for other goroutines: it wakes a worker.
+func (c *conn) enqueueText(build func([]byte) []byte) { c.queueText(build, true) }
+
+func (c *conn) queueText(build func([]byte) []byte, wake bool) {
+	bp, fb := getBuf(), getBuf()
+	*bp = build(*bp)
+	*fb = appendFrame(*fb, ws.OpText, *bp)
+	c.enqueue(*fb, wake)
+	putBuf(fb)
+	putBuf(bp)
+}

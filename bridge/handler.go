@@ -1,0 +1,189 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+const maxIDLen = 64
+
+// command runs one JSON command from the client and answers it.
+func (c *conn) command(p []byte) {
+	cmd, oerr := decodeCommand(p)
+	if oerr == nil {
+		switch cmd.Op {
+		case "sub":
+			oerr = c.sub(&cmd)
+		case "unsub":
+			oerr = c.unsub(&cmd)
+		case "pub":
+			oerr = c.pub(&cmd)
+		case "req":
+			oerr = c.req(&cmd)
+		case "ping":
+			c.sendText(func(b []byte) []byte { return appendPong(b, cmd.ID) })
+		default:
+			oerr = errf(codeBadRequest, "unknown op")
+		}
+	}
+	if oerr != nil {
+		c.sendText(func(b []byte) []byte { return appendErr(b, cmd.ID, oerr) })
+	}
+}
+
+func validID(id string) *opError {
+	if id == "" || len(id) > maxIDLen {
+		return errf(codeBadRequest, "id must be 1 to 64 characters")
+	}
+	return nil
+}
+
+// checkSubject applies the subject rules shared by every op.
+func (c *conn) checkSubject(subject string, pattern bool) *opError {
+	switch {
+	case !validSubject(subject, pattern):
+		return errf(codeInvalidSubject, "invalid subject")
+	case reserved(subject):
+		return errf(codePermissionDenied, "subjects starting with $ or _INBOX. are reserved")
+	case pattern && !c.ident.CanSubscribe(subject):
+		return errf(codePermissionDenied, "not allowed to subscribe to this subject")
+	case !pattern && !c.ident.CanPublish(subject):
+		return errf(codePermissionDenied, "not allowed to publish to this subject")
+	}
+	return nil
+}
+
+func (c *conn) findSub(id string) int {
+	for i, sb := range c.subs {
+		if sb.id == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func (c *conn) sub(cmd *command) *opError {
+	if e := validID(cmd.ID); e != nil {
+		return e
+	}
+	if e := c.checkSubject(cmd.Subject, true); e != nil {
+		return e
+	}
+	if cmd.Queue != "" && !validQueue(cmd.Queue) {
+		return errf(codeBadRequest, "invalid queue name")
+	}
+	if c.findSub(cmd.ID) >= 0 {
+		return errf(codeDuplicateID, "a subscription with this id exists")
+	}
+	if len(c.subs) >= c.s.cfg.MaxSubscriptions {
+		return errf(codeTooManySubscriptions, "subscription limit reached")
+	}
+	sb, err := c.s.subscribe(c, cmd.ID, cmd.Subject, cmd.Queue)
+	if err != nil {
+		return natsError(err)
+	}
+	c.subs = append(c.subs, sb)
+	if sb.in.ready.Load() {
+		sb.acked.Store(true)
+		c.sendText(func(b []byte) []byte { return appendOK(b, cmd.ID) })
+		return nil
+	}
+	c.s.awaitFlush(sb)
+	return nil
+}
+
+func (c *conn) unsub(cmd *command) *opError {
+	i := c.findSub(cmd.ID)
+	if i < 0 {
+		return errf(codeNotFound, "no subscription with this id")
+	}
+	sb := c.subs[i]
+	c.subs = append(c.subs[:i], c.subs[i+1:]...)
+	c.s.unsubscribe(sb)
+	if sb.acked.CompareAndSwap(false, true) {
+		// The sub's own ok was still waiting for the flush: answer it
+		// first so replies stay in request order.
+		c.sendText(func(b []byte) []byte { return appendOK(b, sb.id) })
+	}
+	c.sendText(func(b []byte) []byte { return appendOK(b, cmd.ID) })
+	return nil
+}
+
+// sendAcks answers subs whose interest became live.
+func (c *conn) sendAcks(ids []*sub) {
+	for _, sb := range ids {
+		if sb.acked.CompareAndSwap(false, true) {
+			c.sendText(func(b []byte) []byte { return appendOK(b, sb.id) })
+		}
+	}
+}
+
+// dropInterest removes every subscription of the connection.
+func (c *conn) dropInterest() {
+	for _, sb := range c.subs {
+		c.s.unsubscribe(sb)
+	}
+	c.subs = nil
+}
+
+// message builds the NATS message for pub and req.
+func (c *conn) message(cmd *command) (*nats.Msg, *opError) {
+	if e := c.checkSubject(cmd.Subject, false); e != nil {
+		return nil, e
+	}
+	data, e := cmd.payload()
+	if e != nil {
+		return nil, e
+	}
+	if int64(len(data)) > c.s.cfg.MaxPayload {
+		return nil, errf(codePayloadTooLarge, "payload exceeds max_payload")
+	}
+	if !c.s.nc.IsConnected() {
+		return nil, errf(codeUnavailable, "NATS is unavailable")
+	}
+	m := &nats.Msg{Subject: cmd.Subject, Data: data}
+	if len(cmd.Headers) > 0 {
+		m.Header = nats.Header(cmd.Headers)
+	}
+	return m, nil
+}
+
+func (c *conn) pub(cmd *command) *opError {
+	if cmd.ID != "" {
+		if e := validID(cmd.ID); e != nil {
+			return e
+		}
+	}
+	m, e := c.message(cmd)
+	if e != nil {
+		return e
+	}
+	if err := c.s.nc.PublishMsg(m); err != nil {
+		return natsError(err)
+	}
+	c.s.metrics.published()
+	if cmd.ID != "" {
+		c.sendText(func(b []byte) []byte { return appendOK(b, cmd.ID) })
+	}
+	return nil
+}
+
+func (c *conn) req(cmd *command) *opError {
+	if e := validID(cmd.ID); e != nil {
+		return e
+	}
+	m, e := c.message(cmd)
+	if e != nil {
+		return e
+	}
+	timeout := c.s.cfg.RequestTimeout
+	if cmd.TimeoutMS > 0 {
+		timeout = time.Duration(cmd.TimeoutMS) * time.Millisecond
+	}
+	timeout = min(timeout, c.s.cfg.MaxRequestTimeout)
+	if err := c.s.req.request(c, cmd.ID, m, timeout); err != nil {
+		return natsError(err)
+	}
+	return nil
+}

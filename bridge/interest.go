@@ -1,0 +1,234 @@
+package bridge
+
+import (
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"github.com/nats-io/nats.go"
+)
+
+// ikey identifies node-wide interest: one NATS subscription per distinct
+// (subject, queue), however many local clients share it.
+type ikey struct{ subject, queue string }
+
+// interest is one NATS subscription and the local subscribers it feeds.
+type interest struct {
+	s   *Server
+	key ikey
+	ns  *nats.Subscription
+	// ready is set once the server has confirmed the SUB (a flush round
+	// trip): from then on an ok to a client means "live".
+	ready atomic.Bool
+	rr    atomic.Uint32 // round-robin cursor for queue groups
+
+	mu      sync.RWMutex
+	members []*sub
+
+	// Used only by ns's delivery goroutine (nats.go calls it serially).
+	body   []byte       // receiver-independent part of the envelope
+	frames []byte       // frames built for the current message
+	built  []builtFrame // which receiver shapes frames already holds
+	byKey  map[frameKey]int
+}
+
+type frameKey struct {
+	raw bool
+	sid string
+}
+
+type builtFrame struct {
+	key      frameKey
+	off, end int
+}
+
+// sub is one client's subscription.
+type sub struct {
+	c     *conn
+	id    string
+	in    *interest
+	idx   int         // position in in.members, guarded by in.mu
+	acked atomic.Bool // the client has its ok
+}
+
+// pendingLimit sizes nats.go's per-subscription buffer. Deliveries only
+// copy into connection queues, so it drains fast; it is large so that a
+// burst never makes the bridge itself a slow consumer.
+const (
+	pendingMsgs  = 1 << 20
+	pendingBytes = 512 << 20
+)
+
+// subscribe adds a local subscriber to the node's interest in (subject,
+// queue), subscribing on NATS when it is the first.
+func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, error) {
+	key := ikey{subject, queue}
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	in := s.interests[key]
+	if in == nil {
+		in = &interest{s: s, key: key}
+		ns, err := s.nc.QueueSubscribe(subject, queue, in.deliver)
+		if err != nil {
+			return nil, err
+		}
+		_ = ns.SetPendingLimits(pendingMsgs, pendingBytes)
+		in.ns = ns
+		s.interests[key] = in
+	}
+	sb := &sub{c: c, id: id, in: in}
+	in.mu.Lock()
+	sb.idx = len(in.members)
+	in.members = append(in.members, sb)
+	in.mu.Unlock()
+	return sb, nil
+}
+
+// unsubscribe removes a local subscriber and the NATS subscription with the
+// last one.
+func (s *Server) unsubscribe(sb *sub) {
+	in := sb.in
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	in.mu.Lock()
+	last := len(in.members) - 1
+	moved := in.members[last]
+	in.members[sb.idx] = moved
+	moved.idx = sb.idx
+	in.members[last] = nil
+	in.members = in.members[:last]
+	empty := last == 0
+	in.mu.Unlock()
+	if empty {
+		delete(s.interests, in.key)
+		_ = in.ns.Unsubscribe()
+	}
+}
+
+// deliver is the NATS handler: it builds each distinct frame once and
+// queues it on the local subscribers. It never touches a socket, so one
+// slow client cannot hold up NATS or the others.
+func (in *interest) deliver(m *nats.Msg) {
+	if reserved(m.Subject) {
+		// Never leak system traffic or other clients' replies to a
+		// client subscribed to ">".
+		return
+	}
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	n := len(in.members)
+	if n == 0 {
+		return
+	}
+	in.body, in.frames, in.built = in.body[:0], in.frames[:0], in.built[:0]
+	clear(in.byKey)
+	in.s.metrics.delivered(n)
+	if in.key.queue != "" {
+		// Queue group: NATS picked this node; pick one local member,
+		// skipping any that can no longer take it.
+		start := in.rr.Add(1)
+		for i := range n {
+			sb := in.members[(int(start)+i)%n]
+			if sb.c.enqueue(in.frame(sb, m), true) {
+				return
+			}
+		}
+		return
+	}
+	for _, sb := range in.members {
+		sb.c.enqueue(in.frame(sb, m), true)
+	}
+}
+
+// maxLinear is how many distinct frames are looked up linearly before an
+// index map is used.
+const maxLinear = 8
+
+// frame returns the frame for sb's shape of m, building it on first use.
+// The result is valid until the next call to deliver.
+func (in *interest) frame(sb *sub, m *nats.Msg) []byte {
+	k := frameKey{raw: sb.c.raw != nil, sid: sb.id}
+	if k.raw {
+		k.sid = ""
+	}
+	if len(in.built) > maxLinear {
+		if i, ok := in.byKey[k]; ok {
+			f := in.built[i]
+			return in.frames[f.off:f.end]
+		}
+	} else {
+		for _, f := range in.built {
+			if f.key == k {
+				return in.frames[f.off:f.end]
+			}
+		}
+	}
+	off := len(in.frames)
+	if k.raw {
+		op := ws.OpBinary
+		if utf8.Valid(m.Data) {
+			op = ws.OpText
+		}
+		in.frames = appendFrame(in.frames, op, m.Data)
+	} else {
+		if len(in.body) == 0 {
+			in.body = appendBody(in.body, m)
+		}
+		in.frames = appendMsgFrame(in.frames, sb.id, m.Subject, in.body)
+	}
+	in.built = append(in.built, builtFrame{key: k, off: off, end: len(in.frames)})
+	switch {
+	case len(in.built) == maxLinear+1:
+		if in.byKey == nil {
+			in.byKey = make(map[frameKey]int)
+		}
+		for i, f := range in.built {
+			in.byKey[f.key] = i
+		}
+	case len(in.built) > maxLinear+1:
+		in.byKey[k] = len(in.built) - 1
+	}
+	return in.frames[off:]
+}
+
+// appendMsgFrame appends a text frame holding
+// {"op":"msg","sid":...,"subject":...<body>}.
+func appendMsgFrame(b []byte, sid, subject string, body []byte) []byte {
+	n := len(`{"op":"msg","sid":,"subject":}`) + jsonStringLen(sid) + jsonStringLen(subject) + len(body)
+	b = appendFrameHeader(b, ws.OpText, n)
+	b = append(b, `{"op":"msg","sid":`...)
+	b = appendString(b, sid)
+	b = append(b, `,"subject":`...)
+	b = appendString(b, subject)
+	b = append(b, body...)
+	return append(b, '}')
+}
+
+// jsonStringLen returns len(appendString(nil, s)) without building it.
+func jsonStringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+				n += 2
+			case c < 0x20:
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n += 6
+		} else {
+			n += size
+		}
+		i += size
+	}
+	return n
+}

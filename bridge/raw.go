@@ -1,0 +1,73 @@
+package bridge
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/gobwas/ws"
+)
+
+// rawMode is the configuration of a /ws/raw connection: no envelope,
+// inbound messages published verbatim to pub, NATS messages on sub sent as
+// one frame each.
+type rawMode struct {
+	sub, pub, queue string
+}
+
+var closeUnavailable = &closeError{ws.StatusCode(1013), "NATS unavailable, try again later"}
+
+// parseRaw validates the query of a /ws/raw handshake. It returns the HTTP
+// status to refuse it with: 400 for invalid subjects, 403 for refused ones.
+func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
+	rm := &rawMode{sub: q.Get("sub"), pub: q.Get("pub"), queue: q.Get("queue")}
+	switch {
+	case rm.sub == "" && rm.pub == "":
+		return nil, http.StatusBadRequest, errors.New("raw mode needs sub, pub or both")
+	case rm.sub != "" && !validSubject(rm.sub, true):
+		return nil, http.StatusBadRequest, errors.New("invalid sub subject")
+	case rm.pub != "" && !validSubject(rm.pub, false):
+		return nil, http.StatusBadRequest, errors.New("invalid pub subject")
+	case rm.queue != "" && (rm.sub == "" || !validQueue(rm.queue)):
+		return nil, http.StatusBadRequest, errors.New("invalid queue")
+	case rm.sub != "" && (reserved(rm.sub) || !ident.CanSubscribe(rm.sub)):
+		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub")
+	case rm.pub != "" && (reserved(rm.pub) || !ident.CanPublish(rm.pub)):
+		return nil, http.StatusForbidden, errors.New("not allowed to publish to pub")
+	}
+	return rm, 0, nil
+}
+
+// start runs on the connection's first event: the hello for /ws, the
+// subscription for /ws/raw.
+func (c *conn) start() {
+	if c.raw == nil {
+		c.enqueue(c.s.hello, false)
+		return
+	}
+	if c.raw.sub == "" {
+		return
+	}
+	sb, err := c.s.subscribe(c, "", c.raw.sub, c.raw.queue)
+	if err != nil {
+		c.closeWith(closeUnavailable, false)
+		return
+	}
+	sb.acked.Store(true)
+	c.subs = append(c.subs, sb)
+}
+
+// rawMessage publishes one inbound raw-mode message verbatim.
+func (c *conn) rawMessage(p []byte) error {
+	if c.raw.pub == "" {
+		return closeNoPublish
+	}
+	if err := c.s.nc.Publish(c.raw.pub, p); err != nil {
+		if natsError(err).code == codePayloadTooLarge {
+			return errTooBig
+		}
+		return closeUnavailable
+	}
+	c.s.metrics.published()
+	return nil
+}

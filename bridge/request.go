@@ -1,0 +1,97 @@
+package bridge
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// requester multiplexes every client request of the node onto one
+// wildcard inbox subscription, so a request costs no goroutine and no
+// NATS subscription, and never blocks a worker while it waits.
+type requester struct {
+	s      *Server
+	prefix string // "_INBOX.<nuid>."
+	ns     *nats.Subscription
+
+	mu      sync.Mutex
+	seq     uint64
+	pending map[string]*pendingReq
+}
+
+type pendingReq struct {
+	c     *conn
+	ref   string
+	timer *time.Timer
+}
+
+func newRequester(s *Server) (*requester, error) {
+	r := &requester{s: s, prefix: s.nc.NewRespInbox() + ".", pending: make(map[string]*pendingReq)}
+	// NewRespInbox gives "_INBOX.<nuid>.<token>"; keep the node-unique part.
+	r.prefix = r.prefix[:strings.LastIndexByte(r.prefix[:len(r.prefix)-1], '.')+1]
+	ns, err := s.nc.Subscribe(r.prefix+"*", r.reply)
+	if err != nil {
+		return nil, err
+	}
+	_ = ns.SetPendingLimits(pendingMsgs, pendingBytes)
+	r.ns = ns
+	return r, nil
+}
+
+// request publishes m with a reply subject of ours and answers the client
+// when a reply, a no-responders status or the timeout comes first.
+func (r *requester) request(c *conn, ref string, m *nats.Msg, timeout time.Duration) error {
+	r.mu.Lock()
+	r.seq++
+	token := strconv.FormatUint(r.seq, 36)
+	p := &pendingReq{c: c, ref: ref}
+	r.pending[token] = p
+	p.timer = time.AfterFunc(timeout, func() { r.expire(token) })
+	r.mu.Unlock()
+	m.Reply = r.prefix + token
+	if err := r.s.nc.PublishMsg(m); err != nil {
+		r.take(token)
+		return err
+	}
+	return nil
+}
+
+func (r *requester) take(token string) *pendingReq {
+	r.mu.Lock()
+	p := r.pending[token]
+	delete(r.pending, token)
+	r.mu.Unlock()
+	if p != nil {
+		p.timer.Stop()
+	}
+	return p
+}
+
+func (r *requester) expire(token string) {
+	if p := r.take(token); p != nil {
+		p.c.enqueueText(func(b []byte) []byte { return appendErr(b, p.ref, errf(codeTimeout, "no reply in time")) })
+	}
+}
+
+// reply runs on the inbox subscription's delivery goroutine.
+func (r *requester) reply(m *nats.Msg) {
+	p := r.take(m.Subject[len(r.prefix):])
+	if p == nil {
+		return // late reply after a timeout
+	}
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		p.c.enqueueText(func(b []byte) []byte {
+			return appendErr(b, p.ref, errf(codeNoResponders, "no service is listening on the subject"))
+		})
+		return
+	}
+	p.c.enqueueText(func(b []byte) []byte {
+		b = append(b, `{"op":"reply","ref":`...)
+		b = appendString(b, p.ref)
+		b = appendBody(b, &nats.Msg{Data: m.Data, Header: m.Header})
+		return append(b, '}')
+	})
+}

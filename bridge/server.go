@@ -1,0 +1,400 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/nats-io/nats.go"
+
+	"wsbridge/netpoll"
+)
+
+// Config configures a Server. Zero values take the defaults noted.
+type Config struct {
+	// NodeID names this node in hello; required.
+	NodeID string
+	// MaxPayload caps an assembled client message and a published payload,
+	// in bytes; zero means 1 MiB.
+	MaxPayload int64
+	// WriteBuffer caps the bytes queued for one client before it is cut as
+	// a slow consumer; zero means 1 MiB.
+	WriteBuffer int
+	// HandshakeTimeout bounds the HTTP upgrade; zero means 5s.
+	HandshakeTimeout time.Duration
+	// PingInterval is how often the server pings; a client silent for two
+	// intervals is closed. Zero means 30s.
+	PingInterval time.Duration
+	// MaxSubscriptions per connection; zero means 256.
+	MaxSubscriptions int
+	// RequestTimeout is the default req timeout; zero means 5s.
+	RequestTimeout time.Duration
+	// MaxRequestTimeout caps a client's timeout_ms; zero means 60s.
+	MaxRequestTimeout time.Duration
+	// Workers is the netpoll worker count; zero means 4×GOMAXPROCS.
+	Workers int
+	// Auth authenticates clients; nil means AllowAll.
+	Auth Authorizer
+	// Logger receives the server's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// Handler serves HTTP paths the bridge does not own (/, /metrics…);
+	// nil answers 404.
+	Handler http.Handler
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxPayload <= 0 {
+		c.MaxPayload = 1 << 20
+	}
+	if c.WriteBuffer <= 0 {
+		c.WriteBuffer = 1 << 20
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 5 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 30 * time.Second
+	}
+	if c.MaxSubscriptions <= 0 {
+		c.MaxSubscriptions = 256
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 5 * time.Second
+	}
+	if c.MaxRequestTimeout <= 0 {
+		c.MaxRequestTimeout = 60 * time.Second
+	}
+	if c.Auth == nil {
+		c.Auth = AllowAll{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Server is a WebSocket edge for one NATS connection. It is safe for
+// concurrent use.
+type Server struct {
+	cfg     Config
+	nc      *nats.Conn
+	log     *slog.Logger
+	poller  *netpoll.Poller
+	req     *requester
+	metrics *metrics
+
+	hello []byte // the hello frame, identical for every client
+
+	imu       sync.Mutex
+	interests map[ikey]*interest
+
+	connsMu sync.Mutex
+	conns   []*conn
+	empty   chan struct{} // closed when draining and conns is empty
+
+	flushMu    sync.Mutex
+	flushWait  []*sub
+	flushKick  chan struct{}
+	lnMu       sync.Mutex
+	listeners  []net.Listener
+	httpLn     *connListener
+	httpSrv    *http.Server
+	draining   atomic.Bool
+	done       chan struct{}
+	wg         sync.WaitGroup
+	handshakes sync.WaitGroup
+	stopOnce   sync.Once
+}
+
+// New builds a Server on nc, which it owns from then on: Shutdown drains
+// and closes it.
+func New(cfg Config, nc *nats.Conn) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.NodeID == "" {
+		return nil, errors.New("bridge: Config.NodeID is required")
+	}
+	s := &Server{
+		cfg:       cfg,
+		nc:        nc,
+		log:       cfg.Logger,
+		metrics:   newMetrics(),
+		interests: make(map[ikey]*interest),
+		flushKick: make(chan struct{}, 1),
+		done:      make(chan struct{}),
+		empty:     make(chan struct{}),
+	}
+	s.hello = appendFrame(nil, ws.OpText, appendHello(nil, cfg.NodeID, cfg.MaxPayload))
+	p, err := netpoll.New(netpoll.Config{
+		Workers:     cfg.Workers,
+		OnWaitError: func(err error) { s.log.Error("epoll wait failed", "err", err) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.poller = p
+	if s.req, err = newRequester(s); err != nil {
+		p.Close()
+		return nil, err
+	}
+	s.httpLn = newConnListener()
+	s.httpSrv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: cfg.HandshakeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); _ = s.httpSrv.Serve(s.httpLn) }()
+	go s.heartbeat()
+	go s.flusher()
+	return s, nil
+}
+
+// NATS returns the server's NATS connection.
+func (s *Server) NATS() *nats.Conn { return s.nc }
+
+// Serve accepts connections on ln until Shutdown. It returns nil after
+// Shutdown and the accept error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	s.lnMu.Lock()
+	if s.draining.Load() {
+		s.lnMu.Unlock()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.lnMu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.draining.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
+				// Out of descriptors or a transient failure: back off
+				// instead of spinning.
+				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+					continue
+				case <-s.done:
+					return nil
+				}
+			}
+			return err
+		}
+		backoff = 0
+		s.handshakes.Add(1)
+		go func() {
+			defer s.handshakes.Done()
+			s.handshake(nc)
+		}()
+	}
+}
+
+// Ready reports whether the node should receive traffic: NATS is connected
+// and the server is not draining.
+func (s *Server) Ready() bool { return !s.draining.Load() && s.nc.IsConnected() }
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.Ready() {
+			http.Error(w, "not ready: NATS disconnected or draining", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	upgradeRequired := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "this endpoint speaks WebSocket: send an Upgrade request", http.StatusUpgradeRequired)
+	}
+	mux.HandleFunc("/ws", upgradeRequired)
+	mux.HandleFunc("/ws/raw", upgradeRequired)
+	if s.cfg.Handler != nil {
+		mux.Handle("/", s.cfg.Handler)
+	}
+	return mux
+}
+
+// register adds an upgraded connection; it fails once draining.
+func (s *Server) register(c *conn) bool {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	c.regIdx = len(s.conns)
+	s.conns = append(s.conns, c)
+	s.metrics.conns.Add(1)
+	return true
+}
+
+func (s *Server) unregister(c *conn) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if c.regIdx < 0 {
+		return
+	}
+	last := len(s.conns) - 1
+	s.conns[c.regIdx] = s.conns[last]
+	s.conns[c.regIdx].regIdx = c.regIdx
+	s.conns[last] = nil
+	s.conns = s.conns[:last]
+	c.regIdx = -1
+	s.metrics.conns.Add(-1)
+	if last == 0 && s.draining.Load() {
+		select {
+		case <-s.empty:
+		default:
+			close(s.empty)
+		}
+	}
+}
+
+func (s *Server) snapshot() []*conn {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	return append([]*conn(nil), s.conns...)
+}
+
+// heartbeat pings every connection each PingInterval and closes those
+// silent for two intervals. One goroutine for all connections: no
+// per-connection timers.
+func (s *Server) heartbeat() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	ping := appendFrame(nil, ws.OpPing, nil)
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-t.C:
+			deadline := now.Add(-2 * s.cfg.PingInterval).UnixNano()
+			for _, c := range s.snapshot() {
+				if c.lastRead.Load() < deadline {
+					c.requestClose(closePingTimeout)
+				} else {
+					c.enqueue(ping, true)
+				}
+			}
+		}
+	}
+}
+
+// awaitFlush defers a sub's ok until the NATS server has confirmed the
+// SUB, so that an ok always means "live".
+func (s *Server) awaitFlush(sb *sub) {
+	s.flushMu.Lock()
+	s.flushWait = append(s.flushWait, sb)
+	s.flushMu.Unlock()
+	select {
+	case s.flushKick <- struct{}{}:
+	default:
+	}
+}
+
+// flusher confirms new NATS subscriptions in batches: one round trip
+// covers every SUB written before it. While NATS is unreachable it keeps
+// retrying: the subscriptions go live when it comes back.
+func (s *Server) flusher() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.flushKick:
+		}
+		for {
+			s.flushMu.Lock()
+			batch := s.flushWait
+			s.flushWait = nil
+			s.flushMu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			for s.nc.FlushTimeout(5*time.Second) != nil {
+				select {
+				case <-s.done:
+					return
+				case <-time.After(250 * time.Millisecond):
+				}
+			}
+			for _, sb := range batch {
+				sb.in.ready.Store(true)
+				sb.c.mu.Lock()
+				sb.c.acks = append(sb.c.acks, sb)
+				sb.c.mu.Unlock()
+				s.poller.Schedule(sb.c.desc, evAcks)
+			}
+		}
+	}
+}
+
+// Shutdown stops accepting, closes every client with 1001, drains NATS and
+// stops the workers. Clients still open when ctx ends are dropped. It is
+// idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() { err = s.shutdown(ctx) })
+	return err
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.connsMu.Lock()
+	s.draining.Store(true)
+	if len(s.conns) == 0 {
+		close(s.empty)
+	}
+	s.connsMu.Unlock()
+	s.lnMu.Lock()
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+	s.lnMu.Unlock()
+	s.httpLn.Close()
+	for _, c := range s.snapshot() {
+		c.requestClose(closeGoingAway)
+	}
+	select {
+	case <-s.empty:
+	case <-ctx.Done():
+		s.log.Warn("drain timeout: dropping remaining clients", "clients", len(s.snapshot()))
+	}
+	// Handshakes in flight fail register() and finish within their
+	// deadline.
+	s.handshakes.Wait()
+
+	var nerr error
+	closed := make(chan struct{})
+	s.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := s.nc.Drain(); err != nil {
+		s.nc.Close()
+	} else {
+		select {
+		case <-closed:
+		case <-ctx.Done():
+			nerr = ctx.Err()
+			s.nc.Close()
+		}
+	}
+	close(s.done)
+	_ = s.poller.Close()
+	for _, c := range s.snapshot() {
+		c.teardown() // workers are stopped: no one else touches c
+	}
+	_ = s.httpSrv.Close()
+	s.wg.Wait()
+	return nerr
+}

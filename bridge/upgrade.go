@@ -1,0 +1,298 @@
+package bridge
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"wsbridge/netpoll"
+)
+
+var syscallEMFILE = syscall.EMFILE
+
+// maxHeaderBytes bounds an HTTP request head; larger ones get 431. It
+// leaves room for a JWT in Sec-WebSocket-Protocol or a cookie.
+const maxHeaderBytes = 16 << 10
+
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, maxHeaderBytes) }}
+
+// handshake reads the request head within HandshakeTimeout, upgrades /ws
+// and /ws/raw with gobwas/ws's zero-copy Upgrader, and hands every other
+// request to the HTTP server. It runs on its own goroutine until the
+// connection is registered with the poller, then returns it.
+func (s *Server) handshake(nc net.Conn) {
+	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(nc)
+	defer func() {
+		br.Reset(nil)
+		readerPool.Put(br)
+	}()
+	n, err := peekHead(br)
+	if err != nil {
+		if errors.Is(err, bufio.ErrBufferFull) {
+			writeStatus(nc, http.StatusRequestHeaderFieldsTooLarge, "request header too large\n", "")
+		}
+		// Anything else is a timeout (slowloris) or a vanished peer.
+		_ = nc.Close()
+		return
+	}
+	head, _ := br.Peek(n)
+	path := requestPath(head)
+	if path != "/ws" && path != "/ws/raw" {
+		pre := make([]byte, br.Buffered())
+		_, _ = io.ReadFull(br, pre)
+		_ = nc.SetDeadline(time.Time{})
+		s.httpLn.deliver(&prefixConn{Conn: nc, pre: pre})
+		return
+	}
+	if !hasHeader(head, "upgrade") {
+		writeStatus(nc, http.StatusUpgradeRequired, "this endpoint speaks WebSocket: send an Upgrade request\n", "Sec-WebSocket-Version: 13\r\n")
+		_ = nc.Close()
+		return
+	}
+	c, err := s.upgrade(nc, br, n)
+	if err != nil {
+		s.log.Debug("handshake refused", "remote", nc.RemoteAddr().String(), "err", err)
+		_ = nc.Close()
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	if !s.register(c) {
+		_ = nc.Close()
+		return
+	}
+	if err := s.attach(c); err != nil {
+		s.log.Error("registering connection with epoll", "err", err)
+		c.teardown()
+	}
+}
+
+// attach puts an upgraded connection on the poller. Its hello and any
+// bytes that came with the handshake are handled by the first event.
+func (s *Server) attach(c *conn) error {
+	sc, ok := c.netc.(syscall.Conn)
+	if !ok {
+		return errors.New("bridge: connection has no file descriptor")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	c.rc = rc
+	var fd int
+	if err := rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		return err
+	}
+	c.lastRead.Store(time.Now().UnixNano())
+	c.desc = netpoll.NewDesc(fd, c)
+	if err := s.poller.Add(c.desc); err != nil {
+		return err
+	}
+	s.poller.Schedule(c.desc, evStart)
+	return nil
+}
+
+// upgrade runs the WebSocket handshake on the request head of n bytes in
+// br, refusing it with the right HTTP status when needed.
+func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int) (*conn, error) {
+	var (
+		uri      []byte
+		origin   string
+		bearer   string // from Authorization
+		protoTok string // from Sec-WebSocket-Protocol
+	)
+	u := ws.Upgrader{
+		OnRequest: func(b []byte) error {
+			uri = append(uri, b...)
+			return nil
+		},
+		OnHeader: func(k, v []byte) error {
+			switch {
+			case bytes.EqualFold(k, []byte("Origin")):
+				origin = string(v)
+			case bytes.EqualFold(k, []byte("Authorization")):
+				if len(v) > 7 && bytes.EqualFold(v[:7], []byte("Bearer ")) {
+					bearer = string(bytes.TrimSpace(v[7:]))
+				}
+			}
+			return nil
+		},
+		ProtocolCustom: func(v []byte) (string, bool) {
+			var selected string
+			for _, p := range bytes.Split(v, []byte(",")) {
+				p = bytes.TrimSpace(p)
+				switch {
+				case string(p) == protocolV1:
+					selected = protocolV1
+				case bytes.HasPrefix(p, []byte(protocolBearer)):
+					protoTok = string(p[len(protocolBearer):])
+				}
+			}
+			return selected, true
+		},
+	}
+	var c *conn
+	u.OnBeforeUpgrade = func() (ws.HandshakeHeader, error) {
+		target, err := url.ParseRequestURI(string(uri))
+		if err != nil {
+			return nil, reject(http.StatusBadRequest, "malformed request target")
+		}
+		_ = origin // checked by the origin policy (auth issue)
+		token := bearer
+		if token == "" {
+			token = protoTok
+		}
+		if token == "" {
+			token = target.Query().Get("token")
+		}
+		ident, err := s.cfg.Auth.Authenticate(token)
+		if err != nil {
+			return nil, reject(http.StatusUnauthorized, err.Error())
+		}
+		c = &conn{s: s, netc: nc, ident: ident, remote: nc.RemoteAddr().String(), regIdx: -1}
+		c.asm.maxPayload = s.cfg.MaxPayload
+		if target.Path == "/ws/raw" {
+			rm, status, err := s.parseRaw(target.Query(), ident)
+			if err != nil {
+				return nil, reject(status, err.Error())
+			}
+			c.raw = rm
+		}
+		return ws.HandshakeHeaderString(""), nil
+	}
+	rw := struct {
+		io.Reader
+		io.Writer
+	}{io.LimitReader(br, int64(n)), nc}
+	if _, err := u.Upgrade(rw); err != nil {
+		return nil, err
+	}
+	if br.Buffered() > 0 {
+		// The client did not wait for our 101: keep what it sent.
+		c.in = make([]byte, br.Buffered())
+		_, _ = io.ReadFull(br, c.in)
+	}
+	return c, nil
+}
+
+const (
+	protocolV1     = "wsbridge.v1"
+	protocolBearer = "wsbridge.bearer."
+)
+
+func reject(status int, reason string) error {
+	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(reason+"\n"))
+}
+
+// peekHead waits until br holds a whole request head and returns its length
+// up to and including the blank line. A head trickled one byte at a time
+// is fine; one that does not complete before the deadline is dropped.
+func peekHead(br *bufio.Reader) (int, error) {
+	for {
+		buf, _ := br.Peek(br.Buffered())
+		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
+			return i + 4, nil
+		}
+		if br.Buffered() == br.Size() {
+			return 0, bufio.ErrBufferFull
+		}
+		if _, err := br.Peek(br.Buffered() + 1); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// requestPath returns the path of the request line in head, without the
+// query.
+func requestPath(head []byte) string {
+	line, _, _ := bytes.Cut(head, []byte("\r\n"))
+	_, rest, ok := bytes.Cut(line, []byte(" "))
+	if !ok {
+		return ""
+	}
+	target, _, _ := bytes.Cut(rest, []byte(" "))
+	path, _, _ := bytes.Cut(target, []byte("?"))
+	return string(path)
+}
+
+// hasHeader reports whether head has a header field named name
+// (case-insensitive, RFC 9110 §5.1).
+func hasHeader(head []byte, name string) bool {
+	_, rest, _ := bytes.Cut(head, []byte("\r\n"))
+	for len(rest) > 0 {
+		var line []byte
+		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
+		k, _, ok := bytes.Cut(line, []byte(":"))
+		if ok && bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeStatus(nc net.Conn, status int, body, header string) {
+	_, _ = io.WriteString(nc, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\n"+
+		header+"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"+
+		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+}
+
+// prefixConn replays bytes already read during the peek.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// connListener feeds plain HTTP connections to an http.Server.
+type connListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newConnListener() *connListener {
+	return &connListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) deliver(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		_ = c.Close()
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return &net.TCPAddr{} }

@@ -1,0 +1,255 @@
+// Command wsbridge is a WebSocket edge for NATS: browsers and other
+// WebSocket clients subscribe and publish on NATS subjects through it.
+// Configuration is by BRIDGE_* environment variables; `wsbridge -h` lists
+// them.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"wsbridge/bridge"
+	"wsbridge/client"
+)
+
+// errUsage marks configuration errors: exit status 2.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "wsbridge:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// run starts the bridge and serves until ctx ends, then shuts down within
+// BRIDGE_DRAIN_TIMEOUT. When ready is not nil it receives the listening
+// address once the bridge accepts connections (tests use it).
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready chan<- net.Addr) error {
+	var cfg config
+	for _, a := range args {
+		switch a {
+		case "-h", "-help", "--help":
+			fmt.Fprintln(stdout, "wsbridge: a WebSocket edge for NATS. Configure it with these environment variables:")
+			fmt.Fprintln(stdout)
+			return envconfig.Usagef("BRIDGE", &cfg, stdout, usageFormat)
+		default:
+			return fmt.Errorf("%w: unknown argument %q (wsbridge takes no arguments; see wsbridge -h)", errUsage, a)
+		}
+	}
+	if err := envconfig.Process("BRIDGE", &cfg); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := cfg.validate(); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	log := newLogger(cfg, stderr)
+	if cfg.NodeID == "" {
+		cfg.NodeID = defaultNodeID()
+	}
+
+	urls := cfg.NATSURL
+	var embedded *natsserver.Server
+	if urls == "" {
+		ns, err := startEmbedded(cfg, log)
+		if err != nil {
+			return err
+		}
+		embedded = ns
+		defer func() {
+			embedded.Shutdown()
+			embedded.WaitForShutdown()
+		}()
+		urls = ns.ClientURL()
+	}
+	nc, err := connectNATS(cfg, urls, embedded, log)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("listening on BRIDGE_LISTEN %s: %w", cfg.Listen, err)
+	}
+	srv, err := bridge.New(bridge.Config{
+		NodeID:            cfg.NodeID,
+		MaxPayload:        int64(cfg.MaxPayload),
+		WriteBuffer:       int(cfg.WriteBuffer),
+		HandshakeTimeout:  cfg.HandshakeTimeout,
+		PingInterval:      cfg.PingInterval,
+		MaxSubscriptions:  cfg.MaxSubscriptions,
+		RequestTimeout:    cfg.RequestTimeout,
+		MaxRequestTimeout: cfg.MaxReqTimeout,
+		Workers:           cfg.Workers,
+		Auth:              bridge.AllowAll{},
+		Logger:            log,
+		Handler:           client.Handler(),
+	}, nc)
+	if err != nil {
+		ln.Close()
+		nc.Close()
+		return err
+	}
+	log.Info("wsbridge listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "nats", redactURLs(urls))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	if ready != nil {
+		ready <- ln.Addr()
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		_ = srv.Shutdown(context.Background())
+		return fmt.Errorf("serving: %w", err)
+	}
+	log.Info("shutting down: closing clients and draining NATS", "timeout", cfg.DrainTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish cleanly", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+const usageFormat = `{{range .}}{{usage_key .}}
+    {{usage_description .}}{{if usage_default .}} (default {{usage_default .}}){{end}}
+{{end}}`
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func defaultNodeID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "wsbridge"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return host + "-" + hex.EncodeToString(b[:])
+}
+
+// startEmbedded runs nats-server in-process with JetStream on disk.
+func startEmbedded(cfg config, log *slog.Logger) (*natsserver.Server, error) {
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("BRIDGE_DATA_DIR: %w", err)
+	}
+	opts := &natsserver.Options{
+		ServerName: "wsbridge-embedded",
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+	}
+	if strings.EqualFold(cfg.EmbeddedListen, "off") {
+		opts.DontListen = true
+	} else {
+		host, port, err := net.SplitHostPort(cfg.EmbeddedListen)
+		if err != nil {
+			return nil, fmt.Errorf("%w: BRIDGE_EMBEDDED_NATS_LISTEN: %v", errUsage, err)
+		}
+		opts.Host = host
+		if opts.Port, err = net.LookupPort("tcp", port); err != nil {
+			return nil, fmt.Errorf("%w: BRIDGE_EMBEDDED_NATS_LISTEN: %v", errUsage, err)
+		}
+	}
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats-server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(15 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats-server did not start (is %s in use? set BRIDGE_EMBEDDED_NATS_LISTEN)", cfg.EmbeddedListen)
+	}
+	log.Info("embedded nats-server started", "listen", cfg.EmbeddedListen, "jetstream", dir)
+	return ns, nil
+}
+
+// connectNATS connects once and then reconnects forever. A bridge that
+// starts before NATS comes up serves /healthz and reports /readyz 503.
+func connectNATS(cfg config, urls string, embedded *natsserver.Server, log *slog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name("wsbridge " + cfg.NodeID),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(500*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(true),
+		// Fail publishes while disconnected instead of buffering them:
+		// clients get "unavailable" and can retry elsewhere.
+		nats.ReconnectBufSize(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("NATS disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("NATS reconnected", "url", redactURLs(nc.ConnectedUrlRedacted()))
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subject := ""
+			if sub != nil {
+				subject = sub.Subject
+			}
+			log.Error("NATS async error", "subject", subject, "err", err)
+		}),
+	}
+	if embedded != nil && strings.EqualFold(cfg.EmbeddedListen, "off") {
+		opts = append(opts, nats.InProcessServer(embedded))
+	}
+	if cfg.NATSCreds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSToken != "" {
+		opts = append(opts, nats.Token(cfg.NATSToken))
+	}
+	if cfg.NATSUser != "" {
+		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+	}
+	nc, err := nats.Connect(urls, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", redactURLs(urls), err)
+	}
+	return nc, nil
+}
+
+// redactURLs hides passwords in NATS URLs before they reach a log line.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if scheme := strings.Index(p, "://"); scheme >= 0 && scheme < at {
+				parts[i] = p[:scheme+3] + "[REDACTED]" + p[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
