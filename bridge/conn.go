@@ -57,7 +57,8 @@ type conn struct {
 	asm        assembler
 	in         []byte // bytes that arrived with the handshake
 	subs       []*sub
-	peerClosed bool
+	peerClosed bool // the peer's close frame arrived
+	halfClosed bool // our side of the TCP connection is shut down
 	closeTimer *time.Timer
 
 	lastRead atomic.Int64 // unix nanoseconds of the last bytes read
@@ -113,10 +114,20 @@ func (c *conn) Handle(ev netpoll.Event) {
 		return
 	}
 	c.mu.Lock()
-	finished := c.state == stateClosing && c.peerClosed && c.wbuf == nil
+	sent := c.state == stateClosing && c.wbuf == nil
 	c.mu.Unlock()
-	if finished {
+	switch {
+	case sent && c.peerClosed:
 		c.teardown()
+	case sent && !c.halfClosed:
+		// Our close frame is out. Half-close so the peer sees it and EOF,
+		// then keep reading until its close or EOF (a lingering close: an
+		// immediate close with unread input would send an RST that can
+		// destroy the close frame before the peer reads it).
+		c.halfClosed = true
+		if tc, ok := c.netc.(interface{ CloseWrite() error }); ok {
+			_ = tc.CloseWrite()
+		}
 	}
 }
 
@@ -135,6 +146,12 @@ func (c *conn) readAll() bool {
 		n, err := c.read(buf)
 		if n > 0 {
 			c.lastRead.Store(time.Now().UnixNano())
+			if c.asm.done && c.halfClosed {
+				// The stream is unparseable past a violation: whatever
+				// comes after our close frame is taken as the peer's
+				// answer, which waits for us to close TCP (§7.1.1).
+				c.peerClosed = true
+			}
 			c.consume(buf[:n])
 		}
 		switch {

@@ -29,7 +29,15 @@ const wait = 10 * time.Second
 
 func startNATS(t *testing.T, jetstream bool) *natsserver.Server {
 	t.Helper()
+	return startNATSWith(t, jetstream, nil)
+}
+
+func startNATSWith(t *testing.T, jetstream bool, mutate func(*natsserver.Options)) *natsserver.Server {
+	t.Helper()
 	opts := natstest.DefaultTestOptions
+	if mutate != nil {
+		mutate(&opts)
+	}
 	opts.Port = -1
 	if jetstream {
 		opts.JetStream = true
@@ -251,4 +259,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+type natsMsg = nats.Msg
+
+func newMsg(subject string) *nats.Msg { return nats.NewMsg(subject) }
+
+func itoa(i int) string { return fmt.Sprint(i) }
+
+func ctxWait() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), wait)
 }

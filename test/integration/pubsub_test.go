@@ -1,7 +1,15 @@
 package integration
 
 import (
+	"encoding/base64"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"wsbridge/bridge"
 )
 
 func TestSubscribeReceivesServicePublish(t *testing.T) {
@@ -18,4 +26,260 @@ func TestSubscribeReceivesServicePublish(t *testing.T) {
 	if f.Sid != "s1" || f.Subject != "orders.new" || string(f.Data) != `{"id":1}` {
 		t.Fatalf("got %s", f.raw)
 	}
+}
+
+func TestHello(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, func(c *bridge.Config) { c.MaxPayload = 4096 })
+	c := dialPath(t, b.Addr, "/ws")
+	f := c.recv()
+	if f.Op != "hello" || f.Node != "test-node" || f.MaxPayload != 4096 {
+		t.Fatalf("hello = %s", f.raw)
+	}
+}
+
+// TestDeliveryRule: a payload that is exactly one JSON value arrives as
+// data, verbatim; anything else as b64; every payload round-trips.
+func TestDeliveryRule(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	svc := natsClient(t, ns)
+	c := dial(t, b.Addr)
+	c.subscribe("s", "rule", "")
+
+	cases := []struct {
+		name    string
+		payload []byte
+		asData  bool
+	}{
+		{"object", []byte(`{"a":[1,2,{"b":null}]}`), true},
+		{"string", []byte(`"hello"`), true},
+		{"number", []byte(`-12.5e3`), true},
+		{"null", []byte(`null`), true},
+		{"unicode", []byte(`"héllo ✓ 🚀"`), true},
+		{"plain text", []byte(`hello world`), false},
+		{"two values", []byte(`1 2`), false},
+		{"leading space", []byte(` 1`), false},
+		{"invalid utf8 in string", []byte("\"\xff\""), false},
+		{"raw bytes", []byte{0, 1, 2, 0xfe, 0xff}, false},
+		{"empty", []byte{}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := svc.Publish("rule", tc.payload); err != nil {
+				t.Fatal(err)
+			}
+			f := c.expect("msg", "")
+			switch {
+			case tc.asData:
+				if f.B64 != nil || string(f.Data) != string(tc.payload) {
+					t.Fatalf("want data %s verbatim, got %s", tc.payload, f.raw)
+				}
+			default:
+				if f.Data != nil || f.B64 == nil {
+					t.Fatalf("want b64, got %s", f.raw)
+				}
+				got, err := base64.StdEncoding.DecodeString(*f.B64)
+				if err != nil || string(got) != string(tc.payload) {
+					t.Fatalf("b64 decodes to %q (%v), want %q", got, err, tc.payload)
+				}
+			}
+		})
+	}
+}
+
+func TestPublishToService(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	svc := natsClient(t, ns)
+	got := make(chan *nats.Msg, 10)
+	if _, err := svc.ChanSubscribe("orders.*", got); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, b.Addr)
+
+	cases := []struct {
+		name    string
+		cmd     string
+		payload string
+		header  nats.Header
+	}{
+		{"json data as sent", `{"op":"pub","subject":"orders.new","data":{"id": 1,"x":[ true ]},"id":"p1"}`, `{"id": 1,"x":[ true ]}`, nil},
+		{"b64 bytes", `{"op":"pub","subject":"orders.bin","b64":"AAH+/w==","id":"p1"}`, "\x00\x01\xfe\xff", nil},
+		{"neither is empty", `{"op":"pub","subject":"orders.empty","id":"p1"}`, "", nil},
+		{"headers", `{"op":"pub","subject":"orders.h","data":1,"headers":{"X-Trace":["a","b"]},"id":"p1"}`, "1", nats.Header{"X-Trace": {"a", "b"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c.send(tc.cmd)
+			c.expect("ok", "p1")
+			select {
+			case m := <-got:
+				if string(m.Data) != tc.payload {
+					t.Fatalf("payload %q, want %q", m.Data, tc.payload)
+				}
+				for k, v := range tc.header {
+					if fmt.Sprint(m.Header[k]) != fmt.Sprint(v) {
+						t.Fatalf("header %s = %v, want %v", k, m.Header[k], v)
+					}
+				}
+			case <-time.After(wait):
+				t.Fatal("service got nothing")
+			}
+		})
+	}
+
+	t.Run("without id no ok", func(t *testing.T) {
+		c.send(`{"op":"pub","subject":"orders.quiet","data":1}`)
+		c.send(`{"op":"ping","id":"after"}`)
+		c.expect("pong", "after") // nothing came before the pong
+		<-got
+	})
+}
+
+func TestHeadersToClient(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	svc := natsClient(t, ns)
+	c := dial(t, b.Addr)
+	c.subscribe("s", "h.x", "")
+	m := nats.NewMsg("h.x")
+	m.Header.Set("Trace-Id", "abc")
+	m.Header.Add("Multi", "1")
+	m.Header.Add("Multi", "2")
+	m.Data = []byte(`true`)
+	if err := svc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	f := c.expect("msg", "")
+	if fmt.Sprint(f.Headers["Trace-Id"]) != "[abc]" || fmt.Sprint(f.Headers["Multi"]) != "[1 2]" {
+		t.Fatalf("headers = %v", f.Headers)
+	}
+	if f.Reply != "" {
+		t.Fatalf("unexpected reply in %s", f.raw)
+	}
+}
+
+func TestWildcards(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	svc := natsClient(t, ns)
+	c := dial(t, b.Addr)
+	c.subscribe("star", "a.*.c", "")
+	c.subscribe("tail", "a.>", "")
+
+	for _, subj := range []string{"a.b.c", "a.b", "a.b.c.d", "x.b.c"} {
+		if err := svc.Publish(subj, []byte(`0`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.send(`{"op":"ping","id":"end"}`)
+	want := map[string]bool{"star a.b.c": true, "tail a.b.c": true, "tail a.b": true, "tail a.b.c.d": true}
+	for {
+		f := c.recv()
+		if f.Op == "pong" {
+			break
+		}
+		key := f.Sid + " " + f.Subject
+		if !want[key] {
+			t.Fatalf("unexpected delivery %s", f.raw)
+		}
+		delete(want, key)
+	}
+	if len(want) > 0 {
+		t.Fatalf("missing deliveries: %v", want)
+	}
+}
+
+func TestQueueGroup(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	svc := natsClient(t, ns)
+
+	// Two browsers and one service in group "workers".
+	c1, c2 := dial(t, b.Addr), dial(t, b.Addr)
+	c1.subscribe("q", "jobs", "workers")
+	c2.subscribe("q", "jobs", "workers")
+	var svcCount int
+	var mu sync.Mutex
+	if _, err := svc.QueueSubscribe("jobs", "workers", func(*nats.Msg) { mu.Lock(); svcCount++; mu.Unlock() }); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	pub := natsClient(t, ns)
+	const n = 300
+	for i := range n {
+		if err := pub.Publish("jobs", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	count := func(c *wsClient) int {
+		c.send(`{"op":"ping","id":"end"}`)
+		got := 0
+		for {
+			f := c.recv()
+			if f.Op == "pong" {
+				return got
+			}
+			seen[string(f.Data)]++
+			got++
+		}
+	}
+	// Everything published has been routed once the service's own
+	// subscription has seen a flush round trip after the last publish.
+	if err := svc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "all jobs routed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return svcCount > 0
+	})
+	n1, n2 := count(c1), count(c2)
+	mu.Lock()
+	total := n1 + n2 + svcCount
+	mu.Unlock()
+	for k, v := range seen {
+		if v != 1 {
+			t.Fatalf("message %s delivered %d times", k, v)
+		}
+	}
+	if total != n {
+		t.Fatalf("delivered %d (browsers %d+%d, service %d), want %d exactly once", total, n1, n2, svcCount, n)
+	}
+	if n1 == 0 || n2 == 0 {
+		t.Fatalf("queue members not spread: browsers got %d and %d", n1, n2)
+	}
+}
+
+func TestUnsubscribe(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	svc := natsClient(t, ns)
+	c := dial(t, b.Addr)
+	c.subscribe("s1", "u.x", "")
+	c.send(`{"op":"unsub","id":"s1"}`)
+	c.expect("ok", "s1")
+	if err := svc.Publish("u.x", []byte(`1`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.send(`{"op":"ping","id":"p"}`)
+	c.expect("pong", "p")
+	// The id is free again.
+	c.subscribe("s1", "u.y", "")
 }
