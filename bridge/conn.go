@@ -34,9 +34,11 @@ const (
 	// readsPerTurn bounds how much one connection reads before yielding
 	// its worker to others.
 	readsPerTurn = 4
-	// closeTimeout bounds the close handshake: after our close frame, the
-	// peer has this long to answer before the socket is dropped.
-	closeTimeout = 2 * time.Second
+	// closeTimeout bounds the close handshake: after our close frame is
+	// queued, the peer has this long to read it and answer before the
+	// socket is dropped. A slow consumer that resumes reading within it
+	// still finds its 1008.
+	closeTimeout = 5 * time.Second
 )
 
 // conn is one upgraded WebSocket connection. Reading, the protocol and

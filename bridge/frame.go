@@ -61,6 +61,7 @@ type assembler struct {
 	checked int       // bytes of msg known to be valid UTF-8
 	ctl     []byte    // payload of the current control frame
 	done    bool      // a close frame was received: ignore the rest
+	err     error     // the first error: the stream is unusable past it
 }
 
 // sink receives a complete message or control frame. p is valid only until
@@ -69,8 +70,16 @@ type sink func(op ws.OpCode, rsv byte, p []byte) error
 
 // feed consumes all of p, which it may modify in place (unmasking). It calls
 // fn for every complete message and control frame and stops at the first
-// error, which is either a *closeError or fn's own.
+// error, which is either a *closeError or fn's own. Once it has returned an
+// error it delivers nothing more and returns that error again.
 func (a *assembler) feed(p []byte, fn sink) error {
+	if a.err == nil {
+		a.err = a.consume(p, fn)
+	}
+	return a.err
+}
+
+func (a *assembler) consume(p []byte, fn sink) error {
 	for len(p) > 0 && !a.done {
 		if !a.inFrame {
 			n, err := a.readHeader(p)
@@ -193,7 +202,7 @@ func (a *assembler) readHeader(p []byte) (int, error) {
 	a.h = h
 	a.pos = 0
 	a.inFrame = true
-	if h.OpCode.IsData() {
+	if startsMessage(h.OpCode) {
 		a.op, a.rsv = h.OpCode, h.Rsv
 	}
 	return used, nil
@@ -207,13 +216,13 @@ func (a *assembler) check(h ws.Header) error {
 		return errControlFragment
 	case h.OpCode.IsControl() && h.Length > ws.MaxControlFramePayloadSize:
 		return errControlTooLong
-	case h.Rsv != 0 && !(a.extended && h.Rsv == 0x4 && h.OpCode.IsData()):
+	case h.Rsv != 0 && !(a.extended && h.Rsv == 0x4 && startsMessage(h.OpCode)):
 		// Only RSV1, only with a negotiated extension, only on a
 		// message's first frame (RFC 7692 §6).
 		return errReservedBits
 	case h.OpCode == ws.OpContinuation && a.op == 0:
 		return errUnexpectedCont
-	case h.OpCode.IsData() && a.op != 0:
+	case startsMessage(h.OpCode) && a.op != 0:
 		return errExpectedCont
 	}
 	if !h.OpCode.IsControl() {
@@ -227,6 +236,10 @@ func (a *assembler) check(h ws.Header) error {
 	}
 	return nil
 }
+
+// startsMessage reports whether op opens a data message. Unlike
+// ws.OpCode.IsData it is false for continuation frames.
+func startsMessage(op ws.OpCode) bool { return op == ws.OpText || op == ws.OpBinary }
 
 // endFrame finishes the current frame. whole, when not nil, is the entire
 // unfragmented payload still in the caller's buffer.

@@ -1,0 +1,768 @@
+package bridge
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	natstest "github.com/nats-io/nats-server/v2/test"
+	"github.com/nats-io/nats.go"
+)
+
+// The conformance suite drives a real bridge (and a real nats-server) over
+// raw TCP with frames built byte by byte, and checks the exact bytes that
+// come back. Case ids follow the sections of the Autobahn|Testsuite; H.*
+// (handshake) and L.* (limits) are the bridge's own.
+
+// confWait bounds any single expected event; tests never sleep to
+// synchronise, they read with this deadline.
+const confWait = 10 * time.Second
+
+func startTestNATS(t *testing.T) *natsserver.Server {
+	t.Helper()
+	opts := natstest.DefaultTestOptions
+	opts.Port = -1
+	s := natstest.RunServer(&opts)
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+// testServer is a bridge listening on 127.0.0.1:0.
+type testServer struct {
+	*Server
+	addr string
+}
+
+func startTestBridge(t *testing.T, ns *natsserver.Server, mutate func(*Config)) *testServer {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := slog.LevelError
+	if os.Getenv("WSBRIDGE_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	cfg := Config{NodeID: "t", Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := New(cfg, nc)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), confWait)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return &testServer{Server: srv, addr: ln.Addr().String()}
+}
+
+// rawClient speaks WebSocket by hand over one TCP connection.
+type rawClient struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+// dialTCP connects without a handshake. rcvbuf, when not zero, shrinks the
+// socket's receive buffer before connecting, so a client that does not
+// read pushes back quickly.
+func dialTCP(t *testing.T, addr string, rcvbuf int) *rawClient {
+	t.Helper()
+	d := net.Dialer{Timeout: confWait}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+			})
+			return errors.Join(err, serr)
+		}
+	}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	return &rawClient{t: t, nc: nc, br: bufio.NewReader(nc)}
+}
+
+const (
+	testKey    = "dGhlIHNhbXBsZSBub25jZQ=="
+	testAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" // RFC 6455 §1.3's example
+)
+
+func upgradeRequest(path string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + testKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+}
+
+// dialWS connects to /ws, checks the 101 and the hello, and returns the
+// client ready for frames.
+func dialWS(t *testing.T, srv *testServer) *rawClient {
+	t.Helper()
+	c := dialTCP(t, srv.addr, 0)
+	c.write([]byte(upgradeRequest("/ws")))
+	c.expectUpgrade(srv)
+	return c
+}
+
+func (c *rawClient) write(b []byte) {
+	c.t.Helper()
+	if err := c.tryWrite(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *rawClient) tryWrite(b []byte) error {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(confWait))
+	_, err := c.nc.Write(b)
+	return err
+}
+
+func (c *rawClient) readResponse() *http.Response {
+	c.t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(confWait))
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		c.t.Fatalf("reading the handshake response: %v", err)
+	}
+	return resp
+}
+
+// expectUpgrade reads a 101 with the right accept key, then the hello.
+func (c *rawClient) expectUpgrade(srv *testServer) {
+	c.t.Helper()
+	resp := c.readResponse()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		c.t.Fatalf("handshake: %s %q, want 101", resp.Status, body)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != testAccept {
+		c.t.Fatalf("Sec-WebSocket-Accept = %q, want %q", got, testAccept)
+	}
+	c.expectFrame(ws.OpText, string(appendHello(nil, "t", srv.cfg.MaxPayload)))
+}
+
+// serverFrame is one frame from the bridge.
+type serverFrame struct {
+	op ws.OpCode
+	p  []byte
+}
+
+// readFrame reads one frame and checks what every server frame must be:
+// unmasked (RFC 6455 §5.1), final and without reserved bits (the bridge
+// never fragments and negotiates no extension).
+func (c *rawClient) readFrame() (serverFrame, error) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(confWait))
+	var h [2]byte
+	if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		return serverFrame{}, err
+	}
+	if h[0]&0xf0 != 0x80 {
+		return serverFrame{}, fmt.Errorf("server frame with first byte %#x: want FIN and no RSV", h[0])
+	}
+	if h[1]&0x80 != 0 {
+		return serverFrame{}, errors.New("masked server frame")
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		if _, err := io.ReadFull(c.br, b[:]); err != nil {
+			return serverFrame{}, err
+		}
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		if _, err := io.ReadFull(c.br, b[:]); err != nil {
+			return serverFrame{}, err
+		}
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	if n > 64<<20 {
+		return serverFrame{}, fmt.Errorf("server frame of %d bytes", n)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(c.br, p); err != nil {
+		return serverFrame{}, err
+	}
+	return serverFrame{ws.OpCode(h[0] & 0x0f), p}, nil
+}
+
+func (c *rawClient) mustReadFrame() serverFrame {
+	c.t.Helper()
+	f, err := c.readFrame()
+	if err != nil {
+		c.t.Fatalf("reading a frame: %v", err)
+	}
+	return f
+}
+
+func (c *rawClient) expectFrame(op ws.OpCode, p string) {
+	c.t.Helper()
+	f := c.mustReadFrame()
+	if f.op != op || string(f.p) != p {
+		c.t.Fatalf("got frame %v %q, want %v %q", f.op, trunc(f.p), op, trunc([]byte(p)))
+	}
+}
+
+func trunc(p []byte) string {
+	if len(p) > 200 {
+		return string(p[:200]) + fmt.Sprintf("…(%d bytes)", len(p))
+	}
+	return string(p)
+}
+
+// expectClose reads the bridge's close frame and checks it carries code
+// and a non-empty UTF-8 reason. It returns the reason.
+func (c *rawClient) expectClose(code ws.StatusCode) string {
+	c.t.Helper()
+	f := c.mustReadFrame()
+	if f.op != ws.OpClose {
+		c.t.Fatalf("got frame %v %q, want a close %d", f.op, trunc(f.p), code)
+	}
+	if len(f.p) < 3 {
+		c.t.Fatalf("close payload %q: want a code and a reason", f.p)
+	}
+	got, reason := ws.StatusCode(binary.BigEndian.Uint16(f.p)), f.p[2:]
+	if got != code {
+		c.t.Fatalf("close code %d (%q), want %d", got, reason, code)
+	}
+	if !utf8.Valid(reason) {
+		c.t.Fatalf("close reason %q is not UTF-8", reason)
+	}
+	return string(reason)
+}
+
+// expectEnd reads until the bridge closes the TCP connection; nothing may
+// arrive after its close frame. A reset counts as closed too.
+func (c *rawClient) expectEnd() {
+	c.t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(confWait))
+	b, err := io.ReadAll(c.br)
+	if len(b) > 0 {
+		c.t.Fatalf("%d bytes after the close frame: %q", len(b), trunc(b))
+	}
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		c.t.Fatalf("waiting for the bridge to close TCP: %v", err)
+	}
+}
+
+// finishClose answers the bridge's close with ours, as a client must
+// (RFC 6455 §5.5.1), and waits for the TCP connection to end.
+func (c *rawClient) finishClose(code ws.StatusCode) {
+	c.t.Helper()
+	_ = c.tryWrite(clientFrame(bFin|bClose, closePayload(uint16(code), "")))
+	c.expectEnd()
+}
+
+// pingCmd is a ping command padded with JSON whitespace to n bytes, so a
+// message of any size gets an answer.
+func pingCmd(id string, n int) []byte {
+	b := []byte(`{"op":"ping","id":"` + id + `"}`)
+	if len(b) < n {
+		b = append(b, bytes.Repeat([]byte{' '}, n-len(b))...)
+	}
+	return b
+}
+
+func pongCmd(id string) string { return string(appendPong(nil, id)) }
+
+// expectAlive checks the connection still answers commands.
+func (c *rawClient) expectAlive() {
+	c.t.Helper()
+	c.write(clientFrame(bFin|bText, pingCmd("alive", 0)))
+	c.expectFrame(ws.OpText, pongCmd("alive"))
+}
+
+// frag cuts p into n frames of one message: op first, continuations after,
+// FIN on the last.
+func frag(op byte, p []byte, n int) []byte {
+	var out []byte
+	size := (len(p) + n - 1) / n
+	for i := range n {
+		lo, hi := min(i*size, len(p)), min((i+1)*size, len(p))
+		b0 := bCont
+		if i == 0 {
+			b0 = op
+		}
+		if i == n-1 {
+			b0 |= bFin
+		}
+		out = append(out, clientFrame(b0, p[lo:hi])...)
+	}
+	return out
+}
+
+type confCase struct {
+	id, name string
+	small    bool // on the bridge with MaxPayload 4096
+	send     []byte
+	chunk    int // write send in pieces of this many bytes; 0 means at once
+	want     []serverFrame
+	// close is the code of the close frame that must follow want; zero
+	// means the connection must stay usable.
+	close ws.StatusCode
+	// echo: the close answers the client's own, and the bridge closes TCP
+	// without waiting for anything more.
+	echo bool
+}
+
+func text(s string) serverFrame { return serverFrame{ws.OpText, []byte(s)} }
+func pong(p []byte) serverFrame { return serverFrame{ws.OpPong, p} }
+
+func confCases() []confCase {
+	all256 := make([]byte, 125)
+	for i := range all256 {
+		all256[i] = byte(255 - i)
+	}
+	badRequest := string(appendErr(nil, "", errf(codeBadRequest, "malformed command: expected a JSON object with string op")))
+	kosme := `{"op":"ping","id":"κόσμε"}`
+	cases := []confCase{
+		// 1 Framing: every length encoding (§5.2).
+		{id: "1.1.1", name: "text 0 bytes", send: clientFrame(bFin|bText, nil), want: []serverFrame{text(badRequest)}},
+		{id: "1.1.2", name: "text 125 bytes", send: clientFrame(bFin|bText, pingCmd("a", 125)), want: []serverFrame{text(pongCmd("a"))}},
+		{id: "1.1.3", name: "text 126 bytes", send: clientFrame(bFin|bText, pingCmd("b", 126)), want: []serverFrame{text(pongCmd("b"))}},
+		{id: "1.1.4", name: "text 127 bytes", send: clientFrame(bFin|bText, pingCmd("c", 127)), want: []serverFrame{text(pongCmd("c"))}},
+		{id: "1.1.5", name: "text 65535 bytes", send: clientFrame(bFin|bText, pingCmd("d", 65535)), want: []serverFrame{text(pongCmd("d"))}},
+		{id: "1.1.6", name: "text 65536 bytes", send: clientFrame(bFin|bText, pingCmd("e", 65536)), want: []serverFrame{text(pongCmd("e"))}},
+		{id: "1.1.7", name: "text 1 MiB, the max payload", send: clientFrame(bFin|bText, pingCmd("f", 1<<20)), want: []serverFrame{text(pongCmd("f"))}},
+		{id: "1.1.8", name: "text 65536 bytes in chops of 997", send: clientFrame(bFin|bText, pingCmd("g", 65536)), chunk: 997, want: []serverFrame{text(pongCmd("g"))}},
+		{id: "1.1.9", name: "text a byte at a time", send: clientFrame(bFin|bText, pingCmd("h", 300)), chunk: 1, want: []serverFrame{text(pongCmd("h"))}},
+		{id: "1.1.10", name: "two messages in one write", send: cat(clientFrame(bFin|bText, pingCmd("i", 0)), clientFrame(bFin|bText, pingCmd("j", 0))), want: []serverFrame{text(pongCmd("i")), text(pongCmd("j"))}},
+		{id: "1.2.1", name: "binary on /ws", send: clientFrame(bFin|bBinary, []byte{0, 1, 2}), close: ws.StatusUnsupportedData},
+		{id: "1.2.2", name: "empty binary on /ws", send: clientFrame(bFin|bBinary, nil), close: ws.StatusUnsupportedData},
+		{id: "1.3.1", name: "unmasked text", send: unmaskedFrame(bFin|bText, pingCmd("k", 0)), close: ws.StatusProtocolError},
+		{id: "1.3.2", name: "unmasked ping", send: unmaskedFrame(bFin|bPing, nil), close: ws.StatusProtocolError},
+
+		// 2 Pings and pongs (§5.5.2, §5.5.3).
+		{id: "2.1", name: "ping empty", send: clientFrame(bFin|bPing, nil), want: []serverFrame{pong([]byte{})}},
+		{id: "2.2", name: "ping text payload", send: clientFrame(bFin|bPing, []byte("Hello, world!")), want: []serverFrame{pong([]byte("Hello, world!"))}},
+		{id: "2.3", name: "ping binary payload", send: clientFrame(bFin|bPing, []byte{0, 0xff, 0xfe, 0x80, 0}), want: []serverFrame{pong([]byte{0, 0xff, 0xfe, 0x80, 0})}},
+		{id: "2.4", name: "ping 125 bytes", send: clientFrame(bFin|bPing, all256), want: []serverFrame{pong(all256)}},
+		{id: "2.5", name: "ping 126 bytes", send: clientFrame(bFin|bPing, bytes.Repeat([]byte{0xfe}, 126)), close: ws.StatusProtocolError},
+		{id: "2.6", name: "ping 125 bytes a byte at a time", send: clientFrame(bFin|bPing, all256), chunk: 1, want: []serverFrame{pong(all256)}},
+		{id: "2.7", name: "unsolicited pong", send: clientFrame(bFin|bPong, nil)},
+		{id: "2.8", name: "unsolicited pong with payload", send: clientFrame(bFin|bPong, []byte("unsolicited"))},
+		{id: "2.9", name: "unsolicited pong then ping", send: cat(clientFrame(bFin|bPong, []byte("unsolicited")), clientFrame(bFin|bPing, []byte("solicited"))), want: []serverFrame{pong([]byte("solicited"))}},
+		{id: "2.10", name: "ten pings", send: bytes.Repeat(clientFrame(bFin|bPing, []byte("ten")), 10), want: []serverFrame{
+			pong([]byte("ten")), pong([]byte("ten")), pong([]byte("ten")), pong([]byte("ten")), pong([]byte("ten")),
+			pong([]byte("ten")), pong([]byte("ten")), pong([]byte("ten")), pong([]byte("ten")), pong([]byte("ten")),
+		}},
+		{id: "2.11", name: "ten pings a byte at a time", send: bytes.Repeat(clientFrame(bFin|bPing, []byte("x")), 3), chunk: 1, want: []serverFrame{pong([]byte("x")), pong([]byte("x")), pong([]byte("x"))}},
+
+		// 3 Reserved bits (§5.2): no extension is negotiated.
+		{id: "3.1", name: "rsv1 on text", send: clientFrame(bFin|bRsv1|bText, pingCmd("r", 0)), close: ws.StatusProtocolError},
+		{id: "3.2", name: "rsv2 after a good message", send: cat(clientFrame(bFin|bText, pingCmd("r2", 0)), clientFrame(bFin|bRsv2|bText, pingCmd("r", 0)), clientFrame(bFin|bPing, nil)), want: []serverFrame{text(pongCmd("r2"))}, close: ws.StatusProtocolError},
+		{id: "3.3", name: "rsv3 byte-wise", send: clientFrame(bFin|bRsv3|bText, pingCmd("r", 0)), chunk: 1, close: ws.StatusProtocolError},
+		{id: "3.4", name: "rsv1|rsv2 on binary", send: clientFrame(bFin|bRsv1|bRsv2|bBinary, []byte{1}), close: ws.StatusProtocolError},
+		{id: "3.5", name: "rsv1|rsv3 on ping", send: clientFrame(bFin|bRsv1|bRsv3|bPing, []byte("x")), close: ws.StatusProtocolError},
+		{id: "3.6", name: "all rsv on close", send: clientFrame(bFin|bRsv1|bRsv2|bRsv3|bClose, nil), close: ws.StatusProtocolError},
+		{id: "3.7", name: "rsv on a continuation", send: cat(clientFrame(bText, []byte(`{"op":`)), clientFrame(bFin|bRsv1|bCont, []byte(`"ping"}`))), close: ws.StatusProtocolError},
+
+		// 5 Fragmentation (§5.4).
+		{id: "5.1", name: "fragmented ping", send: cat(clientFrame(bPing, []byte("fragment")), clientFrame(bFin|bCont, []byte("ed"))), close: ws.StatusProtocolError},
+		{id: "5.2", name: "fragmented pong", send: cat(clientFrame(bPong, []byte("fragment")), clientFrame(bFin|bCont, []byte("ed"))), close: ws.StatusProtocolError},
+		{id: "5.3", name: "text in two fragments", send: frag(bText, pingCmd("f2", 0), 2), want: []serverFrame{text(pongCmd("f2"))}},
+		{id: "5.4", name: "text in two fragments, byte-wise", send: frag(bText, pingCmd("f3", 0), 2), chunk: 1, want: []serverFrame{text(pongCmd("f3"))}},
+		{id: "5.5", name: "text in one-byte fragments", send: frag(bText, pingCmd("f4", 0), len(pingCmd("f4", 0))), want: []serverFrame{text(pongCmd("f4"))}},
+		{id: "5.6", name: "ping between fragments", send: cat(clientFrame(bText, []byte(`{"op":"pi`)), clientFrame(bFin|bPing, []byte("between")), clientFrame(bFin|bCont, []byte(`ng","id":"f5"}`))), want: []serverFrame{pong([]byte("between")), text(pongCmd("f5"))}},
+		{id: "5.7", name: "ping between fragments, byte-wise", send: cat(clientFrame(bText, []byte(`{"op":"pi`)), clientFrame(bFin|bPing, []byte("between")), clientFrame(bFin|bCont, []byte(`ng","id":"f6"}`))), chunk: 1, want: []serverFrame{pong([]byte("between")), text(pongCmd("f6"))}},
+		{id: "5.8", name: "pong between fragments", send: cat(clientFrame(bText, []byte(`{"op":"pi`)), clientFrame(bFin|bPong, []byte("ignored")), clientFrame(bFin|bCont, []byte(`ng","id":"f7"}`))), want: []serverFrame{text(pongCmd("f7"))}},
+		{id: "5.9", name: "continuation without a message", send: clientFrame(bFin|bCont, pingCmd("c", 0)), close: ws.StatusProtocolError},
+		{id: "5.10", name: "unfinished continuation without a message", send: clientFrame(bCont, pingCmd("c", 0)), close: ws.StatusProtocolError},
+		{id: "5.11", name: "continuation after a finished message", send: cat(clientFrame(bFin|bText, pingCmd("c1", 0)), clientFrame(bFin|bCont, nil)), want: []serverFrame{text(pongCmd("c1"))}, close: ws.StatusProtocolError},
+		{id: "5.12", name: "zero-length fragments", send: cat(clientFrame(bText, nil), clientFrame(bCont, pingCmd("z", 0)), clientFrame(bCont, nil), clientFrame(bFin|bCont, nil)), want: []serverFrame{text(pongCmd("z"))}},
+		{id: "5.15", name: "text inside a fragmented message", send: cat(clientFrame(bText, []byte(`{"op":`)), clientFrame(bFin|bText, pingCmd("n", 0))), close: ws.StatusProtocolError},
+		{id: "5.16", name: "binary inside a fragmented message", send: cat(clientFrame(bText, []byte(`{"op":`)), clientFrame(bBinary, nil)), close: ws.StatusProtocolError},
+		{id: "5.17", name: "fragmented binary on /ws", send: frag(bBinary, []byte{1, 2, 3}, 3), close: ws.StatusUnsupportedData},
+
+		// 6 UTF-8 (§8.1): checked incrementally, failing fast.
+		{id: "6.1.1", name: "empty fragments", send: cat(clientFrame(bText, nil), clientFrame(bCont, nil), clientFrame(bFin|bCont, nil)), want: []serverFrame{text(badRequest)}},
+		{id: "6.2.1", name: "valid utf-8", send: clientFrame(bFin|bText, []byte(kosme)), want: []serverFrame{text(pongCmd("κόσμε"))}},
+		{id: "6.2.2", name: "valid utf-8 split inside code points", send: frag(bText, []byte(kosme), len(kosme)), want: []serverFrame{text(pongCmd("κόσμε"))}},
+		{id: "6.2.3", name: "valid utf-8 byte-wise", send: clientFrame(bFin|bText, []byte(kosme)), chunk: 1, want: []serverFrame{text(pongCmd("κόσμε"))}},
+		{id: "6.3.1", name: "invalid utf-8", send: clientFrame(bFin|bText, []byte("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64")), close: ws.StatusInvalidFramePayloadData},
+		{id: "6.3.2", name: "invalid utf-8 byte-wise", send: clientFrame(bFin|bText, []byte("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64")), chunk: 1, close: ws.StatusInvalidFramePayloadData},
+		// Fail fast: only an unfinished first fragment is sent, so the
+		// close can only come from checking it on arrival.
+		{id: "6.4.1", name: "fail fast on the first fragment", send: clientFrame(bText, []byte("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xf4\x90\x80\x80")), close: ws.StatusInvalidFramePayloadData},
+		{id: "6.4.2", name: "fail fast inside a frame", send: clientFrame(bFin|bText, []byte("ok\xf4\x90\x80\x80 and much more to come"))[:6+4], close: ws.StatusInvalidFramePayloadData},
+		{id: "6.4.3", name: "fail fast across fragments", send: cat(clientFrame(bText, []byte("ok\xf4")), clientFrame(bCont, []byte("\x90"))), close: ws.StatusInvalidFramePayloadData},
+		{id: "6.4.4", name: "fail fast byte-wise", send: clientFrame(bText, []byte("ok\xc0")), chunk: 1, close: ws.StatusInvalidFramePayloadData},
+		{id: "6.5.1", name: "truncated code point at the end", send: clientFrame(bFin|bText, []byte("\xce")), close: ws.StatusInvalidFramePayloadData},
+		{id: "6.5.2", name: "truncated code point at the end of fragments", send: cat(clientFrame(bText, []byte("\xce")), clientFrame(bFin|bCont, nil)), close: ws.StatusInvalidFramePayloadData},
+		{id: "6.6.1", name: "surrogate", send: clientFrame(bFin|bText, []byte("\xed\xa0\x80")), close: ws.StatusInvalidFramePayloadData},
+		{id: "6.6.2", name: "overlong slash", send: clientFrame(bFin|bText, []byte("\xc0\xaf")), close: ws.StatusInvalidFramePayloadData},
+
+		// 7 Closing (§5.5.1, §7.4).
+		{id: "7.1.1", name: "close empty", send: clientFrame(bFin|bClose, nil), close: ws.StatusNormalClosure, echo: true},
+		{id: "7.1.2", name: "close then ping ignored", send: cat(clientFrame(bFin|bClose, closePayload(1000, "")), clientFrame(bFin|bPing, []byte("late"))), close: ws.StatusNormalClosure, echo: true},
+		{id: "7.1.3", name: "close then text ignored", send: cat(clientFrame(bFin|bClose, closePayload(1000, "")), clientFrame(bFin|bText, pingCmd("late", 0))), close: ws.StatusNormalClosure, echo: true},
+		{id: "7.1.4", name: "close inside a fragmented message", send: cat(clientFrame(bText, []byte(`{"op":`)), clientFrame(bFin|bClose, closePayload(1000, "")), clientFrame(bFin|bCont, []byte(`"ping","id":"x"}`))), close: ws.StatusNormalClosure, echo: true},
+		{id: "7.1.5", name: "close then garbage ignored", send: cat(clientFrame(bFin|bClose, closePayload(1000, "")), unmaskedFrame(0xff, []byte("garbage"))), close: ws.StatusNormalClosure, echo: true},
+		{id: "7.1.6", name: "close byte-wise", send: clientFrame(bFin|bClose, closePayload(1000, "bye")), chunk: 1, close: ws.StatusNormalClosure, echo: true},
+		{id: "7.3.1", name: "close with a 1-byte payload", send: clientFrame(bFin|bClose, []byte{0x03}), close: ws.StatusProtocolError},
+		{id: "7.3.2", name: "close with a code", send: clientFrame(bFin|bClose, closePayload(1000, "")), close: ws.StatusNormalClosure, echo: true},
+		{id: "7.3.3", name: "close with a reason", send: clientFrame(bFin|bClose, closePayload(1000, "Hello World!")), close: ws.StatusNormalClosure, echo: true},
+		{id: "7.3.4", name: "close with a 123-byte reason", send: clientFrame(bFin|bClose, closePayload(1000, strings.Repeat("*", 123))), close: ws.StatusNormalClosure, echo: true},
+		{id: "7.3.5", name: "close with a 124-byte reason", send: clientFrame(bFin|bClose, closePayload(1000, strings.Repeat("*", 124))), close: ws.StatusProtocolError},
+		{id: "7.3.6", name: "fragmented close", send: clientFrame(bClose, closePayload(1000, "")), close: ws.StatusProtocolError},
+		{id: "7.5.1", name: "close reason not utf-8", send: clientFrame(bFin|bClose, closePayload(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64")), close: ws.StatusInvalidFramePayloadData},
+
+		// L Limits: measured on the assembled message, before buffering.
+		{id: "L.1", name: "message at max payload", small: true, send: clientFrame(bFin|bText, pingCmd("m", 4096)), want: []serverFrame{text(pongCmd("m"))}},
+		{id: "L.2", name: "message over max payload", small: true, send: clientFrame(bFin|bText, pingCmd("m", 4097)), close: ws.StatusMessageTooBig},
+		{id: "L.3", name: "fragments each under the limit, over in sum", small: true, send: frag(bText, pingCmd("m", 6000), 3), close: ws.StatusMessageTooBig},
+		{id: "L.4", name: "fragments at the limit in sum", small: true, send: frag(bText, pingCmd("m", 4096), 4), want: []serverFrame{text(pongCmd("m"))}},
+		{id: "L.5", name: "huge length announced, no payload sent", small: true, send: clientHeader(bFin|bText, 1<<40), close: ws.StatusMessageTooBig},
+		{id: "L.6", name: "huge continuation announced, no payload sent", small: true, send: cat(clientFrame(bText, []byte(`{"op"`)), clientHeader(bFin|bCont, 1<<40)), close: ws.StatusMessageTooBig},
+		{id: "L.7", name: "length with the top bit set", small: true, send: clientHeader(bFin|bText, 1<<63), close: ws.StatusProtocolError},
+		{id: "L.8", name: "control frames do not count", small: true, send: cat(clientFrame(bText, pingCmd("m", 4096)[:4000]), clientFrame(bFin|bPing, all256), clientFrame(bFin|bCont, pingCmd("m", 4096)[4000:])), want: []serverFrame{pong(all256), text(pongCmd("m"))}},
+	}
+	// 4 Reserved opcodes.
+	for i, op := range []byte{3, 4, 5, 6, 7} {
+		cases = append(cases, confCase{id: fmt.Sprintf("4.1.%d", i+1), name: fmt.Sprintf("opcode %d", op), send: clientFrame(bFin|op, []byte("reserved")), close: ws.StatusProtocolError})
+	}
+	for i, op := range []byte{0xb, 0xc, 0xd, 0xe, 0xf} {
+		cases = append(cases, confCase{id: fmt.Sprintf("4.2.%d", i+1), name: fmt.Sprintf("opcode %#x", op), send: clientFrame(bFin|op, []byte("reserved")), close: ws.StatusProtocolError})
+	}
+	// 7.7 Close codes a peer may send are echoed; 1012–1014 were
+	// registered with IANA after RFC 6455 and are valid too.
+	for i, code := range []uint16{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999} {
+		cases = append(cases, confCase{id: fmt.Sprintf("7.7.%d", i+1), name: fmt.Sprintf("close code %d", code), send: clientFrame(bFin|bClose, closePayload(code, "reason")), close: ws.StatusCode(code), echo: true})
+	}
+	// 7.9 Close codes that must never be on the wire.
+	for i, code := range []uint16{0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535} {
+		cases = append(cases, confCase{id: fmt.Sprintf("7.9.%d", i+1), name: fmt.Sprintf("close code %d", code), send: clientFrame(bFin|bClose, closePayload(code, "")), close: ws.StatusProtocolError})
+	}
+	return cases
+}
+
+// TestConformance runs the RFC 6455 cases against a live bridge.
+func TestConformance(t *testing.T) {
+	ns := startTestNATS(t)
+	def := startTestBridge(t, ns, nil)
+	small := startTestBridge(t, ns, func(c *Config) { c.MaxPayload = 4096 })
+	for _, tc := range confCases() {
+		t.Run(tc.id+" "+tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := def
+			if tc.small {
+				srv = small
+			}
+			c := dialWS(t, srv)
+			if tc.chunk == 0 {
+				c.write(tc.send)
+			} else {
+				for b := tc.send; len(b) > 0; {
+					n := min(tc.chunk, len(b))
+					if err := c.tryWrite(b[:n]); err != nil {
+						break // the bridge may have given up on us already
+					}
+					b = b[n:]
+				}
+			}
+			for _, w := range tc.want {
+				c.expectFrame(w.op, string(w.p))
+			}
+			switch {
+			case tc.close == 0:
+				c.expectAlive()
+			case tc.echo:
+				c.expectClose(tc.close)
+				c.expectEnd()
+			default:
+				c.expectClose(tc.close)
+				c.finishClose(tc.close)
+			}
+		})
+	}
+}
+
+// TestHandshake checks the opening handshake (RFC 6455 §4.2) and the
+// statuses the bridge refuses it with.
+func TestHandshake(t *testing.T) {
+	ns := startTestNATS(t)
+	srv := startTestBridge(t, ns, nil)
+	req := func(lines ...string) string { return strings.Join(lines, "\r\n") + "\r\n\r\n" }
+	const (
+		get     = "GET /ws HTTP/1.1"
+		host    = "Host: 127.0.0.1"
+		upg     = "Upgrade: websocket"
+		conn    = "Connection: Upgrade"
+		key     = "Sec-WebSocket-Key: " + testKey
+		version = "Sec-WebSocket-Version: 13"
+	)
+	cases := []struct {
+		id, name string
+		req      string
+		chunk    int
+		status   []int  // any of these; 101 means a working connection
+		header   string // "Name: value" the response must carry
+	}{
+		{id: "H.1", name: "valid", req: req(get, host, upg, conn, key, version), status: []int{101}},
+		{id: "H.2", name: "query string", req: req("GET /ws?x=1 HTTP/1.1", host, upg, conn, key, version), status: []int{101}},
+		{id: "H.3", name: "odd-case header names and values", req: req(get, "hOsT: 127.0.0.1", "uPgRaDe: WebSocket", "cOnNeCtIoN: keep-alive, UPGRADE", "sec-websocket-key: "+testKey, "SEC-WEBSOCKET-VERSION: 13"), status: []int{101}},
+		{id: "H.4", name: "request trickled a byte at a time", req: req(get, host, upg, conn, key, version), chunk: 1, status: []int{101}},
+		{id: "H.5", name: "POST", req: req("POST /ws HTTP/1.1", host, upg, conn, key, version, "Content-Length: 0"), status: []int{400, 405}},
+		{id: "H.6", name: "no Upgrade header", req: req(get, host, conn, key, version), status: []int{426}, header: "Sec-WebSocket-Version: 13"},
+		{id: "H.7", name: "plain GET of /ws", req: req(get, host), status: []int{426}, header: "Sec-WebSocket-Version: 13"},
+		{id: "H.8", name: "wrong Upgrade", req: req(get, host, "Upgrade: h2c", conn, key, version), status: []int{400}},
+		{id: "H.9", name: "no Connection", req: req(get, host, upg, key, version), status: []int{400}},
+		{id: "H.10", name: "wrong Connection", req: req(get, host, upg, "Connection: keep-alive", key, version), status: []int{400}},
+		{id: "H.11", name: "no Sec-WebSocket-Key", req: req(get, host, upg, conn, version), status: []int{400}},
+		{id: "H.12", name: "short Sec-WebSocket-Key", req: req(get, host, upg, conn, "Sec-WebSocket-Key: dG9vc2hvcnQ=", version), status: []int{400}},
+		{id: "H.13", name: "Sec-WebSocket-Version 8", req: req(get, host, upg, conn, key, "Sec-WebSocket-Version: 8"), status: []int{426}, header: "Sec-WebSocket-Version: 13"},
+		{id: "H.14", name: "no Host", req: req(get, upg, conn, key, version), status: []int{400}},
+		{id: "H.15", name: "unknown path", req: req("GET /nope HTTP/1.1", host, upg, conn, key, version), status: []int{404}},
+		{id: "H.16", name: "unknown path, plain HTTP", req: req("GET /nope HTTP/1.1", host), status: []int{404}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.id+" "+tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := dialTCP(t, srv.addr, 0)
+			if tc.chunk == 0 {
+				c.write([]byte(tc.req))
+			} else {
+				for i := 0; i < len(tc.req); i += tc.chunk {
+					c.write([]byte(tc.req[i:min(i+tc.chunk, len(tc.req))]))
+					time.Sleep(time.Millisecond) // pace the trickle so it arrives in pieces
+				}
+			}
+			if tc.status[0] == http.StatusSwitchingProtocols {
+				c.expectUpgrade(srv)
+				c.expectAlive()
+				return
+			}
+			resp := c.readResponse()
+			defer resp.Body.Close()
+			if !slicesContains(tc.status, resp.StatusCode) {
+				t.Fatalf("status %s, want one of %v", resp.Status, tc.status)
+			}
+			if tc.header != "" {
+				k, v, _ := strings.Cut(tc.header, ": ")
+				if got := resp.Header.Get(k); got != v {
+					t.Fatalf("%s: %q, want %q", k, got, v)
+				}
+			}
+		})
+	}
+}
+
+func slicesContains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHandshakeTimeout checks that a handshake not completed within
+// HandshakeTimeout is dropped without an answer.
+func TestHandshakeTimeout(t *testing.T) {
+	ns := startTestNATS(t)
+	srv := startTestBridge(t, ns, func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+	cases := []struct {
+		name, partial string
+	}{
+		{"nothing sent", ""},
+		{"request line only", "GET /ws HTTP/1.1\r\n"},
+		{"headers without the blank line", strings.TrimSuffix(upgradeRequest("/ws"), "\r\n")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := dialTCP(t, srv.addr, 0)
+			start := time.Now()
+			if tc.partial != "" {
+				c.write([]byte(tc.partial))
+			}
+			_ = c.nc.SetReadDeadline(time.Now().Add(confWait))
+			b, err := io.ReadAll(c.br)
+			if len(b) > 0 {
+				t.Fatalf("got %q from an incomplete handshake, want nothing", trunc(b))
+			}
+			if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("waiting for the bridge to drop the connection: %v", err)
+			}
+			if d := time.Since(start); d < 250*time.Millisecond {
+				t.Fatalf("dropped after %v, before the 300ms HandshakeTimeout", d)
+			}
+		})
+	}
+	// The bridge still serves.
+	dialWS(t, srv).expectAlive()
+}
+
+// eventually polls cond until it holds or confWait passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(confWait)
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// TestHostileIdleConnections opens many connections that never send a
+// frame, half of them stuck in the handshake: the bridge keeps serving,
+// and drops the stuck ones at HandshakeTimeout.
+func TestHostileIdleConnections(t *testing.T) {
+	ns := startTestNATS(t)
+	srv := startTestBridge(t, ns, func(c *Config) { c.HandshakeTimeout = time.Second })
+	const n = 100
+	idle := make([]*rawClient, n)
+	stuck := make([]*rawClient, n)
+	for i := range n {
+		idle[i] = dialTCP(t, srv.addr, 0)
+		idle[i].write([]byte(upgradeRequest("/ws")))
+		stuck[i] = dialTCP(t, srv.addr, 0)
+		stuck[i].write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\n"))
+	}
+	live := dialWS(t, srv)
+	live.expectAlive()
+	for _, c := range idle {
+		c.expectUpgrade(srv)
+	}
+	eventually(t, "every idle connection registered", func() bool { return srv.Stats().Connections == n+1 })
+	for _, c := range stuck {
+		_ = c.nc.SetReadDeadline(time.Now().Add(confWait))
+		if b, err := io.ReadAll(c.br); len(b) > 0 || err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("stuck handshake: got %q, %v; want the connection dropped", trunc(b), err)
+		}
+	}
+	live.expectAlive()
+	idle[0].expectAlive()
+}
+
+// TestHostilePingFlood floods pings from a client that never reads: its
+// pongs pile up until the bounded write queue overflows and it is closed
+// as a slow consumer (1008), while other clients are still answered.
+func TestHostilePingFlood(t *testing.T) {
+	ns := startTestNATS(t)
+	srv := startTestBridge(t, ns, func(c *Config) { c.WriteBuffer = 16 << 10 })
+	live := dialWS(t, srv)
+
+	flood := dialTCP(t, srv.addr, 4096)
+	payload := bytes.Repeat([]byte{0xa5}, 125)
+	batch := bytes.Repeat(clientFrame(bFin|bPing, payload), 100)
+	stop := make(chan struct{})
+	wrote := make(chan int, 1)
+	go func() {
+		// The handshake and the pings go out together; nothing is read.
+		if flood.tryWrite([]byte(upgradeRequest("/ws"))) != nil {
+			wrote <- 0
+			return
+		}
+		pings := 0
+		for pings < 1_000_000 {
+			select {
+			case <-stop:
+				wrote <- pings
+				return
+			default:
+			}
+			if flood.tryWrite(batch) != nil {
+				break
+			}
+			pings += 100
+		}
+		wrote <- pings
+	}()
+	slowClosed := func() bool { return srv.Stats().Closes[int(ws.StatusPolicyViolation)] > 0 }
+	eventually(t, "the flooding client closed as a slow consumer", slowClosed)
+	live.expectAlive()
+	close(stop)
+	pings := <-wrote
+	t.Logf("%d pings sent before the slow-consumer close", pings)
+
+	resp := flood.readResponse()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("flood handshake: %s", resp.Status)
+	}
+	flood.expectFrame(ws.OpText, string(srv.hello[2:]))
+	pongs := 0
+	for {
+		f := flood.mustReadFrame()
+		if f.op == ws.OpPong && bytes.Equal(f.p, payload) {
+			pongs++
+			continue
+		}
+		if f.op != ws.OpClose {
+			t.Fatalf("got frame %v %q, want pongs then a close", f.op, trunc(f.p))
+		}
+		code := ws.StatusCode(binary.BigEndian.Uint16(f.p))
+		if code != ws.StatusPolicyViolation || string(f.p[2:]) != closeSlow.reason {
+			t.Fatalf("close %d %q, want %d %q", code, f.p[2:], ws.StatusPolicyViolation, closeSlow.reason)
+		}
+		break
+	}
+	if pongs >= pings {
+		t.Fatalf("all %d pings answered: the queue never overflowed", pings)
+	}
+	flood.finishClose(ws.StatusPolicyViolation)
+	eventually(t, "the flooding client torn down", func() bool { return srv.Stats().Connections == 1 })
+	live.expectAlive()
+}
+
+// TestHostileEndlessFragments sends continuation frames that never end:
+// the 1009 limit cuts them, measured on the assembled message.
+func TestHostileEndlessFragments(t *testing.T) {
+	ns := startTestNATS(t)
+	srv := startTestBridge(t, ns, func(c *Config) { c.MaxPayload = 4096 })
+	c := dialWS(t, srv)
+	chunk := bytes.Repeat([]byte{' '}, 1000)
+	done := make(chan int, 1)
+	go func() {
+		frames := 0
+		if c.tryWrite(clientFrame(bText, chunk)) == nil {
+			for frames = 1; frames < 1000; frames++ {
+				if c.tryWrite(clientFrame(bCont, chunk)) != nil {
+					break
+				}
+			}
+		}
+		done <- frames
+	}()
+	c.expectClose(ws.StatusMessageTooBig)
+	t.Logf("%d fragments written", <-done)
+	c.finishClose(ws.StatusMessageTooBig)
+	dialWS(t, srv).expectAlive()
+}

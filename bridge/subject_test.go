@@ -1,0 +1,127 @@
+package bridge
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidSubject(t *testing.T) {
+	cases := []struct {
+		s         string
+		literal   bool // valid without wildcards
+		wildcards bool // valid with wildcards
+	}{
+		{"a", true, true},
+		{"orders.eu.new", true, true},
+		{"a-b_c.d:e", true, true},
+		{"κόσμε.x", true, true},
+		{"a.b*", true, true}, // a literal token in NATS
+		{"a.*b", true, true},
+		{"a.>b", true, true},
+		{"*", false, true},
+		{">", false, true},
+		{"a.*", false, true},
+		{"a.*.c", false, true},
+		{"a.>", false, true},
+		{"*.>", false, true},
+		{"a.>.b", false, false},
+		{">.a", false, false},
+		{"", false, false},
+		{".", false, false},
+		{".a", false, false},
+		{"a.", false, false},
+		{"a..b", false, false},
+		{"a b", false, false},
+		{"a\tb", false, false},
+		{"a\nb", false, false},
+		{"a\rb", false, false},
+		{"a\fb", false, false},
+		{"a\x00b", false, false},
+		{"a\x7fb", false, false},
+		{strings.Repeat("a", maxSubjectLen), true, true},
+		{strings.Repeat("a", maxSubjectLen+1), false, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.s, func(t *testing.T) {
+			if got := validSubject(tc.s, false); got != tc.literal {
+				t.Errorf("validSubject(%q, false) = %v, want %v", tc.s, got, tc.literal)
+			}
+			if got := validSubject(tc.s, true); got != tc.wildcards {
+				t.Errorf("validSubject(%q, true) = %v, want %v", tc.s, got, tc.wildcards)
+			}
+			if got, ref := validSubject(tc.s, true), refValidSubject(tc.s, true); got != ref {
+				t.Errorf("reference disagrees on %q", tc.s)
+			}
+		})
+	}
+}
+
+func TestValidQueue(t *testing.T) {
+	cases := []struct {
+		q    string
+		want bool
+	}{
+		{"workers", true},
+		{"a.b", true},
+		{"q-1_x", true},
+		{"", false},
+		{"a b", false},
+		{"a\tb", false},
+		{"a\x00", false},
+		{"a\x7f", false},
+		{strings.Repeat("q", maxSubjectLen), true},
+		{strings.Repeat("q", maxSubjectLen+1), false},
+	}
+	for _, tc := range cases {
+		if got := validQueue(tc.q); got != tc.want {
+			t.Errorf("validQueue(%q) = %v, want %v", tc.q, got, tc.want)
+		}
+	}
+}
+
+func TestReserved(t *testing.T) {
+	cases := []struct {
+		s    string
+		want bool
+	}{
+		{"$JS.API.INFO", true},
+		{"$SYS.>", true},
+		{"$", true},
+		{"_INBOX", true},
+		{"_INBOX.abc", true},
+		{"_INBOX.>", true},
+		{"_INBOXES", false},
+		{"_inbox.abc", false},
+		{"orders.$x", false},
+		{"a._INBOX", false},
+		{">", false}, // deliveries from reserved subjects are filtered instead
+		{"orders.new", false},
+	}
+	for _, tc := range cases {
+		if got := reserved(tc.s); got != tc.want {
+			t.Errorf("reserved(%q) = %v, want %v", tc.s, got, tc.want)
+		}
+	}
+}
+
+// refValidSubject is validSubject written the obvious way, for the fuzzer.
+func refValidSubject(s string, wildcards bool) bool {
+	if s == "" || len(s) > maxSubjectLen {
+		return false
+	}
+	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == ' ' || r == 0x7f }) {
+		return false
+	}
+	toks := strings.Split(s, ".")
+	for i, tok := range toks {
+		switch {
+		case tok == "":
+			return false
+		case tok == "*" && !wildcards:
+			return false
+		case tok == ">" && (!wildcards || i != len(toks)-1):
+			return false
+		}
+	}
+	return true
+}

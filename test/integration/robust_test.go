@@ -1,0 +1,220 @@
+package integration
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/coder/websocket"
+	natstest "github.com/nats-io/nats-server/v2/test"
+
+	"wsbridge/bridge"
+)
+
+// TestSlowConsumerIsCut: a client that stops reading is closed with 1008
+// "slow consumer" while a fast client on the same subject gets everything,
+// in order.
+func TestSlowConsumerIsCut(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, func(c *bridge.Config) { c.WriteBuffer = 256 << 10 })
+	svc := natsClient(t, ns)
+
+	slow := rawDial(t, b.Addr, "/ws")
+	slow.expectText(`{"op":"hello"`)
+	slow.sendText(`{"op":"sub","id":"s","subject":"firehose"}`)
+	slow.expectText(`{"op":"ok"`)
+	fast := dial(t, b.Addr)
+	fast.subscribe("s", "firehose", "")
+
+	// ~8 MB (beyond the 4 MB a loopback send buffer can grow to) in batches paced by the fast client, so it is never far
+	// behind while the slow one falls beyond its queue and socket buffers.
+	const batches, per = 80, 100
+	payload := strings.Repeat("x", 1000)
+	for bi := range batches {
+		for i := bi * per; i < (bi+1)*per; i++ {
+			if err := svc.Publish("firehose", fmt.Appendf(nil, `{"i":%d,"p":"%s"}`, i, payload)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := bi * per; i < (bi+1)*per; i++ {
+			f := fast.expect("msg", "")
+			if want := fmt.Sprintf(`{"i":%d,`, i); !strings.HasPrefix(string(f.Data), want) {
+				t.Fatalf("fast client: message %d is %.20s", i, f.Data)
+			}
+		}
+	}
+	eventually(t, "slow consumer closed", func() bool { return b.Stats().Closes[1008] == 1 })
+	// The slow client finds whole frames and then the close.
+	for {
+		op, p := slow.readFrame()
+		if op == 0x8 {
+			if code := int(p[0])<<8 | int(p[1]); code != 1008 || string(p[2:]) != "slow consumer" {
+				t.Fatalf("close %d %q, want 1008 slow consumer", code, p[2:])
+			}
+			break
+		}
+		if op != 0x1 {
+			t.Fatalf("unexpected opcode %d", op)
+		}
+	}
+}
+
+// TestNATSRestart: subscriptions deliver again after nats-server restarts;
+// while it is down pub fails with unavailable and /readyz is 503.
+func TestNATSRestart(t *testing.T) {
+	ns := startNATS(t, false)
+	port := ns.Addr().(*net.TCPAddr).Port
+	b := startBridge(t, ns, nil)
+	c := dial(t, b.Addr)
+	c.subscribe("s", "restart.>", "")
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	eventually(t, "bridge notices", func() bool { return !b.NATS().IsConnected() })
+	if code := httpStatus(t, b.Addr, "/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d while NATS is down, want 503", code)
+	}
+	c.send(`{"op":"pub","id":"p","subject":"restart.x","data":1}`)
+	c.expectErr("p", "unavailable")
+	c.send(`{"op":"req","id":"r","subject":"restart.x","data":1}`)
+	c.expectErr("r", "unavailable")
+
+	opts := natstest.DefaultTestOptions
+	opts.Port = port
+	ns2 := natstest.RunServer(&opts)
+	t.Cleanup(ns2.Shutdown)
+	eventually(t, "bridge reconnects", func() bool { return b.NATS().IsConnected() })
+	if code := httpStatus(t, b.Addr, "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz = %d after reconnect", code)
+	}
+	eventually(t, "subscription restored on the new server", func() bool { return natsSubsOf(t, ns2, "restart.>") == 1 })
+	svc := natsClient(t, ns2)
+	if err := svc.Publish("restart.x", []byte(`"back"`)); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.expect("msg", ""); string(f.Data) != `"back"` {
+		t.Fatalf("got %s", f.raw)
+	}
+}
+
+// TestReservedSubjectsNeverDelivered: a client on ">" sees neither other
+// clients' request replies nor $-prefixed traffic.
+func TestReservedSubjectsNeverDelivered(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	svc := natsClient(t, ns)
+	if _, err := svc.Subscribe("svc.echo", func(m *natsMsg) { _ = m.Respond(m.Data) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	snoop := dial(t, b.Addr)
+	snoop.subscribe("all", ">", "")
+	snoop2 := dial(t, b.Addr)
+	snoop2.subscribe("all", "*.>", "")
+
+	other := dial(t, b.Addr)
+	other.send(`{"op":"req","id":"r","subject":"svc.echo","data":"secret"}`)
+	other.expect("reply", "r")
+	for _, subj := range []string{"$SYS.ACCOUNT.x", "$JS.API.INFO", "$KV.bucket.key", "_INBOX.abc.def"} {
+		if err := svc.Publish(subj, []byte(`"hidden"`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.Publish("visible.end", []byte(`"end"`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*wsClient{snoop, snoop2} {
+		for {
+			f := s.expect("msg", "")
+			if strings.HasPrefix(f.Subject, "_INBOX") || strings.HasPrefix(f.Subject, "$") {
+				t.Fatalf("reserved subject leaked: %s", f.raw)
+			}
+			if f.Subject == "visible.end" {
+				break
+			}
+		}
+	}
+}
+
+func TestHTTPRoutes(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	cases := []struct {
+		path string
+		want int
+	}{
+		{"/healthz", 200},
+		{"/readyz", 200},
+		{"/ws", 426},
+		{"/ws/raw", 426},
+		{"/nope", 404},
+	}
+	for _, tc := range cases {
+		t.Run(tc.path, func(t *testing.T) {
+			if got := httpStatus(t, b.Addr, tc.path); got != tc.want {
+				t.Fatalf("GET %s = %d, want %d", tc.path, got, tc.want)
+			}
+		})
+	}
+	t.Run("426 names the version", func(t *testing.T) {
+		resp, err := http.Get("http://" + b.Addr + "/ws")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("Sec-WebSocket-Version") != "13" {
+			t.Fatalf("426 without Sec-WebSocket-Version: 13: %v", resp.Header)
+		}
+	})
+	t.Run("malformed handshake 400", func(t *testing.T) {
+		nc, err := net.Dial("tcp", b.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_, _ = io.WriteString(nc, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		status := make([]byte, 12)
+		if _, err := io.ReadFull(nc, status); err != nil || string(status) != "HTTP/1.1 400" {
+			t.Fatalf("got %q %v, want 400", status, err)
+		}
+	})
+	t.Run("keep-alive HTTP", func(t *testing.T) {
+		for range 3 {
+			if got := httpStatus(t, b.Addr, "/healthz"); got != 200 {
+				t.Fatal(got)
+			}
+		}
+	})
+}
+
+func httpStatus(t *testing.T, addr, path string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestShutdownClosesClientsWith1001 drives Shutdown in-process; the
+// SIGTERM path of the real binary is in process_test.go.
+func TestShutdownClosesClientsWith1001(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	c := dial(t, b.Addr)
+	c.subscribe("s", "x", "")
+	ctx, cancel := ctxWait()
+	defer cancel()
+	go func() { _ = b.Shutdown(ctx) }()
+	if code, reason := c.closeStatus(); code != websocket.StatusGoingAway || reason == "" {
+		t.Fatalf("close %d %q, want 1001 with a reason", code, reason)
+	}
+}
+
