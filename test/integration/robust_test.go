@@ -217,4 +217,3 @@ func TestShutdownClosesClientsWith1001(t *testing.T) {
 		t.Fatalf("close %d %q, want 1001 with a reason", code, reason)
 	}
 }
-
