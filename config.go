@@ -53,9 +53,6 @@ func (c *config) validate() error {
 			return fmt.Errorf("%s must be positive", p.name)
 		}
 	}
-	if c.WriteBuffer < c.MaxPayload+14 {
-		return fmt.Errorf("BRIDGE_WRITE_BUFFER (%d) must hold at least one message of BRIDGE_MAX_PAYLOAD (%d)", c.WriteBuffer, c.MaxPayload)
-	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:

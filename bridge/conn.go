@@ -268,7 +268,9 @@ func (c *conn) enqueue(frame []byte, wake bool) bool {
 	if c.wbuf != nil {
 		n = len(*c.wbuf)
 	}
-	if n+len(frame) > c.s.cfg.WriteBuffer {
+	// An empty queue takes any one frame, so a message near max_payload,
+	// grown by its envelope, still reaches a client that keeps up.
+	if n > 0 && n+len(frame) > c.s.cfg.WriteBuffer {
 		c.pending, c.drop = closeSlow, true
 		c.mu.Unlock()
 		c.s.poller.Schedule(c.desc, evClose)
