@@ -79,6 +79,9 @@ func (c *conn) sub(cmd *command) *opError {
 	if len(c.subs) >= c.s.cfg.MaxSubscriptions {
 		return errf(codeTooManySubscriptions, "subscription limit reached")
 	}
+	if cmd.From != nil {
+		return c.jsSubscribe(cmd)
+	}
 	sb, err := c.s.subscribe(c, cmd.ID, cmd.Subject, cmd.Queue)
 	if err != nil {
 		return natsError(err)
@@ -100,7 +103,7 @@ func (c *conn) unsub(cmd *command) *opError {
 	}
 	sb := c.subs[i]
 	c.subs = append(c.subs[:i], c.subs[i+1:]...)
-	c.s.unsubscribe(sb)
+	c.release(sb)
 	if sb.acked.CompareAndSwap(false, true) {
 		// The sub's own ok was still waiting for the flush: answer it
 		// first so replies stay in request order.
@@ -122,9 +125,18 @@ func (c *conn) sendAcks(ids []*sub) {
 // dropInterest removes every subscription of the connection.
 func (c *conn) dropInterest() {
 	for _, sb := range c.subs {
-		c.s.unsubscribe(sb)
+		c.release(sb)
 	}
 	c.subs = nil
+}
+
+// release ends one subscription, core NATS or JetStream.
+func (c *conn) release(sb *sub) {
+	if sb.js != nil {
+		c.s.jsUnsubscribe(sb)
+		return
+	}
+	c.s.unsubscribe(sb)
 }
 
 // message builds the NATS message for pub and req.
@@ -158,6 +170,20 @@ func (c *conn) pub(cmd *command) *opError {
 	m, e := c.message(cmd)
 	if e != nil {
 		return e
+	}
+	if cmd.Ack || cmd.MsgID != "" {
+		if cmd.Ack && cmd.ID == "" {
+			return errf(codeBadRequest, "ack requires an id")
+		}
+		if cmd.MsgID != "" {
+			if m.Header == nil {
+				m.Header = nats.Header{}
+			}
+			m.Header.Set(nats.MsgIdHdr, cmd.MsgID)
+		}
+		if cmd.Ack {
+			return c.jsPublish(cmd.ID, m)
+		}
 	}
 	if err := c.s.nc.PublishMsg(m); err != nil {
 		return natsError(err)

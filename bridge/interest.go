@@ -50,6 +50,7 @@ type sub struct {
 	in    *interest
 	idx   int         // position in in.members, guarded by in.mu
 	acked atomic.Bool // the client has its ok
+	js    *jsSub      // set for JetStream subscriptions (in is nil then)
 }
 
 // pendingLimit sizes nats.go's per-subscription buffer. Deliveries only

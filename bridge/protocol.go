@@ -21,6 +21,10 @@ type command struct {
 	B64       *string             `json:"b64"`
 	Headers   map[string][]string `json:"headers"`
 	TimeoutMS int64               `json:"timeout_ms"`
+	From      json.RawMessage     `json:"from"`   // sub: JetStream start position
+	Ack       bool                `json:"ack"`    // pub: through JetStream, ok carries stream and seq
+	MsgID     string              `json:"msg_id"` // pub: Nats-Msg-Id for stream deduplication
+	Token     string              `json:"token"`  // auth: the refreshed token
 }
 
 // decodeCommand parses one text message. On failure it still returns the
