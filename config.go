@@ -28,6 +28,23 @@ type config struct {
 	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"5s" desc:"default timeout of a req"`
 	MaxReqTimeout    time.Duration `envconfig:"MAX_REQUEST_TIMEOUT" default:"60s" desc:"cap on a client's timeout_ms"`
 	DrainTimeout     time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s" desc:"time to close clients and drain NATS on SIGINT/SIGTERM"`
+	AuthMode         string        `envconfig:"AUTH_MODE" default:"none" desc:"none (anonymous clients with BRIDGE_ANON_PUB/SUB) or jwt"`
+	AnonPub          []string      `envconfig:"ANON_PUB" default:">" desc:"subject patterns anonymous clients may publish to (comma-separated)"`
+	AnonSub          []string      `envconfig:"ANON_SUB" default:">" desc:"subject patterns anonymous clients may subscribe to (comma-separated)"`
+	JWTSecret        string        `envconfig:"JWT_SECRET" desc:"HMAC secret for HS256/384/512 tokens"`
+	JWTPublicKey     string        `envconfig:"JWT_PUBLIC_KEY" desc:"PEM file with an RSA, ECDSA or Ed25519 public key (re-read on SIGHUP)"`
+	JWTJWKS          string        `envconfig:"JWT_JWKS" desc:"JWKS file; keys chosen by kid (re-read on SIGHUP)"`
+	JWTIssuer        string        `envconfig:"JWT_ISSUER" desc:"required iss claim"`
+	JWTAudience      string        `envconfig:"JWT_AUDIENCE" desc:"required aud claim"`
+	JWTLeeway        time.Duration `envconfig:"JWT_LEEWAY" default:"5s" desc:"clock skew allowed on exp and nbf"`
+	JWTCookie        string        `envconfig:"JWT_COOKIE" desc:"name of an HttpOnly cookie that may carry the token"`
+	AllowedOrigins   []string      `envconfig:"ALLOWED_ORIGINS" desc:"browser origins allowed besides same-origin (comma-separated; * or https://*.example.com patterns)"`
+	TLSCert          string        `envconfig:"TLS_CERT" desc:"certificate file: serve wss:// and https:// (re-read on SIGHUP)"`
+	TLSKey           string        `envconfig:"TLS_KEY" desc:"private key file for BRIDGE_TLS_CERT"`
+	MaxConns         int           `envconfig:"MAX_CONNECTIONS" default:"0" desc:"open connections allowed (0: unlimited); beyond, 503 at the handshake"`
+	MaxConnsPerIP    int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"0" desc:"connections per remote address (0: unlimited); beyond, 429"`
+	RateLimit        float64       `envconfig:"RATE_LIMIT" default:"0" desc:"inbound messages per second per connection (0: off); beyond, rate_limited errors"`
+	RateBurst        int           `envconfig:"RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT (0: one second's worth)"`
 	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat        string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
 }
@@ -47,11 +64,19 @@ func (c *config) validate() error {
 		{"BRIDGE_REQUEST_TIMEOUT", c.RequestTimeout > 0},
 		{"BRIDGE_MAX_REQUEST_TIMEOUT", c.MaxReqTimeout > 0},
 		{"BRIDGE_DRAIN_TIMEOUT", c.DrainTimeout > 0},
+		{"BRIDGE_JWT_LEEWAY", c.JWTLeeway >= 0},
+		{"BRIDGE_MAX_CONNECTIONS", c.MaxConns >= 0},
+		{"BRIDGE_MAX_CONNECTIONS_PER_IP", c.MaxConnsPerIP >= 0},
+		{"BRIDGE_RATE_LIMIT", c.RateLimit >= 0},
+		{"BRIDGE_RATE_BURST", c.RateBurst >= 0},
 	}
 	for _, p := range positive {
 		if !p.ok {
-			return fmt.Errorf("%s must be positive", p.name)
+			return fmt.Errorf("%s must not be negative or zero", p.name)
 		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("BRIDGE_TLS_CERT and BRIDGE_TLS_KEY must be set together")
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":

@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"wsbridge/auth"
 	"wsbridge/bridge"
 	"wsbridge/client"
 )
@@ -88,24 +90,62 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		return err
 	}
 
+	verifier, err := auth.New(auth.Config{
+		Mode:             cfg.AuthMode,
+		AnonPub:          cfg.AnonPub,
+		AnonSub:          cfg.AnonSub,
+		JWTSecret:        cfg.JWTSecret,
+		JWTPublicKeyFile: cfg.JWTPublicKey,
+		JWKSFile:         cfg.JWTJWKS,
+		Issuer:           cfg.JWTIssuer,
+		Audience:         cfg.JWTAudience,
+		Leeway:           cfg.JWTLeeway,
+	})
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if verifier.Mode() == auth.ModeNone {
+		log.Warn("BRIDGE_AUTH_MODE=none: every client is anonymous", "pub", cfg.AnonPub, "sub", cfg.AnonSub)
+	}
+	origins, err := auth.NewOriginPolicy(cfg.AllowedOrigins)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("%w: BRIDGE_ALLOWED_ORIGINS: %v", errUsage, err)
+	}
+	var certs *bridge.CertReloader
+	if cfg.TLSCert != "" {
+		if certs, err = bridge.NewCertReloader(cfg.TLSCert, cfg.TLSKey); err != nil {
+			nc.Close()
+			return fmt.Errorf("%w: %v", errUsage, err)
+		}
+	}
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		nc.Close()
 		return fmt.Errorf("listening on BRIDGE_LISTEN %s: %w", cfg.Listen, err)
 	}
 	srv, err := bridge.New(bridge.Config{
-		NodeID:            cfg.NodeID,
-		MaxPayload:        int64(cfg.MaxPayload),
-		WriteBuffer:       int(cfg.WriteBuffer),
-		HandshakeTimeout:  cfg.HandshakeTimeout,
-		PingInterval:      cfg.PingInterval,
-		MaxSubscriptions:  cfg.MaxSubscriptions,
-		RequestTimeout:    cfg.RequestTimeout,
-		MaxRequestTimeout: cfg.MaxReqTimeout,
-		Workers:           cfg.Workers,
-		Auth:              bridge.AllowAll{},
-		Logger:            log,
-		Handler:           client.Handler(),
+		NodeID:              cfg.NodeID,
+		MaxPayload:          int64(cfg.MaxPayload),
+		WriteBuffer:         int(cfg.WriteBuffer),
+		HandshakeTimeout:    cfg.HandshakeTimeout,
+		PingInterval:        cfg.PingInterval,
+		MaxSubscriptions:    cfg.MaxSubscriptions,
+		RequestTimeout:      cfg.RequestTimeout,
+		MaxRequestTimeout:   cfg.MaxReqTimeout,
+		Workers:             cfg.Workers,
+		Auth:                authorizer{verifier},
+		CheckOrigin:         origins.Allow,
+		TokenCookie:         cfg.JWTCookie,
+		MaxConnections:      cfg.MaxConns,
+		MaxConnectionsPerIP: cfg.MaxConnsPerIP,
+		RateLimit:           cfg.RateLimit,
+		RateBurst:           cfg.RateBurst,
+		TLS:                 tlsConfig(certs),
+		Logger:              log,
+		Handler:             client.Handler(),
 	}, nc)
 	if err != nil {
 		ln.Close()
@@ -119,11 +159,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		ready <- ln.Addr()
 	}
 
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		_ = srv.Shutdown(context.Background())
-		return fmt.Errorf("serving: %w", err)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case err := <-serveErr:
+			_ = srv.Shutdown(context.Background())
+			return fmt.Errorf("serving: %w", err)
+		case <-hup:
+			reload(log, verifier, certs)
+		}
 	}
 	log.Info("shutting down: closing clients and draining NATS", "timeout", cfg.DrainTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
@@ -133,6 +182,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// authorizer adapts auth.Verifier to the bridge's interface.
+type authorizer struct{ v *auth.Verifier }
+
+func (a authorizer) Authenticate(token string) (bridge.Identity, error) {
+	id, err := a.v.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+var _ bridge.Authorizer = authorizer{}
+
+func tlsConfig(c *bridge.CertReloader) *tls.Config {
+	if c == nil {
+		return nil
+	}
+	return c.TLSConfig()
+}
+
+// reload re-reads key material on SIGHUP; failures keep the old keys.
+func reload(log *slog.Logger, v *auth.Verifier, certs *bridge.CertReloader) {
+	if err := v.Reload(); err != nil {
+		log.Error("SIGHUP: keeping the old JWT keys", "err", err)
+	} else {
+		log.Info("SIGHUP: JWT keys reloaded")
+	}
+	if certs != nil {
+		if err := certs.Reload(); err != nil {
+			log.Error("SIGHUP: keeping the old TLS certificate", "err", err)
+		} else {
+			log.Info("SIGHUP: TLS certificate reloaded")
+		}
+	}
 }
 
 const usageFormat = `{{range .}}{{usage_key .}}

@@ -28,6 +28,7 @@ const (
 	evTimeout = netpoll.User << 1 // the close handshake ran out of time
 	evAcks    = netpoll.User << 2 // deferred acks are queued (conn.acks)
 	evStart   = netpoll.User << 3 // first event: send hello, start raw mode
+	evExpired = netpoll.User << 4 // the identity's expiry time has come
 )
 
 const (
@@ -48,19 +49,23 @@ const (
 type conn struct {
 	s      *Server
 	netc   net.Conn
-	rc     syscall.RawConn
+	rc     syscall.RawConn // plain TCP: raw fd I/O
+	tls    *tlsIO          // TLS: goroutine-backed I/O
 	desc   *netpoll.Desc
 	ident  Identity
 	raw    *rawMode // set for /ws/raw connections
 	remote string
-	regIdx int // position in Server.conns, guarded by Server.connsMu
+	ip     string // remote IP, for the per-address limit
+	regIdx int    // position in Server.conns, guarded by Server.connsMu
 
 	// Owned by the worker.
 	asm        assembler
 	in         []byte // bytes that arrived with the handshake
 	subs       []*sub
-	peerClosed bool // the peer's close frame arrived
-	halfClosed bool // our side of the TCP connection is shut down
+	bucket     bucket
+	expiry     *time.Timer // fires when ident expires
+	peerClosed bool        // the peer's close frame arrived
+	halfClosed bool        // our side of the TCP connection is shut down
 	closeTimer *time.Timer
 
 	lastRead atomic.Int64 // unix nanoseconds of the last bytes read
@@ -91,6 +96,9 @@ func (c *conn) Handle(ev netpoll.Event) {
 	c.mu.Unlock()
 	if st == stateClosed {
 		return // a stale event after teardown
+	}
+	if ev&evExpired != 0 {
+		c.expired()
 	}
 	if ev&evStart != 0 {
 		c.start()
@@ -127,7 +135,9 @@ func (c *conn) Handle(ev netpoll.Event) {
 		// immediate close with unread input would send an RST that can
 		// destroy the close frame before the peer reads it).
 		c.halfClosed = true
-		if tc, ok := c.netc.(interface{ CloseWrite() error }); ok {
+		if tc, ok := c.netc.(*net.TCPConn); ok {
+			// TLS connections skip this: tls.Conn.CloseWrite can block
+			// behind a write to a peer that does not read.
 			_ = tc.CloseWrite()
 		}
 	}
@@ -171,6 +181,9 @@ func (c *conn) readAll() bool {
 }
 
 func (c *conn) read(b []byte) (n int, err error) {
+	if c.tls != nil {
+		return c.tls.read(b)
+	}
 	if cerr := c.rc.Read(func(fd uintptr) bool {
 		n, err = syscall.Read(int(fd), b)
 		return true
@@ -184,6 +197,9 @@ func (c *conn) read(b []byte) (n int, err error) {
 }
 
 func (c *conn) write(b []byte) (n int, err error) {
+	if c.tls != nil {
+		return c.tls.write(b)
+	}
 	if cerr := c.rc.Write(func(fd uintptr) bool {
 		n, err = syscall.Write(int(fd), b)
 		return true
@@ -231,6 +247,14 @@ func (c *conn) onFrame(op ws.OpCode, rsv byte, p []byte) error {
 	}
 	switch op {
 	case ws.OpText, ws.OpBinary:
+		if !c.allow() {
+			if c.raw == nil {
+				c.sendText(func(b []byte) []byte {
+					return appendErr(b, "", errf(codeRateLimited, "message rate limit exceeded"))
+				})
+			}
+			return nil
+		}
 		if c.raw != nil {
 			return c.rawMessage(p)
 		}
@@ -379,10 +403,17 @@ func (c *conn) teardown() {
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()
 	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 	c.dropInterest()
 	// Out of epoll before the fd number can be reused.
 	_ = c.s.poller.Remove(c.desc)
-	_ = c.netc.Close()
+	if c.tls != nil {
+		c.tls.close()
+	} else {
+		_ = c.netc.Close()
+	}
 	c.asm.release()
 	c.s.unregister(c)
 }

@@ -21,6 +21,9 @@ const (
 	codeNoResponders         = "no_responders"
 	codeUnavailable          = "unavailable"
 	codeInternal             = "internal"
+	codeRateLimited          = "rate_limited"
+	codeTokenExpired         = "token_expired"
+	codeUnauthorized         = "unauthorized"
 )
 
 // opError is a failed client operation: it becomes an err envelope and the
@@ -67,4 +70,5 @@ var (
 	closePingTimeout = &closeError{ws.StatusGoingAway, "ping timeout"}
 	closeInternal    = &closeError{ws.StatusInternalServerError, "internal error"}
 	closeNoPublish   = &closeError{ws.StatusPolicyViolation, "this connection has no pub subject"}
+	closeExpired     = &closeError{ws.StatusPolicyViolation, "token expired"}
 )

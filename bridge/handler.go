@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,6 +22,8 @@ func (c *conn) command(p []byte) {
 			oerr = c.pub(&cmd)
 		case "req":
 			oerr = c.req(&cmd)
+		case "auth":
+			oerr = c.refresh(&cmd)
 		case "ping":
 			c.sendText(func(b []byte) []byte { return appendPong(b, cmd.ID) })
 		default:
@@ -212,4 +215,65 @@ func (c *conn) req(cmd *command) *opError {
 		return natsError(err)
 	}
 	return nil
+}
+
+// refresh replaces the connection's identity with a new token's. The
+// subject must not change; subscriptions the new permissions no longer
+// allow are removed, each with an err whose ref is the sub id.
+func (c *conn) refresh(cmd *command) *opError {
+	ident, err := c.s.cfg.Auth.Authenticate(cmd.Token)
+	if err != nil {
+		return errf(codeUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
+	}
+	if ident.Subject() != c.ident.Subject() {
+		return errf(codePermissionDenied, "the new token is for a different subject")
+	}
+	c.ident = ident
+	kept := c.subs[:0]
+	for _, sb := range c.subs {
+		if c.ident.CanSubscribe(sb.pattern()) {
+			kept = append(kept, sb)
+			continue
+		}
+		c.release(sb)
+		c.sendText(func(b []byte) []byte {
+			return appendErr(b, sb.id, errf(codePermissionDenied, "the refreshed token no longer allows this subscription"))
+		})
+	}
+	clear(c.subs[len(kept):])
+	c.subs = kept
+	c.armExpiry()
+	if cmd.ID != "" {
+		c.sendText(func(b []byte) []byte { return appendOK(b, cmd.ID) })
+	}
+	return nil
+}
+
+// armExpiry (re)starts the timer that closes the connection when its
+// identity expires.
+func (c *conn) armExpiry() {
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	exp := c.ident.Expires()
+	if exp.IsZero() {
+		return
+	}
+	c.expiry = time.AfterFunc(time.Until(exp), func() { c.s.poller.Schedule(c.desc, evExpired) })
+}
+
+// expired closes the connection if its identity has expired: an err
+// token_expired, then close 1008.
+func (c *conn) expired() {
+	exp := c.ident.Expires()
+	if exp.IsZero() || time.Now().Before(exp) {
+		return // refreshed in the meantime
+	}
+	if c.raw == nil {
+		c.sendText(func(b []byte) []byte {
+			return appendErr(b, "", errf(codeTokenExpired, "the token expired; reconnect with a new one"))
+		})
+	}
+	c.closeWith(closeExpired, false)
 }

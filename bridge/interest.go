@@ -51,6 +51,17 @@ type sub struct {
 	idx   int         // position in in.members, guarded by in.mu
 	acked atomic.Bool // the client has its ok
 	js    *jsSub      // set for JetStream subscriptions (in is nil then)
+	// subject is the pattern of a JetStream subscription; core ones use
+	// in.key.subject.
+	subject string
+}
+
+// pattern is the subject the client subscribed to.
+func (sb *sub) pattern() string {
+	if sb.in != nil {
+		return sb.in.key.subject
+	}
+	return sb.subject
 }
 
 // pendingLimit sizes nats.go's per-subscription buffer. Deliveries only

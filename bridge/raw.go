@@ -41,6 +41,7 @@ func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
 // start runs on the connection's first event: the hello for /ws, the
 // subscription for /ws/raw.
 func (c *conn) start() {
+	c.armExpiry()
 	if c.raw == nil {
 		c.enqueue(c.s.hello, false)
 		return

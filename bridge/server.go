@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -43,6 +44,25 @@ type Config struct {
 	Auth Authorizer
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// CheckOrigin reports whether a browser Origin may connect, given the
+	// request's Host and whether it came over TLS; requests without Origin
+	// are not checked. Nil allows every origin.
+	CheckOrigin func(origin, host string, tls bool) bool
+	// TokenCookie names a cookie that may carry the token; empty disables
+	// cookies.
+	TokenCookie string
+	// MaxConnections caps open connections (503 at the handshake); zero
+	// means unlimited.
+	MaxConnections int
+	// MaxConnectionsPerIP caps connections from one remote address (429);
+	// zero means unlimited.
+	MaxConnectionsPerIP int
+	// RateLimit is the sustained inbound messages per second allowed per
+	// connection, RateBurst the bucket depth; zero RateLimit disables it.
+	RateLimit float64
+	RateBurst int
+	// TLS, when set, makes the listener serve wss:// and https:// only.
+	TLS *tls.Config
 	// Handler serves HTTP paths the bridge does not own (/, /metrics…);
 	// nil answers 404.
 	Handler http.Handler
@@ -70,6 +90,9 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestTimeout <= 0 {
 		c.MaxRequestTimeout = 60 * time.Second
 	}
+	if c.RateLimit > 0 && c.RateBurst <= 0 {
+		c.RateBurst = max(1, int(c.RateLimit))
+	}
 	if c.Auth == nil {
 		c.Auth = AllowAll{}
 	}
@@ -89,6 +112,8 @@ type Server struct {
 	metrics *metrics
 
 	hello []byte // the hello frame, identical for every client
+
+	slots slots
 
 	imu       sync.Mutex
 	interests map[ikey]*interest
@@ -253,6 +278,7 @@ func (s *Server) unregister(c *conn) {
 	s.conns = s.conns[:last]
 	c.regIdx = -1
 	s.metrics.conns.Add(-1)
+	s.releaseSlot(c.ip)
 	if last == 0 && s.draining.Load() {
 		select {
 		case <-s.empty:

@@ -3,11 +3,11 @@ package bridge
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync"
 	"syscall"
@@ -32,6 +32,16 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, max
 // connection is registered with the poller, then returns it.
 func (s *Server) handshake(nc net.Conn) {
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	secure := false
+	if s.cfg.TLS != nil {
+		tc := tls.Server(nc, s.cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			s.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+			_ = nc.Close()
+			return
+		}
+		nc, secure = tc, true
+	}
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(nc)
 	defer func() {
@@ -61,7 +71,7 @@ func (s *Server) handshake(nc net.Conn) {
 		_ = nc.Close()
 		return
 	}
-	c, err := s.upgrade(nc, br, n)
+	c, err := s.upgrade(nc, br, n, secure)
 	if err != nil {
 		s.log.Debug("handshake refused", "remote", nc.RemoteAddr().String(), "err", err)
 		_ = nc.Close()
@@ -69,6 +79,7 @@ func (s *Server) handshake(nc net.Conn) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	if !s.register(c) {
+		s.releaseSlot(c.ip)
 		_ = nc.Close()
 		return
 	}
@@ -81,6 +92,13 @@ func (s *Server) handshake(nc net.Conn) {
 // attach puts an upgraded connection on the poller. Its hello and any
 // bytes that came with the handshake are handled by the first event.
 func (s *Server) attach(c *conn) error {
+	if tc, ok := c.netc.(*tls.Conn); ok {
+		c.desc = netpoll.NewDesc(-1, c)
+		c.tls = newTLSIO(s, tc, c.desc)
+		c.lastRead.Store(time.Now().UnixNano())
+		s.poller.Schedule(c.desc, evStart)
+		return nil
+	}
 	sc, ok := c.netc.(syscall.Conn)
 	if !ok {
 		return errors.New("bridge: connection has no file descriptor")
@@ -105,26 +123,27 @@ func (s *Server) attach(c *conn) error {
 
 // upgrade runs the WebSocket handshake on the request head of n bytes in
 // br, refusing it with the right HTTP status when needed.
-func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int) (*conn, error) {
-	var (
-		uri      []byte
-		origin   string
-		bearer   string // from Authorization
-		protoTok string // from Sec-WebSocket-Protocol
-	)
+func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*conn, error) {
+	hr := handshakeRequest{secure: secure}
 	u := ws.Upgrader{
 		OnRequest: func(b []byte) error {
-			uri = append(uri, b...)
+			hr.uri = string(b)
+			return nil
+		},
+		OnHost: func(b []byte) error {
+			hr.host = string(b)
 			return nil
 		},
 		OnHeader: func(k, v []byte) error {
 			switch {
 			case bytes.EqualFold(k, []byte("Origin")):
-				origin = string(v)
+				hr.origin = string(v)
 			case bytes.EqualFold(k, []byte("Authorization")):
 				if len(v) > 7 && bytes.EqualFold(v[:7], []byte("Bearer ")) {
-					bearer = string(bytes.TrimSpace(v[7:]))
+					hr.bearer = string(bytes.TrimSpace(v[7:]))
 				}
+			case bytes.EqualFold(k, []byte("Cookie")):
+				hr.cookies = append(hr.cookies, string(v))
 			}
 			return nil
 		},
@@ -136,7 +155,7 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int) (*conn, error) {
 				case string(p) == protocolV1:
 					selected = protocolV1
 				case bytes.HasPrefix(p, []byte(protocolBearer)):
-					protoTok = string(p[len(protocolBearer):])
+					hr.protoToken = string(p[len(protocolBearer):])
 				}
 			}
 			return selected, true
@@ -144,30 +163,10 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int) (*conn, error) {
 	}
 	var c *conn
 	u.OnBeforeUpgrade = func() (ws.HandshakeHeader, error) {
-		target, err := url.ParseRequestURI(string(uri))
+		var err error
+		c, err = s.admit(nc, &hr)
 		if err != nil {
-			return nil, reject(http.StatusBadRequest, "malformed request target")
-		}
-		_ = origin // checked by the origin policy (auth issue)
-		token := bearer
-		if token == "" {
-			token = protoTok
-		}
-		if token == "" {
-			token = target.Query().Get("token")
-		}
-		ident, err := s.cfg.Auth.Authenticate(token)
-		if err != nil {
-			return nil, reject(http.StatusUnauthorized, err.Error())
-		}
-		c = &conn{s: s, netc: nc, ident: ident, remote: nc.RemoteAddr().String(), regIdx: -1}
-		c.asm.maxPayload = s.cfg.MaxPayload
-		if target.Path == "/ws/raw" {
-			rm, status, err := s.parseRaw(target.Query(), ident)
-			if err != nil {
-				return nil, reject(status, err.Error())
-			}
-			c.raw = rm
+			return nil, err
 		}
 		return ws.HandshakeHeaderString(""), nil
 	}
@@ -176,6 +175,9 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int) (*conn, error) {
 		io.Writer
 	}{io.LimitReader(br, int64(n)), nc}
 	if _, err := u.Upgrade(rw); err != nil {
+		if c != nil {
+			s.releaseSlot(c.ip) // admitted, but writing the 101 failed
+		}
 		return nil, err
 	}
 	if br.Buffered() > 0 {

@@ -88,7 +88,8 @@ func New(cfg Config) (*Poller, error) {
 }
 
 // NewDesc returns a Desc for fd whose events go to h. Create it before Add
-// so the handler can refer to it from its first event.
+// so the handler can refer to it from its first event. A Desc with fd -1 is
+// never added to epoll: its owner feeds it events with Schedule alone.
 func NewDesc(fd int, h Handler) *Desc { return &Desc{fd: fd, h: h} }
 
 // Add registers d's descriptor, edge-triggered for reads, writes and
@@ -102,7 +103,7 @@ func (p *Poller) Add(d *Desc) error {
 // more; handlers guard against that with their own state. Remove is
 // idempotent.
 func (p *Poller) Remove(d *Desc) error {
-	if d.removed.Swap(true) {
+	if d.removed.Swap(true) || d.fd < 0 {
 		return nil
 	}
 	return p.ep.del(d.fd)

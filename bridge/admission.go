@@ -1,0 +1,138 @@
+package bridge
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+)
+
+// handshakeRequest is what admission needs from an upgrade request.
+type handshakeRequest struct {
+	uri, host, origin string
+	bearer            string   // Authorization: Bearer
+	protoToken        string   // Sec-WebSocket-Protocol: wsbridge.bearer.<token>
+	cookies           []string // Cookie header values
+	secure            bool     // arrived over TLS
+}
+
+// admit decides whether an upgrade may proceed, in order: well-formed
+// target, connection limits (503, 429), origin policy (403), token (401),
+// raw-mode subjects (400, 403). Every refusal is logged once, with the
+// remote address and the reason and never the token, and counted.
+func (s *Server) admit(nc net.Conn, hr *handshakeRequest) (*conn, error) {
+	remote := nc.RemoteAddr().String()
+	refuse := func(status int, reason string) error {
+		s.metrics.refused(status)
+		s.log.Info("handshake refused", "remote", remote, "status", status, "reason", reason)
+		return reject(status, reason)
+	}
+	target, err := url.ParseRequestURI(hr.uri)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "malformed request target")
+	}
+	ip, _, _ := net.SplitHostPort(remote)
+	if status := s.takeSlot(ip); status != 0 {
+		reason := "too many connections"
+		if status == http.StatusTooManyRequests {
+			reason = "too many connections from this address"
+		}
+		return nil, refuse(status, reason)
+	}
+	admitted := false
+	defer func() {
+		if !admitted {
+			s.releaseSlot(ip)
+		}
+	}()
+	if hr.origin != "" && s.cfg.CheckOrigin != nil && !s.cfg.CheckOrigin(hr.origin, hr.host, hr.secure) {
+		return nil, refuse(http.StatusForbidden, "origin not allowed")
+	}
+	query := target.Query()
+	token := firstNonEmpty(hr.bearer, hr.protoToken, query.Get("token"))
+	if token == "" && s.cfg.TokenCookie != "" {
+		// Browsers attach cookies to cross-site requests too; the origin
+		// check above is what makes a cookie safe to accept here.
+		token = cookieValue(hr.cookies, s.cfg.TokenCookie)
+	}
+	ident, err := s.cfg.Auth.Authenticate(token)
+	if err != nil {
+		return nil, refuse(http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
+	}
+	c := &conn{s: s, netc: nc, ident: ident, remote: remote, ip: ip, regIdx: -1}
+	c.asm.maxPayload = s.cfg.MaxPayload
+	c.bucket.tokens = float64(s.cfg.RateBurst)
+	if target.Path == "/ws/raw" {
+		rm, status, err := s.parseRaw(query, ident)
+		if err != nil {
+			return nil, refuse(status, err.Error())
+		}
+		c.raw = rm
+	}
+	admitted = true
+	return c, nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// cookieValue finds the named cookie in Cookie header values.
+func cookieValue(headers []string, name string) string {
+	for _, h := range headers {
+		for _, part := range strings.Split(h, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if ok && k == name {
+				return strings.Trim(v, `"`)
+			}
+		}
+	}
+	return ""
+}
+
+// slots counts admitted connections, in total and per remote IP, for
+// MaxConnections and MaxConnectionsPerIP.
+type slots struct {
+	mu    sync.Mutex
+	total int
+	perIP map[string]int
+}
+
+// takeSlot reserves room for one more connection from ip, or returns the
+// status to refuse it with: 503 when the node is full, 429 when the
+// address is.
+func (s *Server) takeSlot(ip string) int {
+	s.slots.mu.Lock()
+	defer s.slots.mu.Unlock()
+	if max := s.cfg.MaxConnections; max > 0 && s.slots.total >= max {
+		return http.StatusServiceUnavailable
+	}
+	if max := s.cfg.MaxConnectionsPerIP; max > 0 {
+		if s.slots.perIP[ip] >= max {
+			return http.StatusTooManyRequests
+		}
+		if s.slots.perIP == nil {
+			s.slots.perIP = make(map[string]int)
+		}
+		s.slots.perIP[ip]++
+	}
+	s.slots.total++
+	return 0
+}
+
+func (s *Server) releaseSlot(ip string) {
+	s.slots.mu.Lock()
+	defer s.slots.mu.Unlock()
+	s.slots.total--
+	if s.cfg.MaxConnectionsPerIP > 0 {
+		if s.slots.perIP[ip]--; s.slots.perIP[ip] <= 0 {
+			delete(s.slots.perIP, ip)
+		}
+	}
+}

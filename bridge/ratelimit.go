@@ -1,0 +1,45 @@
+package bridge
+
+import (
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// bucket is a token bucket on a connection's inbound messages (RateLimit
+// per second, RateBurst deep). It lives in the conn and is touched only by
+// its worker.
+type bucket struct {
+	tokens  float64
+	last    int64 // unix nanoseconds of the last refill
+	refused int   // messages refused since the last one allowed
+}
+
+var closeRateLimited = &closeError{ws.StatusPolicyViolation, "rate limit exceeded"}
+
+// allow takes a token for one inbound message. It returns false when the
+// message must be refused, and closes the connection when the client
+// keeps going far past its limit (more than max(2×burst, 10) refusals in
+// a row).
+func (c *conn) allow() bool {
+	rate := c.s.cfg.RateLimit
+	if rate <= 0 {
+		return true
+	}
+	b := &c.bucket
+	now := time.Now().UnixNano()
+	if b.last != 0 {
+		b.tokens = min(b.tokens+rate*float64(now-b.last)/1e9, float64(c.s.cfg.RateBurst))
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		b.refused = 0
+		return true
+	}
+	b.refused++
+	if b.refused > max(2*c.s.cfg.RateBurst, 10) {
+		c.closeWith(closeRateLimited, false)
+	}
+	return false
+}
