@@ -217,3 +217,39 @@ func TestShutdownClosesClientsWith1001(t *testing.T) {
 		t.Fatalf("close %d %q, want 1001 with a reason", code, reason)
 	}
 }
+
+// panicAuth's identities panic when asked about "boom.*": a stand-in for
+// any bug reached while serving one connection.
+type panicAuth struct{}
+
+func (panicAuth) Authenticate(string) (bridge.Identity, error) { return panicIdent{}, nil }
+
+type panicIdent struct{ denyIdent }
+
+func (panicIdent) CanPublish(s string) bool {
+	if strings.HasPrefix(s, "boom.") {
+		panic("injected failure")
+	}
+	return true
+}
+
+// TestPanicClosesOnlyThatConnection: a panic while serving one client
+// closes it with 1011; the process and the other clients carry on.
+func TestPanicClosesOnlyThatConnection(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, func(c *bridge.Config) { c.Auth = panicAuth{} })
+	victim, bystander := dial(t, b.Addr), dial(t, b.Addr)
+	bystander.subscribe("s", "ok.x", "")
+	victim.send(`{"op":"pub","subject":"boom.x","data":1}`)
+	if code, reason := victim.closeStatus(); code != websocket.StatusInternalError || reason == "" {
+		t.Fatalf("close %d %q, want 1011 with a reason", code, reason)
+	}
+	bystander.send(`{"op":"ping","id":"still"}`)
+	bystander.expect("pong", "still")
+	again := dial(t, b.Addr)
+	again.send(`{"op":"pub","subject":"ok.x","data":2,"id":"p"}`)
+	again.expect("ok", "p")
+	if f := bystander.expect("msg", ""); string(f.Data) != "2" {
+		t.Fatalf("got %s", f.raw)
+	}
+}
