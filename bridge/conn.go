@@ -283,10 +283,24 @@ func (c *conn) onFrame(op ws.OpCode, rsv byte, p []byte) error {
 // consumer: it is closed and the frame dropped. enqueue never blocks on
 // the socket, so NATS handlers may call it.
 func (c *conn) enqueue(frame []byte, wake bool) bool {
+	ok, first := c.push(frame)
+	if ok && wake && first {
+		// A non-empty queue already has a flush scheduled or is waiting
+		// for EPOLLOUT.
+		c.s.poller.Schedule(c.desc, netpoll.Writable)
+	}
+	return ok
+}
+
+// push appends frame to the write queue without scheduling a write. first
+// reports that the queue was empty: the caller then owes the connection a
+// Writable schedule (dispatchers batch these, so a burst of messages goes
+// out in one write per socket).
+func (c *conn) push(frame []byte) (ok, first bool) {
 	c.mu.Lock()
 	if c.state != stateOpen || c.pending != nil {
 		c.mu.Unlock()
-		return false
+		return false, false
 	}
 	n := 0
 	if c.wbuf != nil {
@@ -298,19 +312,14 @@ func (c *conn) enqueue(frame []byte, wake bool) bool {
 		c.pending, c.drop = closeSlow, true
 		c.mu.Unlock()
 		c.s.poller.Schedule(c.desc, evClose)
-		return false
+		return false, false
 	}
 	if c.wbuf == nil {
 		c.wbuf = getBuf()
 	}
 	*c.wbuf = append(*c.wbuf, frame...)
 	c.mu.Unlock()
-	if wake && n == 0 {
-		// A non-empty queue already has a flush scheduled or is waiting
-		// for EPOLLOUT.
-		c.s.poller.Schedule(c.desc, netpoll.Writable)
-	}
-	return true
+	return true, n == 0
 }
 
 // requestClose asks the worker to close the connection with e. Safe from

@@ -26,7 +26,7 @@ type interest struct {
 	mu      sync.RWMutex
 	members []*sub
 
-	// Used only by ns's delivery goroutine (nats.go calls it serially).
+	// Used only by the interest's dispatcher goroutine.
 	body   []byte       // receiver-independent part of the envelope
 	frames []byte       // frames built for the current message
 	built  []builtFrame // which receiver shapes frames already holds
@@ -64,9 +64,9 @@ func (sb *sub) pattern() string {
 	return sb.subject
 }
 
-// pendingLimit sizes nats.go's per-subscription buffer. Deliveries only
-// copy into connection queues, so it drains fast; it is large so that a
-// burst never makes the bridge itself a slow consumer.
+// pendingLimit sizes nats.go's buffer for the request inbox subscription.
+// Replies only copy into connection queues, so it drains fast; it is large
+// so that a burst never makes the bridge itself a slow consumer.
 const (
 	pendingMsgs  = 1 << 20
 	pendingBytes = 512 << 20
@@ -81,12 +81,15 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, error) {
 	in := s.interests[key]
 	if in == nil {
 		in = &interest{s: s, key: key}
-		ns, err := s.nc.QueueSubscribe(subject, queue, in.deliver)
+		// A channel subscription feeding a shared dispatcher: nats.go
+		// starts no goroutine for it, so a node with 100,000 distinct
+		// subjects does not carry 100,000 goroutines.
+		ns, err := s.nc.ChanQueueSubscribe(subject, queue, s.dispatcherFor().ch)
 		if err != nil {
 			return nil, err
 		}
-		_ = ns.SetPendingLimits(pendingMsgs, pendingBytes)
 		in.ns = ns
+		s.bySub.Store(ns, in)
 		s.interests[key] = in
 	}
 	sb := &sub{c: c, id: id, in: in}
@@ -114,14 +117,16 @@ func (s *Server) unsubscribe(sb *sub) {
 	in.mu.Unlock()
 	if empty {
 		delete(s.interests, in.key)
+		s.bySub.Delete(in.ns)
 		_ = in.ns.Unsubscribe()
 	}
 }
 
-// deliver is the NATS handler: it builds each distinct frame once and
-// queues it on the local subscribers. It never touches a socket, so one
-// slow client cannot hold up NATS or the others.
-func (in *interest) deliver(m *nats.Msg) {
+// deliver builds each distinct frame of m once and queues it on the local
+// subscribers; connections whose queue was empty are added to d's wake
+// list. It never touches a socket, so one slow client cannot hold up NATS
+// or the others. It runs on the interest's one dispatcher goroutine.
+func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	if reserved(m.Subject) {
 		// Never leak system traffic or other clients' replies to a
 		// client subscribed to ">".
@@ -142,14 +147,16 @@ func (in *interest) deliver(m *nats.Msg) {
 		start := in.rr.Add(1)
 		for i := range n {
 			sb := in.members[(int(start)+i)%n]
-			if sb.c.enqueue(in.frame(sb, m), true) {
+			if ok, first := sb.c.push(in.frame(sb, m)); ok {
+				d.owe(sb.c, first)
 				return
 			}
 		}
 		return
 	}
 	for _, sb := range in.members {
-		sb.c.enqueue(in.frame(sb, m), true)
+		_, first := sb.c.push(in.frame(sb, m))
+		d.owe(sb.c, first)
 	}
 }
 

@@ -115,8 +115,11 @@ type Server struct {
 
 	slots slots
 
-	imu       sync.Mutex
-	interests map[ikey]*interest
+	imu            sync.Mutex
+	interests      map[ikey]*interest
+	bySub          sync.Map // *nats.Subscription → *interest, for dispatchers
+	dispatchers    []*dispatcher
+	nextDispatcher int // guarded by imu
 
 	connsMu sync.Mutex
 	conns   []*conn
@@ -173,7 +176,11 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	s.wg.Add(3)
+	s.dispatchers = newDispatchers(s)
+	s.wg.Add(3 + len(s.dispatchers))
+	for _, d := range s.dispatchers {
+		go d.run()
+	}
 	go func() { defer s.wg.Done(); _ = s.httpSrv.Serve(s.httpLn) }()
 	go s.heartbeat()
 	go s.flusher()

@@ -171,22 +171,22 @@ func TestWildcards(t *testing.T) {
 	c.subscribe("star", "a.*.c", "")
 	c.subscribe("tail", "a.>", "")
 
-	for _, subj := range []string{"a.b.c", "a.b", "a.b.c.d", "x.b.c"} {
+	// a.end.c, matching both, comes last: per-subscription order means
+	// each sid has seen everything before it once it sees a.end.c.
+	for _, subj := range []string{"a.b.c", "a.b", "a.b.c.d", "x.b.c", "a.end.c"} {
 		if err := svc.Publish(subj, []byte(`0`)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := svc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	c.send(`{"op":"ping","id":"end"}`)
 	want := map[string]bool{"star a.b.c": true, "tail a.b.c": true, "tail a.b": true, "tail a.b.c.d": true}
-	for {
-		f := c.recv()
-		if f.Op == "pong" {
-			break
-		}
+	ended := map[string]bool{}
+	for len(ended) < 2 {
+		f := c.expect("msg", "")
 		key := f.Sid + " " + f.Subject
+		if f.Subject == "a.end.c" {
+			ended[f.Sid] = true
+			continue
+		}
 		if !want[key] {
 			t.Fatalf("unexpected delivery %s", f.raw)
 		}
@@ -224,41 +224,49 @@ func TestQueueGroup(t *testing.T) {
 	if err := pub.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]int{}
-	count := func(c *wsClient) int {
-		c.send(`{"op":"ping","id":"end"}`)
-		got := 0
-		for {
-			f := c.recv()
-			if f.Op == "pong" {
-				return got
+	// Read both browsers until every message is accounted for.
+	type delivery struct{ data string }
+	got := make(chan delivery, n)
+	counts := make([]int, 2)
+	var cmu sync.Mutex
+	for i, c := range []*wsClient{c1, c2} {
+		go func() {
+			for {
+				f, err := c.tryRecv(wait)
+				if err != nil {
+					return
+				}
+				cmu.Lock()
+				counts[i]++
+				cmu.Unlock()
+				got <- delivery{string(f.Data)}
 			}
-			seen[string(f.Data)]++
-			got++
-		}
+		}()
 	}
-	// Everything published has been routed once the service's own
-	// subscription has seen a flush round trip after the last publish.
-	if err := svc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "all jobs routed", func() bool {
+	seen := map[string]int{}
+	deadline := time.After(wait)
+	for {
 		mu.Lock()
-		defer mu.Unlock()
-		return svcCount > 0
-	})
-	n1, n2 := count(c1), count(c2)
-	mu.Lock()
-	total := n1 + n2 + svcCount
-	mu.Unlock()
-	for k, v := range seen {
-		if v != 1 {
-			t.Fatalf("message %s delivered %d times", k, v)
+		total := len(seen) + svcCount
+		mu.Unlock()
+		if total >= n {
+			break
+		}
+		select {
+		case d := <-got:
+			seen[d.data]++
+			if seen[d.data] > 1 {
+				t.Fatalf("message %s delivered twice", d.data)
+			}
+		case <-deadline:
+			t.Fatalf("only %d of %d messages delivered", total, n)
+		case <-time.After(10 * time.Millisecond):
+			// re-check the service's count
 		}
 	}
-	if total != n {
-		t.Fatalf("delivered %d (browsers %d+%d, service %d), want %d exactly once", total, n1, n2, svcCount, n)
-	}
+	cmu.Lock()
+	n1, n2 := counts[0], counts[1]
+	cmu.Unlock()
 	if n1 == 0 || n2 == 0 {
 		t.Fatalf("queue members not spread: browsers got %d and %d", n1, n2)
 	}
@@ -268,6 +276,8 @@ func TestUnsubscribe(t *testing.T) {
 	ns := startNATS(t, false)
 	b := startBridge(t, ns, nil)
 	svc := natsClient(t, ns)
+	witness := dial(t, b.Addr)
+	witness.subscribe("w", "u.x", "")
 	c := dial(t, b.Addr)
 	c.subscribe("s1", "u.x", "")
 	c.send(`{"op":"unsub","id":"s1"}`)
@@ -275,9 +285,9 @@ func TestUnsubscribe(t *testing.T) {
 	if err := svc.Publish("u.x", []byte(`1`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	// The witness shares the node's one NATS subscription: once it has
+	// the message, delivery to every local subscriber is done.
+	witness.expect("msg", "")
 	c.send(`{"op":"ping","id":"p"}`)
 	c.expect("pong", "p")
 	// The id is free again.
