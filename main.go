@@ -14,6 +14,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // served on BRIDGE_DEBUG_LISTEN only
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -151,6 +153,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		ln.Close()
 		nc.Close()
 		return err
+	}
+	if cfg.DebugListen != "" {
+		dln, err := net.Listen("tcp", cfg.DebugListen)
+		if err != nil {
+			ln.Close()
+			nc.Close()
+			return fmt.Errorf("listening on BRIDGE_DEBUG_LISTEN %s: %w", cfg.DebugListen, err)
+		}
+		defer dln.Close()
+		// net/http/pprof registers on the default mux, served only here.
+		go func() { _ = http.Serve(dln, http.DefaultServeMux) }()
+		log.Info("pprof listening", "addr", dln.Addr().String())
 	}
 	log.Info("wsbridge listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "nats", redactURLs(urls))
 	serveErr := make(chan error, 1)

@@ -60,7 +60,7 @@ func (s *Server) admit(nc net.Conn, hr *handshakeRequest) (*conn, error) {
 	if err != nil {
 		return nil, refuse(http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
 	}
-	c := &conn{s: s, netc: nc, ident: ident, remote: remote, ip: ip, regIdx: -1}
+	c := &conn{s: s, netc: nc, ident: ident, ip: ip, regIdx: -1}
 	c.asm.maxPayload = s.cfg.MaxPayload
 	c.bucket.tokens = float64(s.cfg.RateBurst)
 	if target.Path == "/ws/raw" {

@@ -54,9 +54,8 @@ type conn struct {
 	desc   *netpoll.Desc
 	ident  Identity
 	raw    *rawMode // set for /ws/raw connections
-	remote string
-	ip     string // remote IP, for the per-address limit
-	regIdx int    // position in Server.conns, guarded by Server.connsMu
+	ip     string   // remote IP, for the per-address limit
+	regIdx int      // position in Server.conns, guarded by Server.connsMu
 
 	// Owned by the worker.
 	asm        assembler
@@ -84,7 +83,7 @@ type conn struct {
 func (c *conn) Handle(ev netpoll.Event) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.s.log.Error("panic while serving a connection; closing it", "remote", c.remote, "panic", r, "stack", string(debug.Stack()))
+			c.s.log.Error("panic while serving a connection; closing it", "remote", c.netc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
 			c.asm.done = true
 			c.closeWith(closeInternal, false)
 			c.flush()
@@ -225,10 +224,10 @@ func (c *conn) consume(p []byte) {
 	c.asm.done = true // the stream is unusable past a violation
 	var ce *closeError
 	if !errors.As(err, &ce) {
-		c.s.log.Error("serving connection", "remote", c.remote, "err", err)
+		c.s.log.Error("serving connection", "remote", c.netc.RemoteAddr().String(), "err", err)
 		ce = closeInternal
 	}
-	c.s.log.Debug("closing connection", "remote", c.remote, "code", int(ce.code), "reason", ce.reason)
+	c.s.log.Debug("closing connection", "remote", c.netc.RemoteAddr().String(), "code", int(ce.code), "reason", ce.reason)
 	c.closeWith(ce, false)
 }
 

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"runtime"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 
@@ -21,6 +22,9 @@ type dispatcher struct {
 	s    *Server
 	ch   chan *nats.Msg
 	wake []*conn // connections owed a Writable schedule
+
+	mu   sync.RWMutex
+	subs map[*nats.Subscription]*interest // the subscriptions feeding ch
 }
 
 const (
@@ -35,7 +39,7 @@ const (
 func newDispatchers(s *Server) []*dispatcher {
 	ds := make([]*dispatcher, max(2, runtime.GOMAXPROCS(0)))
 	for i := range ds {
-		ds[i] = &dispatcher{s: s, ch: make(chan *nats.Msg, dispatchQueue)}
+		ds[i] = &dispatcher{s: s, ch: make(chan *nats.Msg, dispatchQueue), subs: make(map[*nats.Subscription]*interest)}
 	}
 	return ds
 }
@@ -57,8 +61,11 @@ func (d *dispatcher) run() {
 			return
 		}
 		for n := 1; ; n++ {
-			if in, ok := d.s.bySub.Load(m.Sub); ok {
-				in.(*interest).deliver(m, d)
+			d.mu.RLock()
+			in := d.subs[m.Sub]
+			d.mu.RUnlock()
+			if in != nil { // nil: unsubscribed while m was queued
+				in.deliver(m, d)
 			}
 			if n == dispatchBatch || len(d.ch) == 0 {
 				break
@@ -83,4 +90,17 @@ func (d *dispatcher) owe(c *conn, first bool) {
 	if first {
 		d.wake = append(d.wake, c)
 	}
+}
+
+// add routes the messages of ns to in.
+func (d *dispatcher) add(ns *nats.Subscription, in *interest) {
+	d.mu.Lock()
+	d.subs[ns] = in
+	d.mu.Unlock()
+}
+
+func (d *dispatcher) remove(ns *nats.Subscription) {
+	d.mu.Lock()
+	delete(d.subs, ns)
+	d.mu.Unlock()
 }

@@ -18,6 +18,7 @@ type interest struct {
 	s   *Server
 	key ikey
 	ns  *nats.Subscription
+	d   *dispatcher // delivers ns's messages
 	// ready is set once the server has confirmed the SUB (a flush round
 	// trip): from then on an ok to a client means "live".
 	ready atomic.Bool
@@ -84,12 +85,13 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, error) {
 		// A channel subscription feeding a shared dispatcher: nats.go
 		// starts no goroutine for it, so a node with 100,000 distinct
 		// subjects does not carry 100,000 goroutines.
-		ns, err := s.nc.ChanQueueSubscribe(subject, queue, s.dispatcherFor().ch)
+		d := s.dispatcherFor()
+		ns, err := s.nc.ChanQueueSubscribe(subject, queue, d.ch)
 		if err != nil {
 			return nil, err
 		}
-		in.ns = ns
-		s.bySub.Store(ns, in)
+		in.ns, in.d = ns, d
+		d.add(ns, in)
 		s.interests[key] = in
 	}
 	sb := &sub{c: c, id: id, in: in}
@@ -117,7 +119,7 @@ func (s *Server) unsubscribe(sb *sub) {
 	in.mu.Unlock()
 	if empty {
 		delete(s.interests, in.key)
-		s.bySub.Delete(in.ns)
+		in.d.remove(in.ns)
 		_ = in.ns.Unsubscribe()
 	}
 }

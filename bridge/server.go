@@ -117,7 +117,6 @@ type Server struct {
 
 	imu            sync.Mutex
 	interests      map[ikey]*interest
-	bySub          sync.Map // *nats.Subscription → *interest, for dispatchers
 	dispatchers    []*dispatcher
 	nextDispatcher int // guarded by imu
 

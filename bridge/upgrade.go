@@ -20,9 +20,10 @@ import (
 
 var syscallEMFILE = syscall.EMFILE
 
-// maxHeaderBytes bounds an HTTP request head; larger ones get 431. It
-// leaves room for a JWT in Sec-WebSocket-Protocol or a cookie.
-const maxHeaderBytes = 16 << 10
+// maxHeaderBytes bounds an HTTP request head; larger ones get 431. Like
+// nginx's default it leaves room for a JWT in Sec-WebSocket-Protocol or a
+// cookie, while hundreds of concurrent handshakes stay cheap.
+const maxHeaderBytes = 8 << 10
 
 var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, maxHeaderBytes) }}
 
