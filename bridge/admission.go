@@ -3,6 +3,7 @@ package bridge
 import (
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -32,7 +33,8 @@ func (s *Server) admit(nc net.Conn, hr *handshakeRequest) (*conn, error) {
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "malformed request target")
 	}
-	ip, _, _ := net.SplitHostPort(remote)
+	ap := addrPort(nc.RemoteAddr())
+	ip := ap.Addr()
 	if status := s.takeSlot(ip); status != 0 {
 		reason := "too many connections"
 		if status == http.StatusTooManyRequests {
@@ -60,7 +62,7 @@ func (s *Server) admit(nc net.Conn, hr *handshakeRequest) (*conn, error) {
 	if err != nil {
 		return nil, refuse(http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
 	}
-	c := &conn{s: s, netc: nc, ident: ident, ip: ip, regIdx: -1}
+	c := &conn{s: s, netc: nc, fd: -1, ident: ident, remote: ap, regIdx: -1}
 	c.asm.maxPayload = s.cfg.MaxPayload
 	c.bucket.tokens = float64(s.cfg.RateBurst)
 	if target.Path == "/ws/raw" {
@@ -101,13 +103,13 @@ func cookieValue(headers []string, name string) string {
 type slots struct {
 	mu    sync.Mutex
 	total int
-	perIP map[string]int
+	perIP map[netip.Addr]int
 }
 
 // takeSlot reserves room for one more connection from ip, or returns the
 // status to refuse it with: 503 when the node is full, 429 when the
 // address is.
-func (s *Server) takeSlot(ip string) int {
+func (s *Server) takeSlot(ip netip.Addr) int {
 	s.slots.mu.Lock()
 	defer s.slots.mu.Unlock()
 	if max := s.cfg.MaxConnections; max > 0 && s.slots.total >= max {
@@ -118,7 +120,7 @@ func (s *Server) takeSlot(ip string) int {
 			return http.StatusTooManyRequests
 		}
 		if s.slots.perIP == nil {
-			s.slots.perIP = make(map[string]int)
+			s.slots.perIP = make(map[netip.Addr]int)
 		}
 		s.slots.perIP[ip]++
 	}
@@ -126,7 +128,7 @@ func (s *Server) takeSlot(ip string) int {
 	return 0
 }
 
-func (s *Server) releaseSlot(ip string) {
+func (s *Server) releaseSlot(ip netip.Addr) {
 	s.slots.mu.Lock()
 	defer s.slots.mu.Unlock()
 	s.slots.total--
@@ -135,4 +137,14 @@ func (s *Server) releaseSlot(ip string) {
 			delete(s.slots.perIP, ip)
 		}
 	}
+}
+
+// addrPort returns a's address and port, IPv4 unmapped.
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
 }

@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -47,15 +48,17 @@ const (
 // at once); other goroutines only queue frames (enqueue) or ask for a close
 // (requestClose).
 type conn struct {
-	s      *Server
+	s *Server
+	// netc is the handshake's connection. Plain TCP connections drop it
+	// at attach and keep only fd; TLS connections keep it.
 	netc   net.Conn
-	rc     syscall.RawConn // plain TCP: raw fd I/O
-	tls    *tlsIO          // TLS: goroutine-backed I/O
+	fd     int    // plain TCP after attach: the socket, owned by conn; else -1
+	tls    *tlsIO // TLS: goroutine-backed I/O
 	desc   *netpoll.Desc
 	ident  Identity
 	raw    *rawMode // set for /ws/raw connections
-	ip     string   // remote IP, for the per-address limit
-	regIdx int      // position in Server.conns, guarded by Server.connsMu
+	remote netip.AddrPort
+	regIdx int // position in Server.conns, guarded by Server.connsMu
 
 	// Owned by the worker.
 	asm        assembler
@@ -83,7 +86,7 @@ type conn struct {
 func (c *conn) Handle(ev netpoll.Event) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.s.log.Error("panic while serving a connection; closing it", "remote", c.netc.RemoteAddr().String(), "panic", r, "stack", string(debug.Stack()))
+			c.s.log.Error("panic while serving a connection; closing it", "remote", c.remote.String(), "panic", r, "stack", string(debug.Stack()))
 			c.asm.done = true
 			c.closeWith(closeInternal, false)
 			c.flush()
@@ -134,10 +137,10 @@ func (c *conn) Handle(ev netpoll.Event) {
 		// immediate close with unread input would send an RST that can
 		// destroy the close frame before the peer reads it).
 		c.halfClosed = true
-		if tc, ok := c.netc.(*net.TCPConn); ok {
+		if c.fd >= 0 {
 			// TLS connections skip this: tls.Conn.CloseWrite can block
 			// behind a write to a peer that does not read.
-			_ = tc.CloseWrite()
+			_ = syscall.Shutdown(c.fd, syscall.SHUT_WR)
 		}
 	}
 }
@@ -179,36 +182,30 @@ func (c *conn) readAll() bool {
 	return true
 }
 
-func (c *conn) read(b []byte) (n int, err error) {
+func (c *conn) read(b []byte) (int, error) {
 	if c.tls != nil {
 		return c.tls.read(b)
 	}
-	if cerr := c.rc.Read(func(fd uintptr) bool {
-		n, err = syscall.Read(int(fd), b)
-		return true
-	}); cerr != nil {
-		return 0, cerr
+	for {
+		n, err := syscall.Read(c.fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		return max(n, 0), err
 	}
-	if n < 0 {
-		n = 0
-	}
-	return n, err
 }
 
-func (c *conn) write(b []byte) (n int, err error) {
+func (c *conn) write(b []byte) (int, error) {
 	if c.tls != nil {
 		return c.tls.write(b)
 	}
-	if cerr := c.rc.Write(func(fd uintptr) bool {
-		n, err = syscall.Write(int(fd), b)
-		return true
-	}); cerr != nil {
-		return 0, cerr
+	for {
+		n, err := syscall.Write(c.fd, b)
+		if err == syscall.EINTR {
+			continue
+		}
+		return max(n, 0), err
 	}
-	if n < 0 {
-		n = 0
-	}
-	return n, err
 }
 
 // consume feeds bytes to the assembler and turns protocol violations into
@@ -224,10 +221,10 @@ func (c *conn) consume(p []byte) {
 	c.asm.done = true // the stream is unusable past a violation
 	var ce *closeError
 	if !errors.As(err, &ce) {
-		c.s.log.Error("serving connection", "remote", c.netc.RemoteAddr().String(), "err", err)
+		c.s.log.Error("serving connection", "remote", c.remote.String(), "err", err)
 		ce = closeInternal
 	}
-	c.s.log.Debug("closing connection", "remote", c.netc.RemoteAddr().String(), "code", int(ce.code), "reason", ce.reason)
+	c.s.log.Debug("closing connection", "remote", c.remote.String(), "code", int(ce.code), "reason", ce.reason)
 	c.closeWith(ce, false)
 }
 
@@ -417,10 +414,14 @@ func (c *conn) teardown() {
 	c.dropInterest()
 	// Out of epoll before the fd number can be reused.
 	_ = c.s.poller.Remove(c.desc)
-	if c.tls != nil {
+	switch {
+	case c.tls != nil:
 		c.tls.close()
-	} else {
-		_ = c.netc.Close()
+	case c.fd >= 0:
+		_ = syscall.Close(c.fd)
+		c.fd = -1
+	default:
+		_ = c.netc.Close() // failed before attach
 	}
 	c.asm.release()
 	c.s.unregister(c)

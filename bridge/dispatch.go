@@ -21,7 +21,8 @@ import (
 type dispatcher struct {
 	s    *Server
 	ch   chan *nats.Msg
-	wake []*conn // connections owed a Writable schedule
+	wake []*conn    // connections owed a Writable schedule
+	fc   frameCache // frames of the message being delivered
 
 	mu   sync.RWMutex
 	subs map[*nats.Subscription]*interest // the subscriptions feeding ch

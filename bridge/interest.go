@@ -26,12 +26,20 @@ type interest struct {
 
 	mu      sync.RWMutex
 	members []*sub
+}
 
-	// Used only by the interest's dispatcher goroutine.
+// frameCache builds the frames of one message, each distinct shape once.
+// A dispatcher owns one and reuses it for every message it delivers.
+type frameCache struct {
 	body   []byte       // receiver-independent part of the envelope
 	frames []byte       // frames built for the current message
 	built  []builtFrame // which receiver shapes frames already holds
 	byKey  map[frameKey]int
+}
+
+func (fc *frameCache) reset() {
+	fc.body, fc.frames, fc.built = fc.body[:0], fc.frames[:0], fc.built[:0]
+	clear(fc.byKey)
 }
 
 type frameKey struct {
@@ -140,8 +148,8 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	if n == 0 {
 		return
 	}
-	in.body, in.frames, in.built = in.body[:0], in.frames[:0], in.built[:0]
-	clear(in.byKey)
+	fc := &d.fc
+	fc.reset()
 	in.s.metrics.delivered(n)
 	if in.key.queue != "" {
 		// Queue group: NATS picked this node; pick one local member,
@@ -149,7 +157,7 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 		start := in.rr.Add(1)
 		for i := range n {
 			sb := in.members[(int(start)+i)%n]
-			if ok, first := sb.c.push(in.frame(sb, m)); ok {
+			if ok, first := sb.c.push(fc.frame(sb, m)); ok {
 				d.owe(sb.c, first)
 				return
 			}
@@ -157,7 +165,7 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 		return
 	}
 	for _, sb := range in.members {
-		_, first := sb.c.push(in.frame(sb, m))
+		_, first := sb.c.push(fc.frame(sb, m))
 		d.owe(sb.c, first)
 	}
 }
@@ -167,50 +175,50 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 const maxLinear = 8
 
 // frame returns the frame for sb's shape of m, building it on first use.
-// The result is valid until the next call to deliver.
-func (in *interest) frame(sb *sub, m *nats.Msg) []byte {
+// The result is valid until the next reset.
+func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
 	k := frameKey{raw: sb.c.raw != nil, sid: sb.id}
 	if k.raw {
 		k.sid = ""
 	}
-	if len(in.built) > maxLinear {
-		if i, ok := in.byKey[k]; ok {
-			f := in.built[i]
-			return in.frames[f.off:f.end]
+	if len(fc.built) > maxLinear {
+		if i, ok := fc.byKey[k]; ok {
+			f := fc.built[i]
+			return fc.frames[f.off:f.end]
 		}
 	} else {
-		for _, f := range in.built {
+		for _, f := range fc.built {
 			if f.key == k {
-				return in.frames[f.off:f.end]
+				return fc.frames[f.off:f.end]
 			}
 		}
 	}
-	off := len(in.frames)
+	off := len(fc.frames)
 	if k.raw {
 		op := ws.OpBinary
 		if utf8.Valid(m.Data) {
 			op = ws.OpText
 		}
-		in.frames = appendFrame(in.frames, op, m.Data)
+		fc.frames = appendFrame(fc.frames, op, m.Data)
 	} else {
-		if len(in.body) == 0 {
-			in.body = appendBody(in.body, m)
+		if len(fc.body) == 0 {
+			fc.body = appendBody(fc.body, m)
 		}
-		in.frames = appendMsgFrame(in.frames, sb.id, m.Subject, in.body)
+		fc.frames = appendMsgFrame(fc.frames, sb.id, m.Subject, fc.body)
 	}
-	in.built = append(in.built, builtFrame{key: k, off: off, end: len(in.frames)})
+	fc.built = append(fc.built, builtFrame{key: k, off: off, end: len(fc.frames)})
 	switch {
-	case len(in.built) == maxLinear+1:
-		if in.byKey == nil {
-			in.byKey = make(map[frameKey]int)
+	case len(fc.built) == maxLinear+1:
+		if fc.byKey == nil {
+			fc.byKey = make(map[frameKey]int)
 		}
-		for i, f := range in.built {
-			in.byKey[f.key] = i
+		for i, f := range fc.built {
+			fc.byKey[f.key] = i
 		}
-	case len(in.built) > maxLinear+1:
-		in.byKey[k] = len(in.built) - 1
+	case len(fc.built) > maxLinear+1:
+		fc.byKey[k] = len(fc.built) - 1
 	}
-	return in.frames[off:]
+	return fc.frames[off:]
 }
 
 // appendMsgFrame appends a text frame holding

@@ -284,7 +284,7 @@ func (s *Server) unregister(c *conn) {
 	s.conns = s.conns[:last]
 	c.regIdx = -1
 	s.metrics.conns.Add(-1)
-	s.releaseSlot(c.ip)
+	s.releaseSlot(c.remote.Addr())
 	if last == 0 && s.draining.Load() {
 		select {
 		case <-s.empty:
