@@ -123,6 +123,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		}
 	}
 
+	// SIGHUP reloads keys; trap it before anything can send it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		nc.Close()
@@ -173,9 +178,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		ready <- ln.Addr()
 	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 wait:
 	for {
 		select {

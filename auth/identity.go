@@ -16,7 +16,7 @@ type Identity struct {
 // Subject returns the token's "sub" claim; empty for anonymous clients.
 func (id *Identity) Subject() string { return id.subject }
 
-// Expires returns the token's "exp" claim (without leeway); the zero time
+// Expires returns the token's "exp" claim plus the leeway; the zero time
 // means never (anonymous clients).
 func (id *Identity) Expires() time.Time { return id.expires }
 

@@ -217,7 +217,8 @@ func (v *Verifier) Verify(token string) (*Identity, error) {
 	if _, err := ks.parser.ParseWithClaims(token, &c, ks.keyFunc); err != nil {
 		return nil, v.reason(err, &c)
 	}
-	return newIdentity(c.Subject, c.ExpiresAt.Time, c.NATS)
+	// The leeway that admitted the token also bounds the connection.
+	return newIdentity(c.Subject, c.ExpiresAt.Time.Add(v.cfg.Leeway), c.NATS)
 }
 
 // reason maps a jwt error to the one client-visible reason, most

@@ -113,7 +113,7 @@ func (c *conn) Handle(ev netpoll.Event) {
 		c.closeWith(pend, drop)
 	}
 	if ev&netpoll.Readable != 0 || c.in != nil {
-		if !c.readAll() {
+		if !c.readAll(ev&netpoll.Hangup != 0) {
 			return
 		}
 	}
@@ -146,8 +146,10 @@ func (c *conn) Handle(ev netpoll.Event) {
 }
 
 // readAll reads what the socket has, within a budget, and feeds it to the
-// assembler. It returns false when the connection was torn down.
-func (c *conn) readAll() bool {
+// assembler. It returns false when the connection was torn down. With
+// hangup it reads past a short read: edge-triggered epoll reports a FIN
+// that arrives with the last data only once, so the EOF must be found now.
+func (c *conn) readAll(hangup bool) bool {
 	if c.in != nil {
 		in := c.in
 		c.in = nil
@@ -174,7 +176,7 @@ func (c *conn) readAll() bool {
 		case err != nil, n == 0:
 			c.teardown() // EOF or a socket error: nothing more can be sent
 			return false
-		case n < len(buf):
+		case n < len(buf) && !hangup:
 			return true
 		}
 	}

@@ -236,6 +236,9 @@ func (c *conn) refresh(cmd *command) *opError {
 			continue
 		}
 		c.release(sb)
+		// The err answers the sub: a flush still pending for it must not
+		// send an ok afterwards.
+		sb.acked.Store(true)
 		c.sendText(func(b []byte) []byte {
 			return appendErr(b, sb.id, errf(codePermissionDenied, "the refreshed token no longer allows this subscription"))
 		})

@@ -19,8 +19,8 @@ var closeRateLimited = &closeError{ws.StatusPolicyViolation, "rate limit exceede
 
 // allow takes a token for one inbound message. It returns false when the
 // message must be refused, and closes the connection when the client
-// keeps going far past its limit (more than max(2×burst, 10) refusals in
-// a row).
+// keeps going far past its limit: more than max(4×burst, 20) refusals in a
+// row. An overshoot of a few bursts only earns rate_limited errors.
 func (c *conn) allow() bool {
 	rate := c.s.cfg.RateLimit
 	if rate <= 0 {
@@ -38,7 +38,7 @@ func (c *conn) allow() bool {
 		return true
 	}
 	b.refused++
-	if b.refused > max(2*c.s.cfg.RateBurst, 10) {
+	if b.refused > max(4*c.s.cfg.RateBurst, 20) {
 		c.closeWith(closeRateLimited, false)
 	}
 	return false

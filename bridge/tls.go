@@ -25,6 +25,9 @@ const (
 	tlsReadSize = 16 << 10 // one TLS record
 	tlsOutMax   = 64 << 10 // bytes the writer goroutine holds before EAGAIN
 	tlsWriteTTL = 30 * time.Second
+	// tlsLinger bounds how long a closed connection's writer keeps
+	// writing what was queued before it (the close frame above all).
+	tlsLinger = 2 * time.Second
 )
 
 // tlsIO adapts a tls.Conn to the conn's non-blocking read/write contract:
@@ -42,19 +45,26 @@ type tlsIO struct {
 	outErr       error
 	wantWritable bool
 
-	more   chan struct{} // the worker drained in: read again
-	kick   chan struct{} // out has bytes
-	done   chan struct{}
-	closed atomic.Bool
+	more     chan struct{} // the worker drained in: read again
+	kick     chan struct{} // out has bytes
+	done     chan struct{}
+	closed   atomic.Bool
+	started  atomic.Bool
+	lingerAt atomic.Int64 // unix nanoseconds; set by close: the last write deadline
 }
 
 func newTLSIO(s *Server, tc *tls.Conn, d *netpoll.Desc) *tlsIO {
 	t := &tlsIO{tc: tc, s: s, desc: d,
 		more: make(chan struct{}, 1), kick: make(chan struct{}, 1), done: make(chan struct{})}
-	s.wg.Add(2)
+	return t
+}
+
+// start runs the reader and writer goroutines.
+func (t *tlsIO) start() {
+	t.started.Store(true)
+	t.s.wg.Add(2)
 	go t.reader()
 	go t.writer()
-	return t
 }
 
 func (t *tlsIO) reader() {
@@ -78,14 +88,19 @@ func (t *tlsIO) reader() {
 	}
 }
 
+// writer writes what the worker queued. It owns closing the socket: after
+// close it still writes what is queued, within tlsLinger, so the close
+// frame reaches the peer, then closes.
 func (t *tlsIO) writer() {
 	defer t.s.wg.Done()
+	defer func() { _ = t.tc.NetConn().Close() }()
 	var spare []byte
 	for {
+		closing := false
 		select {
 		case <-t.kick:
 		case <-t.done:
-			return
+			closing = true
 		}
 		for {
 			t.mu.Lock()
@@ -99,6 +114,10 @@ func (t *tlsIO) writer() {
 				break
 			}
 			_ = t.tc.SetWriteDeadline(time.Now().Add(tlsWriteTTL))
+			if at := t.lingerAt.Load(); at != 0 {
+				// close ran meanwhile: keep its shorter deadline.
+				_ = t.tc.SetWriteDeadline(time.Unix(0, at))
+			}
 			_, err := t.tc.Write(data)
 			spare = data
 			if err != nil {
@@ -111,6 +130,9 @@ func (t *tlsIO) writer() {
 			if wake {
 				t.s.poller.Schedule(t.desc, netpoll.Writable)
 			}
+		}
+		if closing {
+			return
 		}
 	}
 }
@@ -158,15 +180,23 @@ func (t *tlsIO) write(b []byte) (int, error) {
 	return n, nil
 }
 
-// close drops the connection without a TLS close_notify, which could block
-// on a peer that does not read; the WebSocket close frame already said
-// goodbye.
+// close ends the connection without a TLS close_notify, which could block
+// on a peer that does not read; the WebSocket close frame says goodbye.
+// The writer flushes what is queued, that close frame included, within
+// tlsLinger and then closes the socket, which also stops the reader.
 func (t *tlsIO) close() {
 	if t.closed.Swap(true) {
 		return
 	}
+	if !t.started.Load() {
+		_ = t.tc.NetConn().Close() // no writer to do it
+		return
+	}
+	at := time.Now().Add(tlsLinger)
+	t.lingerAt.Store(at.UnixNano())
+	// Cut short a write already blocked on a peer that does not read.
+	_ = t.tc.NetConn().SetWriteDeadline(at)
 	close(t.done)
-	_ = t.tc.NetConn().Close()
 }
 
 // CertReloader serves a certificate and key from files and re-reads them

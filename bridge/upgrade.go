@@ -79,25 +79,35 @@ func (s *Server) handshake(nc net.Conn) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	if !s.register(c) {
+	if err := s.prepare(c); err != nil {
+		s.log.Error("preparing an upgraded connection", "err", err)
+		c.teardown()
 		s.releaseSlot(c.remote.Addr())
-		_ = nc.Close()
 		return
 	}
-	if err := s.attach(c); err != nil {
+	// Registered before any event can reach it, so Shutdown sees every
+	// connection that can run.
+	if !s.register(c) {
+		c.teardown()
+		s.releaseSlot(c.remote.Addr())
+		return
+	}
+	if err := s.start(c); err != nil {
 		s.log.Error("registering connection with epoll", "err", err)
 		c.teardown()
 	}
 }
 
-// attach puts an upgraded connection on the poller. Its hello and any
-// bytes that came with the handshake are handled by the first event.
-func (s *Server) attach(c *conn) error {
+// prepare readies an upgraded connection for the poller. Plain TCP
+// connections leave net.Conn here: the socket is duplicated and the
+// original closed, so the connection is a bare fd with no netFD, pollDesc
+// or addresses kept by Go's net package (~0.6 KiB per idle connection),
+// and still one descriptor.
+func (s *Server) prepare(c *conn) error {
+	c.lastRead.Store(time.Now().UnixNano())
 	if tc, ok := c.netc.(*tls.Conn); ok {
 		c.desc = netpoll.NewDesc(-1, c)
 		c.tls = newTLSIO(s, tc, c.desc)
-		c.lastRead.Store(time.Now().UnixNano())
-		s.poller.Schedule(c.desc, evStart)
 		return nil
 	}
 	sc, ok := c.netc.(syscall.Conn)
@@ -108,10 +118,6 @@ func (s *Server) attach(c *conn) error {
 	if err != nil {
 		return err
 	}
-	// Take the socket out of net.Conn: a private duplicate, then close the
-	// original. The connection is then a bare fd, with no netFD, pollDesc
-	// or addresses kept by Go's net package (~0.6 KiB per idle
-	// connection), and still one descriptor.
 	var fd int
 	var derr error
 	if err := rc.Control(func(f uintptr) { fd, derr = dupCloexec(int(f)) }); err != nil {
@@ -126,10 +132,17 @@ func (s *Server) attach(c *conn) error {
 	}
 	_ = c.netc.Close()
 	c.netc, c.fd = nil, fd
-	c.lastRead.Store(time.Now().UnixNano())
 	c.desc = netpoll.NewDesc(fd, c)
-	if err := s.poller.Add(c.desc); err != nil {
-		return err // teardown closes fd
+	return nil
+}
+
+// start lets events reach a registered connection. Its hello and any
+// bytes that came with the handshake are handled by the first event.
+func (s *Server) start(c *conn) error {
+	if c.tls != nil {
+		c.tls.start()
+	} else if err := s.poller.Add(c.desc); err != nil {
+		return err
 	}
 	s.poller.Schedule(c.desc, evStart)
 	return nil
