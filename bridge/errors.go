@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"context"
 	"errors"
 
 	"github.com/gobwas/ws"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Protocol error codes sent in {"op":"err","code":...}. They are part of
@@ -24,6 +26,7 @@ const (
 	codeRateLimited          = "rate_limited"
 	codeTokenExpired         = "token_expired"
 	codeUnauthorized         = "unauthorized"
+	codeNoStream             = "no_stream"
 )
 
 // opError is a failed client operation: it becomes an err envelope and the
@@ -47,8 +50,16 @@ func natsError(err error) *opError {
 		return errf(codePayloadTooLarge, "payload exceeds the NATS server's max_payload")
 	case errors.Is(err, nats.ErrNoResponders):
 		return errf(codeNoResponders, "no service is listening on the subject")
-	case errors.Is(err, nats.ErrTimeout):
+	case errors.Is(err, jetstream.ErrStreamNotFound),
+		errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return errf(codeNoStream, "no JetStream stream covers the subject")
+	case errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout),
+		errors.Is(err, context.DeadlineExceeded):
 		return errf(codeTimeout, "timed out")
+	case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
+		return errf(codeUnavailable, "too many acked publishes in flight")
 	case errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrConnectionReconnecting),
 		errors.Is(err, nats.ErrReconnectBufExceeded),

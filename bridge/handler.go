@@ -116,9 +116,14 @@ func (c *conn) unsub(cmd *command) *opError {
 	return nil
 }
 
-// sendAcks answers subs whose interest became live.
+// sendAcks answers subs whose interest became live, and JetStream subs
+// whose setup failed.
 func (c *conn) sendAcks(ids []*sub) {
 	for _, sb := range ids {
+		if sb.js != nil {
+			c.jsSettle(sb)
+			continue
+		}
 		if sb.acked.CompareAndSwap(false, true) {
 			c.sendText(func(b []byte) []byte { return appendOK(b, sb.id) })
 		}

@@ -70,6 +70,39 @@ func appendOK(b []byte, ref string) []byte {
 	return append(b, '}')
 }
 
+// appendPubAck appends the ok of an acked pub: the stream, the sequence
+// the message was stored at and, for a deduplicated re-send, duplicate.
+func appendPubAck(b []byte, ref, stream string, seq uint64, duplicate bool) []byte {
+	b = append(b, `{"op":"ok","ref":`...)
+	b = appendString(b, ref)
+	b = append(b, `,"stream":`...)
+	b = appendString(b, stream)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	if duplicate {
+		b = append(b, `,"duplicate":true`...)
+	}
+	return append(b, '}')
+}
+
+// appendSeqMsgFrame is appendMsgFrame for a JetStream message: the
+// envelope ends with its stream sequence,
+// {"op":"msg","sid":...,"subject":...<body>,"seq":N}.
+func appendSeqMsgFrame(b []byte, sid, subject string, body []byte, seq uint64) []byte {
+	var digits [20]byte
+	num := strconv.AppendUint(digits[:0], seq, 10)
+	n := len(`{"op":"msg","sid":,"subject":,"seq":}`) + jsonStringLen(sid) + jsonStringLen(subject) + len(body) + len(num)
+	b = appendFrameHeader(b, ws.OpText, n)
+	b = append(b, `{"op":"msg","sid":`...)
+	b = appendString(b, sid)
+	b = append(b, `,"subject":`...)
+	b = appendString(b, subject)
+	b = append(b, body...)
+	b = append(b, `,"seq":`...)
+	b = append(b, num...)
+	return append(b, '}')
+}
+
 func appendErr(b []byte, ref string, e *opError) []byte {
 	b = append(b, `{"op":"err"`...)
 	if ref != "" {

@@ -109,6 +109,7 @@ type Server struct {
 	log     *slog.Logger
 	poller  *netpoll.Poller
 	req     *requester
+	js      *jsState
 	metrics *metrics
 
 	hello []byte // the hello frame, identical for every client
@@ -165,6 +166,10 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	}
 	s.poller = p
 	if s.req, err = newRequester(s); err != nil {
+		p.Close()
+		return nil, err
+	}
+	if s.js, err = newJetStream(s); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -407,6 +412,8 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// Handshakes in flight fail register() and finish within their
 	// deadline.
 	s.handshakes.Wait()
+
+	s.js.shutdown(ctx) // delete our consumers while NATS is still up
 
 	var nerr error
 	closed := make(chan struct{})

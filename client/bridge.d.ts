@@ -121,7 +121,7 @@ export class BridgeError extends Error {
   readonly ref?: string;
   /** WebSocket close code, for errors caused by a close. */
   readonly closeCode?: number;
-  /** The subscription the server removed (permission_denied) or refused on resubscribe. */
+  /** The subscription the server removed (permission_denied) or refused on resubscribe (unavailable is retried instead). */
   readonly subscription?: Subscription;
 }
 

@@ -68,7 +68,7 @@ export class Client {
     this._urlIndex = 0;
     this._token = undefined;
     this._lastFrame = 0;
-    this._timers = { reconnect: 0, ping: 0, refresh: 0 };
+    this._timers = { reconnect: 0, ping: 0, refresh: 0, subs: new Set() };
     this._emit('state', this.state);
     this._open();
   }
@@ -272,6 +272,8 @@ export class Client {
     clearTimeout(this._timers.reconnect);
     clearInterval(this._timers.ping);
     clearTimeout(this._timers.refresh);
+    for (const timer of this._timers.subs) clearTimeout(timer);
+    this._timers.subs.clear();
     const ws = this._ws;
     this._ws = null;
     this._live = false;
@@ -422,14 +424,34 @@ export class Client {
     if (sub.queue) frame.queue = sub.queue;
     if (sub.lastSeq !== undefined) frame.from = { after: sub.lastSeq };
     else if (sub.from !== undefined) frame.from = sub.from;
+    const ws = this._ws;
     this._sendWith(frame, {
-      ok: () => sub.resolve(),
+      ok: () => { sub.retries = 0; sub.resolve(); },
       err: (e) => {
+        if (this._subs.get(sub.id) !== sub) return; // unsubscribed meanwhile
+        if (sub.settled && e.code === 'unavailable') {
+          // A resubscribe after a failover can reach a node whose NATS is
+          // down: keep the subscription and retry, as the code says.
+          this._emitError(e);
+          return this._retrySub(sub, ws);
+        }
         this._subs.delete(sub.id);
         if (sub.settled) { e.subscription = sub.handle; this._emitError(e); } else sub.reject(e);
       },
       lost: () => {}, // re-sent on the next hello
     });
+  }
+
+  /** _retrySub re-sends sub on socket ws after a backoff; a new socket re-sends it on hello anyway. */
+  _retrySub(sub, ws) {
+    const { minBackoffMs, maxBackoffMs } = this._opts;
+    sub.retries = (sub.retries || 0) + 1;
+    const cap = Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(sub.retries, 30));
+    const timer = setTimeout(() => {
+      this._timers.subs.delete(timer);
+      if (ws === this._ws && this._live && this._subs.get(sub.id) === sub) this._sendSub(sub);
+    }, Math.random() * cap);
+    this._timers.subs.add(timer);
   }
 
   _unsubscribe(sub) {

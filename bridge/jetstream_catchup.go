@@ -1,0 +1,398 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// errConnGone stops a catch-up whose connection stopped taking frames.
+var errConnGone = errors.New("bridge: connection closed")
+
+// catchIdle is how long a catch-up waits for a message before it asks the
+// server whether anything is left.
+const catchIdle = 2 * time.Second
+
+// run sets up one JetStream subscription: attach to the feed (from then on
+// nothing stored later is missed), ok, catch up from history through the
+// feed's position, then go live on the feed. It owns the subscription
+// until then; afterwards the feed serves it with no goroutine.
+func (r *jsState) run(js *jsSub) {
+	defer r.starting.Add(-1)
+	defer js.cancel()
+	f, err := r.acquire(js.ctx, js.sb.subject)
+	if err != nil {
+		r.setupFailed(js, err)
+		return
+	}
+	if !js.attach(f) {
+		r.release(f)
+		return
+	}
+	c := js.sb.c
+	if js.sb.acked.CompareAndSwap(false, true) {
+		c.enqueueText(func(b []byte) []byte { return appendOK(b, js.sb.id) })
+	}
+	if err := r.catchUp(js, f); err != nil {
+		r.setupFailed(js, err)
+	}
+}
+
+// setupFailed reports err to the client unless the subscription ended
+// anyway (unsub, close, shutdown).
+func (r *jsState) setupFailed(js *jsSub, err error) {
+	if js.ctx.Err() != nil || errors.Is(err, errConnGone) {
+		return
+	}
+	e := natsError(err)
+	if e.code == codeInternal {
+		r.s.log.Error("stream subscription failed", "subject", js.sb.subject, "err", err)
+	}
+	js.fail(e)
+}
+
+// attach makes js a member of f, buffering, at f's current position.
+func (js *jsSub) attach(f *feed) bool {
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if js.released {
+		return false
+	}
+	js.feed = f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	js.base = f.last
+	switch js.from.kind {
+	case fromNew:
+		js.last = f.last
+	case fromAfter:
+		js.last = js.from.after
+	}
+	f.add(js)
+	return true
+}
+
+// catchUp delivers the stream's matches from js.from through js.base,
+// then switches js to live. If the feed's buffer for js overflows first,
+// the boundary moves up to the feed's position and the catch-up goes on.
+func (r *jsState) catchUp(js *jsSub, f *feed) error {
+	cu := catchup{r: r, js: js, cursor: js.last}
+	defer cu.close()
+	for {
+		if cu.cursor < js.base {
+			if err := cu.through(js.base); err != nil {
+				return err
+			}
+		}
+		if err := cu.waitRoom(); err != nil {
+			return err
+		}
+		if js.goLive(f, cu.cursor) {
+			return nil
+		}
+	}
+}
+
+// goLive flushes what the feed buffered and makes js live, unless the
+// buffer overflowed: then it moves the boundary and returns false.
+func (js *jsSub) goLive(f *feed, cursor uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if js.idx < 0 {
+		return true // unsubscribed or the feed stopped
+	}
+	if js.overflow {
+		js.overflow, js.buf, js.base = false, nil, f.last
+		return false
+	}
+	if len(js.buf) > 0 {
+		js.sb.c.enqueue(js.buf, true) // whole frames, in stream order
+	}
+	js.buf = nil
+	js.last = max(js.last, cursor, f.last)
+	js.live = true
+	return true
+}
+
+// catchup is one subscription's short-lived ordered consumer.
+type catchup struct {
+	r      *jsState
+	js     *jsSub
+	cursor uint64 // last sequence sent to the client
+	sent   bool   // cursor came from a delivered message
+
+	cons   jetstream.Consumer
+	stream string
+	it     jetstream.MessagesContext
+	unhook func() bool
+	slot   bool
+	fresh  bool // cons was just created: its info is current
+	// got is the delivery sequence of the last message received from
+	// consumer gotFrom.
+	gotFrom string
+	got     uint64
+	held    jetstream.Msg // first message past the boundary
+	body    []byte
+	frame   []byte
+}
+
+// through sends every match up to base, in order.
+func (cu *catchup) through(base uint64) error {
+	if cu.held != nil {
+		if seq := msgSeq(cu.held); seq > base {
+			return nil
+		}
+	}
+	for {
+		if err := cu.open(); err != nil {
+			return err
+		}
+		m := cu.held
+		cu.held = nil
+		if m == nil {
+			var err error
+			if m, err = cu.next(); err != nil {
+				if cu.js.ctx.Err() != nil {
+					return cu.js.ctx.Err()
+				}
+				cu.r.s.log.Debug("catch-up consumer failed; recreating", "subject", cu.js.sb.subject, "err", err)
+				cu.close()
+				if err := cu.backoff(); err != nil {
+					return err
+				}
+				continue
+			}
+			if m == nil {
+				return nil // nothing left in the stream
+			}
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			continue
+		}
+		seq := md.Sequence.Stream
+		if seq > base {
+			cu.held = m
+			return nil
+		}
+		if seq > cu.cursor {
+			if err := cu.send(m, seq); err != nil {
+				return err
+			}
+		}
+		if md.NumPending == 0 {
+			// Nothing more matches up to the stream's end, which is at
+			// or past base: the feed has the rest.
+			return nil
+		}
+	}
+}
+
+// open creates the consumer if there is none: from js.from the first
+// time, after the cursor once something was sent. It retries until the
+// subscription ends; only a missing stream is final.
+func (cu *catchup) open() error {
+	if cu.it != nil {
+		return nil
+	}
+	js, r := cu.js, cu.r
+	if !cu.slot {
+		select {
+		case r.catchups <- struct{}{}:
+			cu.slot = true
+		case <-js.ctx.Done():
+			return js.ctx.Err()
+		}
+	}
+	js.mu.Lock()
+	f := js.feed
+	js.mu.Unlock()
+	if f == nil {
+		return errConnGone // released
+	}
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{js.sb.subject},
+		InactiveThreshold: consumerIdle,
+	}
+	switch {
+	case cu.sent || js.from.kind == fromAfter || js.from.kind == fromNew:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cu.cursor+1
+	case js.from.kind == fromAll:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
+	case js.from.kind == fromLast:
+		cfg.DeliverPolicy = jetstream.DeliverLastPolicy
+	case js.from.kind == fromTime:
+		t := js.from.time
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	}
+	for {
+		// Not canceled with js.ctx: a create cut short may still happen
+		// on the server, and then nobody would delete it.
+		ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.RequestTimeout)
+		cons, err := r.js.OrderedConsumer(ctx, f.stream, cfg)
+		cancel()
+		if err == nil {
+			cu.cons, cu.stream, cu.fresh = cons, f.stream, true
+			if err := js.ctx.Err(); err != nil {
+				return err // close deletes it
+			}
+			break
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return err
+		}
+		r.s.log.Debug("catch-up consumer", "subject", js.sb.subject, "err", err)
+		if err := cu.backoff(); err != nil {
+			return err
+		}
+	}
+	it, err := cu.cons.Messages(jetstream.PullMaxMessages(catchupPrefetch), jetstream.PullHeartbeat(feedHeartbeat))
+	if err != nil {
+		cu.close()
+		return err
+	}
+	cu.it = it
+	// A reset inside the iterator can wait on backoff: Stop ends it.
+	cu.unhook = context.AfterFunc(js.ctx, it.Stop)
+	return nil
+}
+
+// next returns the next message, or nil when the consumer has nothing
+// left to deliver.
+func (cu *catchup) next() (jetstream.Msg, error) {
+	if cu.fresh {
+		cu.fresh = false
+		if info := cu.cons.CachedInfo(); info != nil && info.NumPending == 0 {
+			return nil, nil // nothing matched when it was created
+		}
+	}
+	for {
+		ctx, cancel := context.WithTimeout(cu.js.ctx, catchIdle)
+		m, err := cu.it.Next(jetstream.NextContext(ctx))
+		cancel()
+		if err == nil {
+			if md, err := m.Metadata(); err == nil {
+				cu.gotFrom, cu.got = md.Consumer, md.Sequence.Consumer
+			}
+			return m, nil
+		}
+		if cu.js.ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return nil, err
+		}
+		// Quiet for a while: the stream may have lost what the consumer
+		// counted (a purge), so ask. Done only if nothing is pending and
+		// everything it delivered has reached us (none in transit).
+		ictx, icancel := context.WithTimeout(cu.js.ctx, cu.r.s.cfg.RequestTimeout)
+		info, err := cu.cons.Info(ictx)
+		icancel()
+		if err != nil || info.NumPending != 0 {
+			continue
+		}
+		var got uint64
+		if info.Name == cu.gotFrom {
+			got = cu.got
+		}
+		if info.Delivered.Consumer == got {
+			return nil, nil
+		}
+	}
+}
+
+// send queues one message for the client, after waiting for room.
+func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
+	if err := cu.waitRoom(); err != nil {
+		return err
+	}
+	cu.body = appendBody(cu.body[:0], &nats.Msg{Data: m.Data(), Header: m.Headers()})
+	cu.frame = appendSeqMsgFrame(cu.frame[:0], cu.js.sb.id, m.Subject(), cu.body, seq)
+	if !cu.js.sb.c.enqueue(cu.frame, true) {
+		return errConnGone
+	}
+	cu.cursor, cu.sent = seq, true
+	cu.r.s.metrics.delivered(1)
+	return nil
+}
+
+// waitRoom paces the catch-up to the client: history is sent only while
+// the write queue is at most half full, so a big backlog never makes a
+// client that keeps reading a slow consumer.
+func (cu *catchup) waitRoom() error {
+	c := cu.js.sb.c
+	d := time.Millisecond
+	for {
+		n, open := c.queued()
+		if !open {
+			return errConnGone
+		}
+		if n <= c.s.cfg.WriteBuffer/2 {
+			return nil
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-cu.js.ctx.Done():
+			t.Stop()
+			return cu.js.ctx.Err()
+		case <-t.C:
+		}
+		d = min(2*d, 50*time.Millisecond)
+	}
+}
+
+func (cu *catchup) backoff() error {
+	t := time.NewTimer(250 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-cu.js.ctx.Done():
+		return cu.js.ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// close stops and deletes the consumer, if any, and frees the slot.
+func (cu *catchup) close() {
+	if cu.unhook != nil {
+		cu.unhook()
+		cu.unhook = nil
+	}
+	if cu.it != nil {
+		cu.it.Stop()
+		cu.it = nil
+	}
+	if cu.cons != nil {
+		if info := cu.cons.CachedInfo(); info != nil {
+			cu.r.deleteConsumer(cu.stream, info.Name)
+		}
+		cu.cons = nil
+	}
+	cu.held = nil
+	if cu.slot {
+		<-cu.r.catchups
+		cu.slot = false
+	}
+}
+
+// queued reports the bytes waiting in c's write queue and whether c still
+// takes frames.
+func (c *conn) queued() (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen || c.pending != nil {
+		return 0, false
+	}
+	if c.wbuf == nil {
+		return 0, true
+	}
+	return len(*c.wbuf), true
+}
+
+func msgSeq(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}

@@ -1,0 +1,332 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// feed is the node's live tail of one stream for one subject pattern: a
+// single ordered consumer whose messages go to every live member, built
+// once per distinct sid. Members still catching up get them buffered
+// instead.
+type feed struct {
+	r       *jsState
+	subject string
+	refs    int           // guarded by r.mu
+	ready   chan struct{} // closed when started (or failed, err set)
+	err     error
+	stream  string
+	cons    jetstream.Consumer
+	cc      jetstream.ConsumeContext
+
+	mu      sync.Mutex
+	last    uint64 // every match up to last has reached the members
+	members []*jsSub
+	stopped bool
+
+	// Used only by the consumer's delivery goroutine (under mu).
+	body   []byte
+	frames []byte
+	built  []builtSid
+	bySid  map[string]int
+}
+
+type builtSid struct {
+	sid      string
+	off, end int
+}
+
+// acquire returns the running feed for subject, starting it if needed,
+// with a reference the caller gives back with release.
+func (r *jsState) acquire(ctx context.Context, subject string) (*feed, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil, nats.ErrConnectionClosed
+	}
+	if f := r.feeds[subject]; f != nil {
+		f.refs++
+		r.mu.Unlock()
+		select {
+		case <-f.ready:
+		case <-ctx.Done():
+			r.release(f)
+			return nil, ctx.Err()
+		}
+		if f.err != nil {
+			r.release(f)
+			return nil, f.err
+		}
+		return f, nil
+	}
+	f := &feed{r: r, subject: subject, refs: 1, ready: make(chan struct{})}
+	r.feeds[subject] = f
+	r.mu.Unlock()
+
+	err := f.start()
+	if err != nil {
+		f.err = err
+		r.mu.Lock()
+		if r.feeds[subject] == f {
+			delete(r.feeds, subject)
+		}
+		f.refs--
+		r.mu.Unlock()
+	}
+	close(f.ready)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// release gives back a reference; the last one stops the feed. It never
+// blocks, so the worker may call it.
+func (r *jsState) release(f *feed) {
+	r.mu.Lock()
+	f.refs--
+	if f.refs > 0 || r.feeds[f.subject] != f || r.closed {
+		// Still used, already failed, or shutdown stops it.
+		r.mu.Unlock()
+		return
+	}
+	delete(r.feeds, f.subject)
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		f.stop()
+	}()
+}
+
+// start finds the stream, notes its last sequence and starts an ordered
+// consumer right after it: whatever is stored later reaches the feed.
+func (f *feed) start() error {
+	r := f.r
+	select {
+	case r.starts <- struct{}{}:
+		defer func() { <-r.starts }()
+	case <-r.ctx.Done():
+		return r.ctx.Err()
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.s.cfg.RequestTimeout)
+	defer cancel()
+	st, err := r.streamFor(ctx, f.subject)
+	if err != nil {
+		return err
+	}
+	f.stream = st.CachedInfo().Config.Name
+	f.last = st.CachedInfo().State.LastSeq
+	// The create is not canceled by shutdown: one cut short may still
+	// happen on the server, and then nobody would delete it.
+	cctx, ccancel := context.WithTimeout(context.Background(), r.s.cfg.RequestTimeout)
+	defer ccancel()
+	cons, err := st.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{f.subject},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       f.last + 1,
+		InactiveThreshold: consumerIdle,
+	})
+	if err != nil {
+		return err
+	}
+	// A 1s heartbeat (nats.go's default is 5s) notices a consumer lost
+	// with its NATS node within ~2s, not ~10s, and recreates it.
+	cc, err := cons.Consume(f.deliver, jetstream.PullHeartbeat(feedHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		r.s.log.Debug("stream feed", "stream", f.stream, "subject", f.subject, "err", err)
+	}))
+	if err != nil {
+		r.deleteConsumer(f.stream, cons.CachedInfo().Name)
+		return err
+	}
+	f.cons, f.cc = cons, cc
+	return nil
+}
+
+// feedHeartbeat is the idle heartbeat of feed and catch-up consumers.
+const feedHeartbeat = time.Second
+
+// stop ends the feed and deletes its consumer.
+func (f *feed) stop() {
+	f.mu.Lock()
+	f.stopped = true
+	for _, js := range f.members {
+		js.idx = -1
+	}
+	f.members = nil
+	f.mu.Unlock()
+	f.cc.Stop()
+	if info := f.cons.CachedInfo(); info != nil {
+		f.r.deleteConsumer(f.stream, info.Name)
+	}
+}
+
+// streamFor finds the stream whose subjects cover pattern: the stream
+// names API answers with streams that overlap it, so the first answer is
+// checked and, if it only overlaps, the others.
+func (r *jsState) streamFor(ctx context.Context, pattern string) (jetstream.Stream, error) {
+	name, err := r.js.StreamNameBySubject(ctx, pattern)
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("%w: %v", jetstream.ErrJetStreamNotEnabled, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := r.js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if streamCovers(st.CachedInfo().Config, pattern) {
+		return st, nil
+	}
+	names := r.js.StreamNames(ctx, jetstream.WithStreamListSubject(pattern))
+	for n := range names.Name() {
+		if n == name {
+			continue
+		}
+		st, err := r.js.Stream(ctx, n)
+		if err == nil && streamCovers(st.CachedInfo().Config, pattern) {
+			return st, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no stream covers %q", jetstream.ErrStreamNotFound, pattern)
+}
+
+func streamCovers(cfg jetstream.StreamConfig, pattern string) bool {
+	subjects := cfg.Subjects
+	if len(subjects) == 0 {
+		subjects = []string{cfg.Name}
+	}
+	for _, s := range subjects {
+		if subjectCovers(s, pattern) {
+			return true
+		}
+	}
+	return false
+}
+
+// subjectCovers reports whether every subject that pattern matches is
+// also matched by filter.
+func subjectCovers(filter, pattern string) bool {
+	ft, pt := strings.Split(filter, "."), strings.Split(pattern, ".")
+	for i, f := range ft {
+		if f == ">" {
+			return len(pt) > i
+		}
+		if i >= len(pt) {
+			return false
+		}
+		switch p := pt[i]; {
+		case p == ">":
+			return false
+		case f == "*":
+		case p != f:
+			return false
+		}
+	}
+	return len(ft) == len(pt)
+}
+
+// add attaches a member; f.mu must be held.
+func (f *feed) add(js *jsSub) {
+	js.idx = len(f.members)
+	f.members = append(f.members, js)
+}
+
+// remove detaches a member, if it is still attached.
+func (f *feed) remove(js *jsSub) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if js.idx < 0 {
+		return
+	}
+	last := len(f.members) - 1
+	moved := f.members[last]
+	f.members[js.idx] = moved
+	moved.idx = js.idx
+	f.members[last] = nil
+	f.members = f.members[:last]
+	js.idx = -1
+	js.buf = nil
+}
+
+// deliver is the consumer's handler: it queues the message on live
+// members and buffers it for members still catching up. It never blocks.
+func (f *feed) deliver(m jetstream.Msg) {
+	md, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	seq := md.Sequence.Stream
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped || seq <= f.last {
+		return // the ordered consumer resumes after a reset at last+1; be sure
+	}
+	f.last = seq
+	if len(f.members) == 0 {
+		return
+	}
+	subject := m.Subject()
+	f.body = appendBody(f.body[:0], &nats.Msg{Data: m.Data(), Header: m.Headers()})
+	f.frames, f.built = f.frames[:0], f.built[:0]
+	clear(f.bySid)
+	limit := f.r.s.cfg.WriteBuffer / 2
+	n := 0
+	for _, js := range f.members {
+		if seq <= js.last {
+			continue // the client asked to start after it
+		}
+		fr := f.frame(js.sb.id, subject, seq)
+		switch {
+		case js.live:
+			js.last = seq
+			js.sb.c.enqueue(fr, true)
+			n++
+		case js.overflow:
+		case len(js.buf)+len(fr) > limit:
+			js.overflow, js.buf = true, nil
+		default:
+			js.buf = append(js.buf, fr...)
+		}
+	}
+	f.r.s.metrics.delivered(n)
+}
+
+// frame returns the frame for sid, building it once per message.
+func (f *feed) frame(sid, subject string, seq uint64) []byte {
+	if len(f.built) > maxLinear {
+		if i, ok := f.bySid[sid]; ok {
+			b := f.built[i]
+			return f.frames[b.off:b.end]
+		}
+	} else {
+		for _, b := range f.built {
+			if b.sid == sid {
+				return f.frames[b.off:b.end]
+			}
+		}
+	}
+	off := len(f.frames)
+	f.frames = appendSeqMsgFrame(f.frames, sid, subject, f.body, seq)
+	f.built = append(f.built, builtSid{sid: sid, off: off, end: len(f.frames)})
+	switch {
+	case len(f.built) == maxLinear+1:
+		if f.bySid == nil {
+			f.bySid = make(map[string]int)
+		}
+		for i, b := range f.built {
+			f.bySid[b.sid] = i
+		}
+	case len(f.built) > maxLinear+1:
+		f.bySid[sid] = len(f.built) - 1
+	}
+	return f.frames[off:]
+}
