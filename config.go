@@ -45,6 +45,8 @@ type config struct {
 	MaxConnsPerIP    int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"0" desc:"connections per remote address (0: unlimited); beyond, 429"`
 	RateLimit        float64       `envconfig:"RATE_LIMIT" default:"0" desc:"inbound messages per second per connection (0: off); beyond, rate_limited errors"`
 	RateBurst        int           `envconfig:"RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT (0: one second's worth)"`
+	Compression      bool          `envconfig:"COMPRESSION" default:"false" desc:"negotiate permessage-deflate (no context takeover) with clients that offer it"`
+	CompressionMin   byteSize      `envconfig:"COMPRESSION_MIN" default:"512" desc:"smallest message sent compressed"`
 	DebugListen      string        `envconfig:"DEBUG_LISTEN" desc:"address for Go's pprof endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; unset disables"`
 	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat        string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
@@ -70,6 +72,7 @@ func (c *config) validate() error {
 		{"BRIDGE_MAX_CONNECTIONS_PER_IP", c.MaxConnsPerIP >= 0},
 		{"BRIDGE_RATE_LIMIT", c.RateLimit >= 0},
 		{"BRIDGE_RATE_BURST", c.RateBurst >= 0},
+		{"BRIDGE_COMPRESSION_MIN", c.CompressionMin > 0},
 	}
 	for _, p := range positive {
 		if !p.ok {

@@ -151,6 +151,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		RateLimit:           cfg.RateLimit,
 		RateBurst:           cfg.RateBurst,
 		TLS:                 tlsConfig(certs),
+		Compression:         cfg.Compression,
+		CompressionMin:      int(cfg.CompressionMin),
 		Logger:              log,
 		Handler:             client.Handler(),
 	}, nc)

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -66,6 +67,7 @@ type conn struct {
 	subs       []*sub
 	bucket     bucket
 	expiry     *time.Timer // fires when ident expires
+	deflate    bool        // permessage-deflate negotiated
 	peerClosed bool        // the peer's close frame arrived
 	halfClosed bool        // our side of the TCP connection is shut down
 	closeTimer *time.Timer
@@ -253,6 +255,17 @@ func (c *conn) onFrame(op ws.OpCode, rsv byte, p []byte) error {
 			}
 			return nil
 		}
+		if rsv&0x4 != 0 { // RSV1: permessage-deflate
+			z, err := inflate(p, c.s.cfg.MaxPayload)
+			if err != nil {
+				return err
+			}
+			defer putBuf(z)
+			p = *z
+			if op == ws.OpText && !utf8.Valid(p) {
+				return errInvalidUTF8
+			}
+		}
 		if c.raw != nil {
 			return c.rawMessage(p)
 		}
@@ -429,6 +442,11 @@ func (c *conn) teardown() {
 	c.s.unregister(c)
 }
 
+// compress reports whether a message of n bytes goes out compressed.
+func (c *conn) compress(n int) bool {
+	return c.deflate && n >= c.s.cfg.CompressionMin
+}
+
 // sendText queues a text frame whose payload build appends; the worker
 // flushes it before returning.
 func (c *conn) sendText(build func([]byte) []byte) { c.queueText(build, false) }
@@ -440,6 +458,10 @@ func (c *conn) queueText(build func([]byte) []byte, wake bool) {
 	bp, fb := getBuf(), getBuf()
 	*bp = build(*bp)
 	*fb = appendFrame(*fb, ws.OpText, *bp)
+	if c.compress(len(*bp)) {
+		plain := *fb
+		*fb = appendDeflated(plain[len(plain):], plain)
+	}
 	c.enqueue(*fb, wake)
 	putBuf(fb)
 	putBuf(bp)

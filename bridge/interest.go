@@ -43,8 +43,9 @@ func (fc *frameCache) reset() {
 }
 
 type frameKey struct {
-	raw bool
-	sid string
+	raw     bool
+	deflate bool
+	sid     string
 }
 
 type builtFrame struct {
@@ -177,21 +178,47 @@ const maxLinear = 8
 // frame returns the frame for sb's shape of m, building it on first use.
 // The result is valid until the next reset.
 func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
-	k := frameKey{raw: sb.c.raw != nil, sid: sb.id}
+	k := frameKey{raw: sb.c.raw != nil, deflate: sb.c.compress(len(m.Data)), sid: sb.id}
 	if k.raw {
 		k.sid = ""
 	}
+	if k.deflate {
+		// Compressed once from the plain frame, for every receiver of
+		// this shape.
+		plain := k
+		plain.deflate = false
+		if f, ok := fc.lookup(k); ok {
+			return f
+		}
+		f := fc.build(plain, sb, m)
+		off := len(fc.frames)
+		fc.frames = appendDeflated(fc.frames, f)
+		return fc.add(k, off)
+	}
+	return fc.build(k, sb, m)
+}
+
+// lookup finds a frame already built for shape k.
+func (fc *frameCache) lookup(k frameKey) ([]byte, bool) {
 	if len(fc.built) > maxLinear {
 		if i, ok := fc.byKey[k]; ok {
 			f := fc.built[i]
-			return fc.frames[f.off:f.end]
+			return fc.frames[f.off:f.end], true
 		}
 	} else {
 		for _, f := range fc.built {
 			if f.key == k {
-				return fc.frames[f.off:f.end]
+				return fc.frames[f.off:f.end], true
 			}
 		}
+	}
+	return nil, false
+}
+
+// build returns the plain frame of shape k, building it on first use.
+func (fc *frameCache) build(k frameKey, sb *sub, m *nats.Msg) []byte {
+	if f, ok := fc.lookup(k); ok {
+		return f
 	}
 	off := len(fc.frames)
 	if k.raw {
@@ -206,6 +233,11 @@ func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
 		}
 		fc.frames = appendMsgFrame(fc.frames, sb.id, m.Subject, fc.body)
 	}
+	return fc.add(k, off)
+}
+
+// add records that fc.frames[off:] is the frame of shape k.
+func (fc *frameCache) add(k frameKey, off int) []byte {
 	fc.built = append(fc.built, builtFrame{key: k, off: off, end: len(fc.frames)})
 	switch {
 	case len(fc.built) == maxLinear+1:

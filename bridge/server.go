@@ -61,6 +61,12 @@ type Config struct {
 	// connection, RateBurst the bucket depth; zero RateLimit disables it.
 	RateLimit float64
 	RateBurst int
+	// Compression negotiates permessage-deflate (RFC 7692, no context
+	// takeover) with clients that offer it.
+	Compression bool
+	// CompressionMin is the smallest message, in bytes, sent compressed;
+	// zero means 512.
+	CompressionMin int
 	// TLS, when set, makes the listener serve wss:// and https:// only.
 	TLS *tls.Config
 	// Handler serves HTTP paths the bridge does not own (/, /metrics…);
@@ -89,6 +95,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxRequestTimeout <= 0 {
 		c.MaxRequestTimeout = 60 * time.Second
+	}
+	if c.CompressionMin <= 0 {
+		c.CompressionMin = 512
 	}
 	if c.RateLimit > 0 && c.RateBurst <= 0 {
 		c.RateBurst = max(1, int(c.RateLimit))

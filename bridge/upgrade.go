@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 
 	"wsbridge/netpoll"
 )
@@ -197,6 +198,11 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 			return selected, true
 		},
 	}
+	var ext *wsflate.Extension
+	if s.cfg.Compression {
+		ext = negotiator()
+		u.Negotiate = ext.Negotiate
+	}
 	var c *conn
 	u.OnBeforeUpgrade = func() (ws.HandshakeHeader, error) {
 		var err error
@@ -215,6 +221,10 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 			s.releaseSlot(c.remote.Addr()) // admitted, but writing the 101 failed
 		}
 		return nil, err
+	}
+	if ext != nil {
+		_, c.deflate = ext.Accepted()
+		c.asm.extended = c.deflate
 	}
 	if br.Buffered() > 0 {
 		// The client did not wait for our 101: keep what it sent.

@@ -27,7 +27,7 @@ func rawDial(t *testing.T, addr, path string) *rawConn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	r := &rawConn{t: t, nc: nc, br: bufio.NewReaderSize(nc, 512)}
+	r := &rawConn{t: t, nc: nc, br: newBufReader(nc)}
 	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
@@ -88,6 +88,14 @@ func (r *rawConn) sendText(s string) { r.write(maskedFrame(true, 0x1, []byte(s))
 // payload.
 func (r *rawConn) readFrame() (byte, []byte) {
 	r.t.Helper()
+	b0, p := r.readFrameByte0()
+	return b0 & 0x0f, p
+}
+
+// readFrameByte0 is readFrame returning the whole first byte (FIN, RSV
+// bits and opcode).
+func (r *rawConn) readFrameByte0() (byte, []byte) {
+	r.t.Helper()
 	_ = r.nc.SetReadDeadline(time.Now().Add(wait))
 	var h [2]byte
 	if _, err := io.ReadFull(r.br, h[:]); err != nil {
@@ -111,7 +119,7 @@ func (r *rawConn) readFrame() (byte, []byte) {
 	if _, err := io.ReadFull(r.br, p); err != nil {
 		r.t.Fatalf("read payload: %v", err)
 	}
-	return h[0] & 0x0f, p
+	return h[0], p
 }
 
 func (r *rawConn) expectText(prefix string) string {
@@ -122,3 +130,5 @@ func (r *rawConn) expectText(prefix string) string {
 	}
 	return string(p)
 }
+
+func newBufReader(nc net.Conn) *bufio.Reader { return bufio.NewReaderSize(nc, 512) }

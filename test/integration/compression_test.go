@@ -1,0 +1,176 @@
+package integration
+
+import (
+	"bytes"
+	"compress/flate"
+	"encoding/binary"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go"
+
+	"wsbridge/bridge"
+)
+
+// dialDeflate connects to /ws offering permessage-deflate without context
+// takeover, and consumes the hello.
+func dialDeflate(t *testing.T, addr string) (*wsClient, string) {
+	t.Helper()
+	ctx, cancel := ctxWait()
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/ws", &websocket.DialOptions{
+		CompressionMode:      websocket.CompressionNoContextTakeover,
+		CompressionThreshold: 64,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadLimit(8 << 20)
+	t.Cleanup(func() { c.CloseNow() })
+	w := &wsClient{t: t, c: c}
+	w.expect("hello", "")
+	return w, resp.Header.Get("Sec-WebSocket-Extensions")
+}
+
+func TestCompression(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, func(c *bridge.Config) {
+		c.Compression = true
+		c.CompressionMin = 64
+		c.MaxPayload = 64 << 10
+	})
+	svc := natsClient(t, ns)
+	big := `{"text":"` + strings.Repeat("all work and no play ", 200) + `"}`
+
+	t.Run("negotiated without context takeover", func(t *testing.T) {
+		_, ext := dialDeflate(t, b.Addr)
+		for _, want := range []string{"permessage-deflate", "server_no_context_takeover", "client_no_context_takeover"} {
+			if !strings.Contains(ext, want) {
+				t.Fatalf("Sec-WebSocket-Extensions %q lacks %s", ext, want)
+			}
+		}
+	})
+	t.Run("deliveries and publishes round-trip", func(t *testing.T) {
+		c, _ := dialDeflate(t, b.Addr)
+		plain := dial(t, b.Addr) // same subject, no compression
+		c.subscribe("s", "z.x", "")
+		plain.subscribe("s", "z.x", "")
+		for _, payload := range []string{big, `{"small":1}`} {
+			if err := svc.Publish("z.x", []byte(payload)); err != nil {
+				t.Fatal(err)
+			}
+			for _, cl := range []*wsClient{c, plain} {
+				if f := cl.expect("msg", ""); string(f.Data) != payload {
+					t.Fatalf("got %.60s…, want %.60s…", f.Data, payload)
+				}
+			}
+		}
+		got := make(chan *nats.Msg, 1)
+		if _, err := svc.ChanSubscribe("z.in", got); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		c.send(`{"op":"pub","subject":"z.in","data":` + big + `,"id":"p"}`)
+		c.expect("ok", "p")
+		select {
+		case m := <-got:
+			if string(m.Data) != big {
+				t.Fatal("compressed publish did not arrive intact")
+			}
+		case <-time.After(wait):
+			t.Fatal("nothing published")
+		}
+	})
+	t.Run("large deliveries are compressed, small ones not", func(t *testing.T) {
+		r := rawDialExt(t, b.Addr, "permessage-deflate")
+		r.expectText(`{"op":"hello"`)
+		r.sendText(`{"op":"sub","id":"s","subject":"z.raw"}`)
+		r.expectText(`{"op":"ok"`)
+		for _, tc := range []struct {
+			payload    string
+			compressed bool
+		}{{big, true}, {`{"small":1}`, false}} {
+			if err := svc.Publish("z.raw", []byte(tc.payload)); err != nil {
+				t.Fatal(err)
+			}
+			b0, p := r.readFrameByte0()
+			if got := b0&0x40 != 0; got != tc.compressed {
+				t.Fatalf("RSV1 = %v for a %d-byte message, want %v", got, len(tc.payload), tc.compressed)
+			}
+			if tc.compressed {
+				fr := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
+				var err error
+				if p, err = io.ReadAll(fr); err != nil {
+					t.Fatal(err)
+				}
+				if len(p) <= len(tc.payload) {
+					t.Fatal("inflated frame shorter than its payload")
+				}
+			}
+			if !strings.Contains(string(p), tc.payload) {
+				t.Fatalf("frame %.80q does not carry the payload", p)
+			}
+		}
+	})
+	t.Run("decompression bomb closes 1009", func(t *testing.T) {
+		r := rawDialExt(t, b.Addr, "permessage-deflate; client_no_context_takeover")
+		r.expectText(`{"op":"hello"`)
+		// 1 MiB of spaces deflates to about a kilobyte: far under the frame
+		// limit, far over MaxPayload once inflated.
+		var z bytes.Buffer
+		fw, _ := flate.NewWriter(&z, flate.BestCompression)
+		_, _ = fw.Write(bytes.Repeat([]byte(" "), 1<<20))
+		_ = fw.Flush()
+		payload := bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff})
+		f := maskedFrame(true, 0x1, payload)
+		f[0] |= 0x40 // RSV1: compressed
+		r.write(f)
+		op, p := r.readFrame()
+		if op != 0x8 || binary.BigEndian.Uint16(p) != 1009 {
+			t.Fatalf("got op %d %q, want close 1009", op, p)
+		}
+	})
+	t.Run("off by default", func(t *testing.T) {
+		b2 := startBridge(t, ns, nil)
+		_, ext := dialDeflate(t, b2.Addr)
+		if ext != "" {
+			t.Fatalf("extension %q negotiated with compression off", ext)
+		}
+	})
+}
+
+// rawDialExt is rawDial offering a WebSocket extension.
+func rawDialExt(t *testing.T, addr, ext string) *rawConn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	r := &rawConn{t: t, nc: nc}
+	r.br = newBufReader(nc)
+	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: " + ext + "\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(wait))
+	head := ""
+	for !strings.HasSuffix(head, "\r\n\r\n") {
+		b, err := r.br.ReadByte()
+		if err != nil {
+			t.Fatalf("handshake: %v", err)
+		}
+		head += string(b)
+	}
+	if !strings.HasPrefix(head, "HTTP/1.1 101") || !strings.Contains(head, "permessage-deflate") {
+		t.Fatalf("handshake: %q", head)
+	}
+	return r
+}
