@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -132,6 +133,8 @@ type Server struct {
 
 	connsMu sync.Mutex
 	conns   []*conn
+	peak    int           // most connections since the last trim
+	trim    *time.Timer   // pending FreeOSMemory
 	empty   chan struct{} // closed when draining and conns is empty
 
 	flushMu    sync.Mutex
@@ -165,6 +168,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		done:      make(chan struct{}),
 		empty:     make(chan struct{}),
 	}
+	presizeFDTable()
 	s.hello = appendFrame(nil, ws.OpText, appendHello(nil, cfg.NodeID, cfg.MaxPayload))
 	p, err := netpoll.New(netpoll.Config{
 		Workers:     cfg.Workers,
@@ -281,6 +285,7 @@ func (s *Server) register(c *conn) bool {
 	}
 	c.regIdx = len(s.conns)
 	s.conns = append(s.conns, c)
+	s.peak = max(s.peak, len(s.conns))
 	s.metrics.conns.Add(1)
 	return true
 }
@@ -298,6 +303,7 @@ func (s *Server) unregister(c *conn) {
 	s.conns = s.conns[:last]
 	c.regIdx = -1
 	s.metrics.conns.Add(-1)
+	s.maybeTrim(last)
 	s.releaseSlot(c.remote.Addr())
 	if last == 0 && s.draining.Load() {
 		select {
@@ -305,6 +311,26 @@ func (s *Server) unregister(c *conn) {
 		default:
 			close(s.empty)
 		}
+	}
+}
+
+// trimAfter is how many connections must have left, and at least half of
+// the peak, before memory is handed back to the OS.
+const trimAfter = 1000
+
+// maybeTrim returns freed memory to the OS soon after a mass disconnect
+// (a node drained by its peers, a reconnect storm moving elsewhere): Go's
+// background scavenger would take minutes. Callers hold connsMu.
+func (s *Server) maybeTrim(n int) {
+	if s.peak-n < trimAfter || n > s.peak/2 {
+		return
+	}
+	s.peak = n
+	if s.trim == nil {
+		// Debounced: the rest of the wave leaves first.
+		s.trim = time.AfterFunc(time.Second, debug.FreeOSMemory)
+	} else {
+		s.trim.Reset(time.Second)
 	}
 }
 
@@ -438,6 +464,11 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 	}
 	close(s.done)
+	s.connsMu.Lock()
+	if s.trim != nil {
+		s.trim.Stop()
+	}
+	s.connsMu.Unlock()
 	_ = s.poller.Close()
 	for _, c := range s.snapshot() {
 		c.teardown() // workers are stopped: no one else touches c
