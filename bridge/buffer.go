@@ -6,7 +6,7 @@ import "sync"
 // from these pools and go back as soon as they are empty, so an idle
 // connection holds none.
 const (
-	bufSize    = 4 << 10  // initial capacity of a pooled buffer
+	bufSize    = 512      // initial capacity of a pooled buffer: most frames are small
 	bufMaxKeep = 64 << 10 // larger buffers are dropped, not pooled
 	readSize   = 16 << 10 // bytes read from a socket per syscall
 )
