@@ -105,8 +105,9 @@ func (c *conn) Handle(ev netpoll.Event) {
 		c.expired()
 	}
 	if ev&evStart != 0 {
+		// Bytes that arrived before epoll saw the socket raise an event
+		// of their own: EPOLL_CTL_ADD reports present readiness.
 		c.start()
-		ev |= netpoll.Readable // bytes may have arrived before epoll saw the socket
 	}
 	if len(acks) > 0 {
 		c.sendAcks(acks)

@@ -38,16 +38,12 @@ func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
 	return rm, 0, nil
 }
 
-// start runs on the connection's first event: the hello for /ws, the
-// subscription for /ws/raw.
+// start runs on the connection's first event: the expiry timer, and the
+// subscription of /ws/raw.
 func (c *conn) start() {
 	c.armExpiry()
-	if c.raw == nil {
-		c.enqueue(c.s.hello, false)
-		return
-	}
-	if c.raw.sub == "" {
-		return
+	if c.raw == nil || c.raw.sub == "" {
+		return // the hello went out with the 101
 	}
 	sb, err := c.s.subscribe(c, "", c.raw.sub, c.raw.queue)
 	if err != nil {

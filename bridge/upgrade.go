@@ -127,10 +127,8 @@ func (s *Server) prepare(c *conn) error {
 	if derr != nil {
 		return derr
 	}
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		_ = syscall.Close(fd)
-		return err
-	}
+	// O_NONBLOCK, set by Go on the original, belongs to the open file
+	// description the duplicate shares: no fcntl needed.
 	_ = c.netc.Close()
 	c.netc, c.fd = nil, fd
 	c.desc = netpoll.NewDesc(fd, c)
@@ -212,11 +210,22 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 		}
 		return ws.HandshakeHeaderString(""), nil
 	}
+	// The response is collected and written once, together with the
+	// hello: one write(2) per handshake instead of two.
+	out := &sliceWriter{b: (*getBuf())[:0]}
+	defer func() { b := out.b; putBuf(&b) }()
 	rw := struct {
 		io.Reader
 		io.Writer
-	}{io.LimitReader(br, int64(n)), nc}
-	if _, err := u.Upgrade(rw); err != nil {
+	}{io.LimitReader(br, int64(n)), out}
+	_, err := u.Upgrade(rw)
+	if err == nil && c.raw == nil {
+		out.b = append(out.b, s.hello...)
+	}
+	if _, werr := nc.Write(out.b); err == nil {
+		err = werr
+	}
+	if err != nil {
 		if c != nil {
 			s.releaseSlot(c.remote.Addr()) // admitted, but writing the 101 failed
 		}
