@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -57,5 +58,40 @@ func TestDeflateOncePerMessage(t *testing.T) {
 	}
 	if len(fc.built) != 2 { // the plain frame it was compressed from, and the compressed one
 		t.Fatalf("%d frames built, want 2", len(fc.built))
+	}
+}
+
+// BenchmarkCompression measures the cost of compressing one message (paid
+// once per message, whatever the number of compressing receivers) and
+// reports the bytes saved on the wire.
+func BenchmarkCompression(b *testing.B) {
+	item := `{"id":12345,"sku":"ABC-12345","name":"Widget","price":19.99,"qty":3,"tags":["blue","large"]}`
+	for _, n := range []int{1, 10, 100} {
+		msg := "[" + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + "]"
+		plain := appendFrame(nil, 0x1, []byte(msg))
+		b.Run(fmt.Sprintf("%dB", len(msg)), func(b *testing.B) {
+			var out []byte
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			for range b.N {
+				out = appendDeflated(out[:0], plain)
+			}
+			b.ReportMetric(float64(len(out))/float64(len(plain)), "wire/plain")
+		})
+	}
+}
+
+func BenchmarkInflate(b *testing.B) {
+	msg := []byte(`[` + strings.Repeat(`{"id":12345,"sku":"ABC-12345","name":"Widget","price":19.99},`, 50) + `{}]`)
+	z := appendDeflated(nil, appendFrame(nil, 0x1, msg))
+	p := z[len(z)-payloadLen(z):]
+	b.ReportAllocs()
+	b.SetBytes(int64(len(msg)))
+	for range b.N {
+		out, err := inflate(p, 1<<20)
+		if err != nil {
+			b.Fatal(err)
+		}
+		putBuf(out)
 	}
 }
