@@ -5,6 +5,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -81,6 +82,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	}
 
 	urls := cfg.NATSURL
+	shown := "" // how the log names the NATS connection
 	var embedded *natsserver.Server
 	if urls == "" {
 		ns, err := startEmbedded(cfg, log)
@@ -93,6 +95,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 			embedded.WaitForShutdown()
 		}()
 		urls = ns.ClientURL()
+		if strings.EqualFold(cfg.EmbeddedListen, "off") {
+			shown = "embedded (in-process only)"
+		}
 	}
 	nc, err := connectNATS(cfg, urls, embedded, log)
 	if err != nil {
@@ -180,7 +185,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 		go func() { _ = http.Serve(dln, http.DefaultServeMux) }()
 		log.Info("pprof listening", "addr", dln.Addr().String())
 	}
-	log.Info("wsbridge listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "nats", redactURLs(urls))
+	log.Info("wsbridge listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "nats", cmp.Or(shown, redactURLs(urls)))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	if ready != nil {

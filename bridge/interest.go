@@ -31,26 +31,19 @@ type interest struct {
 // frameCache builds the frames of one message, each distinct shape once.
 // A dispatcher owns one and reuses it for every message it delivers.
 type frameCache struct {
-	body   []byte       // receiver-independent part of the envelope
-	frames []byte       // frames built for the current message
-	built  []builtFrame // which receiver shapes frames already holds
-	byKey  map[frameKey]int
+	body []byte // receiver-independent part of the envelope
+	shapes[frameKey]
 }
 
 func (fc *frameCache) reset() {
-	fc.body, fc.frames, fc.built = fc.body[:0], fc.frames[:0], fc.built[:0]
-	clear(fc.byKey)
+	fc.body = fc.body[:0]
+	fc.shapes.reset()
 }
 
 type frameKey struct {
 	raw     bool
 	deflate bool
 	sid     string
-}
-
-type builtFrame struct {
-	key      frameKey
-	off, end int
 }
 
 // sub is one client's subscription.
@@ -171,10 +164,6 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	}
 }
 
-// maxLinear is how many distinct frames are looked up linearly before an
-// index map is used.
-const maxLinear = 8
-
 // frame returns the frame for sb's shape of m, building it on first use.
 // The result is valid until the next reset.
 func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
@@ -182,37 +171,15 @@ func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
 	if k.raw {
 		k.sid = ""
 	}
-	if k.deflate {
-		// Compressed once from the plain frame, for every receiver of
-		// this shape.
-		plain := k
-		plain.deflate = false
-		if f, ok := fc.lookup(k); ok {
-			return f
-		}
-		f := fc.build(plain, sb, m)
-		off := len(fc.frames)
-		fc.frames = appendDeflated(fc.frames, f)
-		return fc.add(k, off)
+	if !k.deflate {
+		return fc.build(k, sb, m)
 	}
-	return fc.build(k, sb, m)
-}
-
-// lookup finds a frame already built for shape k.
-func (fc *frameCache) lookup(k frameKey) ([]byte, bool) {
-	if len(fc.built) > maxLinear {
-		if i, ok := fc.byKey[k]; ok {
-			f := fc.built[i]
-			return fc.frames[f.off:f.end], true
-		}
-	} else {
-		for _, f := range fc.built {
-			if f.key == k {
-				return fc.frames[f.off:f.end], true
-			}
-		}
+	plain := k
+	plain.deflate = false
+	if f, ok := fc.lookup(k); ok {
+		return f
 	}
-	return nil, false
+	return fc.deflated(k, fc.build(plain, sb, m))
 }
 
 // build returns the plain frame of shape k, building it on first use.
@@ -234,23 +201,6 @@ func (fc *frameCache) build(k frameKey, sb *sub, m *nats.Msg) []byte {
 		fc.frames = appendMsgFrame(fc.frames, sb.id, m.Subject, fc.body)
 	}
 	return fc.add(k, off)
-}
-
-// add records that fc.frames[off:] is the frame of shape k.
-func (fc *frameCache) add(k frameKey, off int) []byte {
-	fc.built = append(fc.built, builtFrame{key: k, off: off, end: len(fc.frames)})
-	switch {
-	case len(fc.built) == maxLinear+1:
-		if fc.byKey == nil {
-			fc.byKey = make(map[frameKey]int)
-		}
-		for i, f := range fc.built {
-			fc.byKey[f.key] = i
-		}
-	case len(fc.built) > maxLinear+1:
-		fc.byKey[k] = len(fc.built) - 1
-	}
-	return fc.frames[off:]
 }
 
 // appendMsgFrame appends a text frame holding

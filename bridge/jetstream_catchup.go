@@ -308,7 +308,12 @@ func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
 	}
 	cu.body = appendBody(cu.body[:0], &nats.Msg{Data: m.Data(), Header: m.Headers()})
 	cu.frame = appendSeqMsgFrame(cu.frame[:0], cu.js.sb.id, m.Subject(), cu.body, seq)
-	if !cu.js.sb.c.enqueue(cu.frame, true) {
+	fr := cu.frame
+	if c := cu.js.sb.c; c.compress(len(m.Data())) {
+		// History is per client: compressed per client.
+		fr = appendDeflated(fr[len(fr):], fr)
+	}
+	if !cu.js.sb.c.enqueue(fr, true) {
 		return errConnGone
 	}
 	cu.cursor, cu.sent = seq, true

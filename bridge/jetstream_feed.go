@@ -33,14 +33,13 @@ type feed struct {
 
 	// Used only by the consumer's delivery goroutine (under mu).
 	body   []byte
-	frames []byte
-	built  []builtSid
-	bySid  map[string]int
+	shapes shapes[jsShape]
 }
 
-type builtSid struct {
-	sid      string
-	off, end int
+// jsShape is what makes two members' frames of one message differ.
+type jsShape struct {
+	sid     string
+	deflate bool
 }
 
 // acquire returns the running feed for subject, starting it if needed,
@@ -276,15 +275,14 @@ func (f *feed) deliver(m jetstream.Msg) {
 	}
 	subject := m.Subject()
 	f.body = appendBody(f.body[:0], &nats.Msg{Data: m.Data(), Header: m.Headers()})
-	f.frames, f.built = f.frames[:0], f.built[:0]
-	clear(f.bySid)
+	f.shapes.reset()
 	limit := f.r.s.cfg.WriteBuffer / 2
 	n := 0
 	for _, js := range f.members {
 		if seq <= js.last {
 			continue // the client asked to start after it
 		}
-		fr := f.frame(js.sb.id, subject, seq)
+		fr := f.frame(jsShape{js.sb.id, js.sb.c.compress(len(m.Data()))}, subject, seq)
 		switch {
 		case js.live:
 			js.last = seq
@@ -300,33 +298,17 @@ func (f *feed) deliver(m jetstream.Msg) {
 	f.r.s.metrics.delivered(n)
 }
 
-// frame returns the frame for sid, building it once per message.
-func (f *feed) frame(sid, subject string, seq uint64) []byte {
-	if len(f.built) > maxLinear {
-		if i, ok := f.bySid[sid]; ok {
-			b := f.built[i]
-			return f.frames[b.off:b.end]
-		}
-	} else {
-		for _, b := range f.built {
-			if b.sid == sid {
-				return f.frames[b.off:b.end]
-			}
-		}
+// frame returns the frame for a member of shape k, building it once per
+// message.
+func (f *feed) frame(k jsShape, subject string, seq uint64) []byte {
+	sh := &f.shapes
+	if fr, ok := sh.lookup(k); ok {
+		return fr
 	}
-	off := len(f.frames)
-	f.frames = appendSeqMsgFrame(f.frames, sid, subject, f.body, seq)
-	f.built = append(f.built, builtSid{sid: sid, off: off, end: len(f.frames)})
-	switch {
-	case len(f.built) == maxLinear+1:
-		if f.bySid == nil {
-			f.bySid = make(map[string]int)
-		}
-		for i, b := range f.built {
-			f.bySid[b.sid] = i
-		}
-	case len(f.built) > maxLinear+1:
-		f.bySid[sid] = len(f.built) - 1
+	if k.deflate {
+		return sh.deflated(k, f.frame(jsShape{sid: k.sid}, subject, seq))
 	}
-	return f.frames[off:]
+	off := len(sh.frames)
+	sh.frames = appendSeqMsgFrame(sh.frames, k.sid, subject, f.body, seq)
+	return sh.add(k, off)
 }

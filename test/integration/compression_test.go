@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -173,4 +174,40 @@ func rawDialExt(t *testing.T, addr, ext string) *rawConn {
 		t.Fatalf("handshake: %q", head)
 	}
 	return r
+}
+
+// TestCompressionJetStream: JetStream deliveries are compressed for
+// clients that negotiated it, once per message.
+func TestCompressionJetStream(t *testing.T) {
+	e := startJS(t, func(c *bridge.Config) { c.Compression = true; c.CompressionMin = 64 })
+	big := `{"text":"` + strings.Repeat("order lines ", 200) + `"}`
+	ctx, cancel := ctxWait()
+	defer cancel()
+	if _, err := e.js.Publish(ctx, "orders.big", []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	r := rawDialExt(t, e.b.Addr, "permessage-deflate")
+	r.expectText(`{"op":"hello"`)
+	r.sendText(`{"op":"sub","id":"s","subject":"orders.>","from":"all"}`)
+	r.expectText(`{"op":"ok"`)
+	// seq 1 from history (catch-up), seq 2 from the shared live feed.
+	for seq := 1; seq <= 2; seq++ {
+		if seq == 2 {
+			if _, err := e.js.Publish(ctx, "orders.big", []byte(big)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b0, p := r.readFrameByte0()
+		if b0&0x40 == 0 {
+			t.Fatalf("JetStream delivery %d not compressed", seq)
+		}
+		fr := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
+		msg, err := io.ReadAll(fr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(msg), big) || !strings.Contains(string(msg), fmt.Sprintf(`"seq":%d`, seq)) {
+			t.Fatalf("inflated frame %.100q lacks the payload or seq %d", msg, seq)
+		}
+	}
 }
