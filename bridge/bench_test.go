@@ -77,7 +77,7 @@ func BenchmarkAppendMsgFrame(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		body = appendBody(body[:0], m)
-		out = appendMsgFrame(out[:0], "s1", m.Subject, body)
+		out = appendMsgFrame(out[:0], "s1", m.Subject, body, 0)
 	}
 }
 

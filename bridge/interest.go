@@ -111,13 +111,11 @@ func (s *Server) unsubscribe(sb *sub) {
 	s.imu.Lock()
 	defer s.imu.Unlock()
 	in.mu.Lock()
-	last := len(in.members) - 1
-	moved := in.members[last]
-	in.members[sb.idx] = moved
-	moved.idx = sb.idx
-	in.members[last] = nil
-	in.members = in.members[:last]
-	empty := last == 0
+	var moved *sub
+	if in.members, moved = swapRemove(in.members, sb.idx); moved != nil {
+		moved.idx = sb.idx
+	}
+	empty := len(in.members) == 0
 	in.mu.Unlock()
 	if empty {
 		delete(s.interests, in.key)
@@ -198,22 +196,9 @@ func (fc *frameCache) build(k frameKey, sb *sub, m *nats.Msg) []byte {
 		if len(fc.body) == 0 {
 			fc.body = appendBody(fc.body, m)
 		}
-		fc.frames = appendMsgFrame(fc.frames, sb.id, m.Subject, fc.body)
+		fc.frames = appendMsgFrame(fc.frames, sb.id, m.Subject, fc.body, 0)
 	}
 	return fc.add(k, off)
-}
-
-// appendMsgFrame appends a text frame holding
-// {"op":"msg","sid":...,"subject":...<body>}.
-func appendMsgFrame(b []byte, sid, subject string, body []byte) []byte {
-	n := len(`{"op":"msg","sid":,"subject":}`) + jsonStringLen(sid) + jsonStringLen(subject) + len(body)
-	b = appendFrameHeader(b, ws.OpText, n)
-	b = append(b, `{"op":"msg","sid":`...)
-	b = appendString(b, sid)
-	b = append(b, `,"subject":`...)
-	b = appendString(b, subject)
-	b = append(b, body...)
-	return append(b, '}')
 }
 
 // jsonStringLen returns len(appendString(nil, s)) without building it.

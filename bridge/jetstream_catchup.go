@@ -307,7 +307,7 @@ func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
 		return err
 	}
 	cu.body = appendBody(cu.body[:0], &nats.Msg{Data: m.Data(), Header: m.Headers()})
-	cu.frame = appendSeqMsgFrame(cu.frame[:0], cu.js.sb.id, m.Subject(), cu.body, seq)
+	cu.frame = appendMsgFrame(cu.frame[:0], cu.js.sb.id, m.Subject(), cu.body, seq)
 	fr := cu.frame
 	if c := cu.js.sb.c; c.compress(len(m.Data())) {
 		// History is per client: compressed per client.

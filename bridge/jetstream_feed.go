@@ -246,12 +246,10 @@ func (f *feed) remove(js *jsSub) {
 	if js.idx < 0 {
 		return
 	}
-	last := len(f.members) - 1
-	moved := f.members[last]
-	f.members[js.idx] = moved
-	moved.idx = js.idx
-	f.members[last] = nil
-	f.members = f.members[:last]
+	var moved *jsSub
+	if f.members, moved = swapRemove(f.members, js.idx); moved != nil {
+		moved.idx = js.idx
+	}
 	js.idx = -1
 	js.buf = nil
 }
@@ -309,6 +307,6 @@ func (f *feed) frame(k jsShape, subject string, seq uint64) []byte {
 		return sh.deflated(k, f.frame(jsShape{sid: k.sid}, subject, seq))
 	}
 	off := len(sh.frames)
-	sh.frames = appendSeqMsgFrame(sh.frames, k.sid, subject, f.body, seq)
+	sh.frames = appendMsgFrame(sh.frames, k.sid, subject, f.body, seq)
 	return sh.add(k, off)
 }

@@ -85,21 +85,27 @@ func appendPubAck(b []byte, ref, stream string, seq uint64, duplicate bool) []by
 	return append(b, '}')
 }
 
-// appendSeqMsgFrame is appendMsgFrame for a JetStream message: the
-// envelope ends with its stream sequence,
-// {"op":"msg","sid":...,"subject":...<body>,"seq":N}.
-func appendSeqMsgFrame(b []byte, sid, subject string, body []byte, seq uint64) []byte {
+// appendMsgFrame appends a text frame holding
+// {"op":"msg","sid":...,"subject":...<body>} and, for a JetStream message
+// (seq > 0; stream sequences start at 1), ,"seq":N before the brace.
+func appendMsgFrame(b []byte, sid, subject string, body []byte, seq uint64) []byte {
 	var digits [20]byte
-	num := strconv.AppendUint(digits[:0], seq, 10)
-	n := len(`{"op":"msg","sid":,"subject":,"seq":}`) + jsonStringLen(sid) + jsonStringLen(subject) + len(body) + len(num)
+	var num []byte
+	n := len(`{"op":"msg","sid":,"subject":}`) + jsonStringLen(sid) + jsonStringLen(subject) + len(body)
+	if seq > 0 {
+		num = strconv.AppendUint(digits[:0], seq, 10)
+		n += len(`,"seq":`) + len(num)
+	}
 	b = appendFrameHeader(b, ws.OpText, n)
 	b = append(b, `{"op":"msg","sid":`...)
 	b = appendString(b, sid)
 	b = append(b, `,"subject":`...)
 	b = appendString(b, subject)
 	b = append(b, body...)
-	b = append(b, `,"seq":`...)
-	b = append(b, num...)
+	if seq > 0 {
+		b = append(b, `,"seq":`...)
+		b = append(b, num...)
+	}
 	return append(b, '}')
 }
 

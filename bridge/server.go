@@ -296,16 +296,16 @@ func (s *Server) unregister(c *conn) {
 	if c.regIdx < 0 {
 		return
 	}
-	last := len(s.conns) - 1
-	s.conns[c.regIdx] = s.conns[last]
-	s.conns[c.regIdx].regIdx = c.regIdx
-	s.conns[last] = nil
-	s.conns = s.conns[:last]
+	var moved *conn
+	if s.conns, moved = swapRemove(s.conns, c.regIdx); moved != nil {
+		moved.regIdx = c.regIdx
+	}
 	c.regIdx = -1
+	n := len(s.conns)
 	s.metrics.conns.Add(-1)
-	s.maybeTrim(last)
+	s.maybeTrim(n)
 	s.releaseSlot(c.remote.Addr())
-	if last == 0 && s.draining.Load() {
+	if n == 0 && s.draining.Load() {
 		select {
 		case <-s.empty:
 		default:

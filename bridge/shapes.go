@@ -68,3 +68,18 @@ func (s *shapes[K]) deflated(key K, plain []byte) []byte {
 	s.frames = appendDeflated(s.frames, plain)
 	return s.add(key, off)
 }
+
+// swapRemove drops s[i] by moving the last element into its place. It
+// returns the shorter slice and the element now at i, whose index its
+// owner must update, or the zero value when s[i] was the last.
+func swapRemove[T comparable](s []T, i int) ([]T, T) {
+	var zero T
+	last := len(s) - 1
+	s[i] = s[last]
+	s[last] = zero
+	s = s[:last]
+	if i < last {
+		return s, s[i]
+	}
+	return s, zero
+}
