@@ -31,6 +31,13 @@ type command struct {
 // id when one could be read, so the err can carry a ref.
 func decodeCommand(p []byte) (command, *opError) {
 	var cmd command
+	if decodeFast(p, &cmd) {
+		if cmd.Op == "" {
+			return cmd, errf(codeBadRequest, "missing op")
+		}
+		return cmd, nil
+	}
+	cmd = command{}
 	if err := json.Unmarshal(p, &cmd); err != nil {
 		var idOnly struct {
 			ID string `json:"id"`
