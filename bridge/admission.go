@@ -29,6 +29,9 @@ func (s *Server) admit(nc net.Conn, hr *handshakeRequest) (*conn, error) {
 		s.log.Info("handshake refused", "remote", remote, "status", status, "reason", reason)
 		return reject(status, reason)
 	}
+	if s.draining.Load() {
+		return nil, refuse(http.StatusServiceUnavailable, "server shutting down")
+	}
 	target, err := url.ParseRequestURI(hr.uri)
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "malformed request target")

@@ -430,12 +430,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 		close(s.empty)
 	}
 	s.connsMu.Unlock()
-	s.lnMu.Lock()
-	for _, ln := range s.listeners {
-		_ = ln.Close()
-	}
-	s.lnMu.Unlock()
-	s.httpLn.Close()
+	// While clients are closed the listener stays open: new upgrades get
+	// 503, /readyz answers 503 and /healthz 200, so load balancers and
+	// probes see a node that is draining, not one that vanished.
 	for _, c := range s.snapshot() {
 		c.requestClose(closeGoingAway)
 	}
@@ -444,8 +441,14 @@ func (s *Server) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.log.Warn("drain timeout: dropping remaining clients", "clients", len(s.snapshot()))
 	}
-	// Handshakes in flight fail register() and finish within their
-	// deadline.
+	s.lnMu.Lock()
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+	s.lnMu.Unlock()
+	s.httpLn.Close()
+	// Handshakes in flight fail admission or register() and finish
+	// within their deadline.
 	s.handshakes.Wait()
 
 	s.js.shutdown(ctx) // delete our consumers while NATS is still up

@@ -210,11 +210,33 @@ func TestShutdownClosesClientsWith1001(t *testing.T) {
 	b := startBridge(t, ns, nil)
 	c := dial(t, b.Addr)
 	c.subscribe("s", "x", "")
+	// A client that never answers the close keeps the node draining for
+	// the close timeout: long enough to look at it.
+	stuck := rawDial(t, b.Addr, "/ws")
+	stuck.expectText(`{"op":"hello"`)
 	ctx, cancel := ctxWait()
 	defer cancel()
-	go func() { _ = b.Shutdown(ctx) }()
+	done := make(chan error, 1)
+	go func() { done <- b.Shutdown(ctx) }()
 	if code, reason := c.closeStatus(); code != websocket.StatusGoingAway || reason == "" {
 		t.Fatalf("close %d %q, want 1001 with a reason", code, reason)
+	}
+	t.Run("draining node", func(t *testing.T) {
+		if code := httpStatus(t, b.Addr, "/readyz"); code != http.StatusServiceUnavailable {
+			t.Fatalf("/readyz = %d while draining, want 503", code)
+		}
+		if code := httpStatus(t, b.Addr, "/healthz"); code != http.StatusOK {
+			t.Fatalf("/healthz = %d while draining, want 200", code)
+		}
+		ctx, cancel := ctxWait()
+		defer cancel()
+		_, resp, err := websocket.Dial(ctx, "ws://"+b.Addr+"/ws", nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("upgrade while draining: %v %v, want 503", resp, err)
+		}
+	})
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }
 
