@@ -177,7 +177,10 @@ func (c *conn) readAll(hangup bool) bool {
 		case errors.Is(err, syscall.EAGAIN):
 			return true
 		case err != nil, n == 0:
-			c.teardown() // EOF or a socket error: nothing more can be sent
+			// EOF or a socket error. A peer that only half-closed may still
+			// read: give it what was answered so far, then let go.
+			_ = c.flush()
+			c.teardown()
 			return false
 		case n < len(buf) && !hangup:
 			return true

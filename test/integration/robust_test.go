@@ -275,3 +275,17 @@ func TestPanicClosesOnlyThatConnection(t *testing.T) {
 		t.Fatalf("got %s", f.raw)
 	}
 }
+
+// TestHalfCloseStillAnswered: a client that sends its last command and
+// half-closes (like a shell pipe into a WebSocket tool) gets the answer.
+func TestHalfCloseStillAnswered(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	r := rawDial(t, b.Addr, "/ws")
+	r.expectText(`{"op":"hello"`)
+	r.sendText(`{"op":"ping","id":"last"}`)
+	if err := r.nc.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	r.expectText(`{"op":"pong","ref":"last"}`)
+}
