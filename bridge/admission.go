@@ -22,8 +22,8 @@ type handshakeRequest struct {
 // target, connection limits (503, 429), origin policy (403), token (401),
 // raw-mode subjects (400, 403). Every refusal is logged once, with the
 // remote address and the reason and never the token, and counted.
-func (s *Server) admit(nc net.Conn, hr *handshakeRequest) (*conn, error) {
-	remote := nc.RemoteAddr().String()
+func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
+	remote := addr.String()
 	refuse := func(status int, reason string) error {
 		s.metrics.refused(status)
 		s.log.Info("handshake refused", "remote", remote, "status", status, "reason", reason)
@@ -36,7 +36,7 @@ func (s *Server) admit(nc net.Conn, hr *handshakeRequest) (*conn, error) {
 	if err != nil {
 		return nil, refuse(http.StatusBadRequest, "malformed request target")
 	}
-	ap := addrPort(nc.RemoteAddr())
+	ap := addrPort(addr)
 	ip := ap.Addr()
 	if status := s.takeSlot(ip); status != 0 {
 		reason := "too many connections"
@@ -65,7 +65,7 @@ func (s *Server) admit(nc net.Conn, hr *handshakeRequest) (*conn, error) {
 	if err != nil {
 		return nil, refuse(http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
 	}
-	c := &conn{s: s, netc: nc, fd: -1, ident: ident, remote: ap, regIdx: -1}
+	c := &conn{s: s, fd: -1, ident: ident, remote: ap, regIdx: -1}
 	c.asm.maxPayload = s.cfg.MaxPayload
 	c.bucket.tokens = float64(s.cfg.RateBurst)
 	if target.Path == "/ws/raw" {

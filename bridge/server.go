@@ -264,12 +264,8 @@ func (s *Server) routes() http.Handler {
 		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	upgradeRequired := func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Sec-WebSocket-Version", "13")
-		http.Error(w, "this endpoint speaks WebSocket: send an Upgrade request", http.StatusUpgradeRequired)
-	}
-	mux.HandleFunc("/ws", upgradeRequired)
-	mux.HandleFunc("/ws/raw", upgradeRequired)
+	mux.HandleFunc("/ws", s.serveUpgrade)
+	mux.HandleFunc("/ws/raw", s.serveUpgrade)
 	if s.cfg.Handler != nil {
 		mux.Handle("/", s.cfg.Handler)
 	}

@@ -80,6 +80,12 @@ func (s *Server) handshake(nc net.Conn) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
+	s.adopt(c)
+}
+
+// adopt hands an upgraded, admitted connection (c.netc set) to the
+// poller; its handshake goroutine returns after.
+func (s *Server) adopt(c *conn) {
 	if err := s.prepare(c); err != nil {
 		s.log.Error("preparing an upgraded connection", "err", err)
 		c.teardown()
@@ -204,10 +210,11 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 	var c *conn
 	u.OnBeforeUpgrade = func() (ws.HandshakeHeader, error) {
 		var err error
-		c, err = s.admit(nc, &hr)
+		c, err = s.admit(nc.RemoteAddr(), &hr)
 		if err != nil {
 			return nil, err
 		}
+		c.netc = nc
 		return ws.HandshakeHeaderString(""), nil
 	}
 	// The response is collected and written once, together with the

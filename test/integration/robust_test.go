@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	natstest "github.com/nats-io/nats-server/v2/test"
@@ -288,4 +289,38 @@ func TestHalfCloseStillAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.expectText(`{"op":"pong","ref":"last"}`)
+}
+
+// TestUpgradeAfterKeepAliveRequest: a proxy that reuses an upstream
+// connection sends the upgrade as a later request on it.
+func TestUpgradeAfterKeepAliveRequest(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, nil)
+	nc, err := net.Dial("tcp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := &rawConn{t: t, nc: nc, br: newBufReader(nc)}
+	_ = nc.SetDeadline(time.Now().Add(wait))
+	if _, err := io.WriteString(nc, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(r.br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if _, err := io.WriteString(nc, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(r.br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade on a keep-alive connection: %v %v", resp, err)
+	}
+	r.expectText(`{"op":"hello"`)
+	r.sendText(`{"op":"ping","id":"k"}`)
+	r.expectText(`{"op":"pong","ref":"k"}`)
 }

@@ -1,0 +1,97 @@
+package bridge
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
+)
+
+// serveUpgrade answers /ws and /ws/raw when they reach net/http: a plain
+// GET gets 426, and an upgrade is one that followed other requests on a
+// keep-alive connection (a proxy that reuses upstream connections sends
+// those). The first request of a connection takes handshake's zero-copy
+// path instead; this one costs net/http's parsing, once per connection.
+func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "this endpoint speaks WebSocket: send an Upgrade request", http.StatusUpgradeRequired)
+		return
+	}
+	hr := handshakeRequest{
+		uri:     r.RequestURI,
+		host:    r.Host,
+		origin:  r.Header.Get("Origin"),
+		cookies: r.Header.Values("Cookie"),
+		secure:  r.TLS != nil,
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
+		hr.bearer = strings.TrimSpace(a[7:])
+	}
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); strings.HasPrefix(p, protocolBearer) {
+				hr.protoToken = p[len(protocolBearer):]
+			}
+		}
+	}
+	var addr net.Addr = &net.TCPAddr{}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		addr = net.TCPAddrFromAddrPort(ap)
+	}
+	c, err := s.admit(addr, &hr)
+	if err != nil {
+		var rej *ws.ConnectionRejectedError
+		if errors.As(err, &rej) {
+			http.Error(w, strings.TrimSpace(rej.Error()), rej.StatusCode())
+			return
+		}
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == protocolV1 }}
+	var ext *wsflate.Extension
+	if s.cfg.Compression {
+		ext = negotiator()
+		u.Negotiate = ext.Negotiate
+	}
+	nc, rw, _, err := u.Upgrade(r, w) // writes the 101, or the refusal
+	if err == nil && c.raw == nil {
+		_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+		_, err = nc.Write(s.hello)
+	}
+	if err != nil {
+		s.releaseSlot(c.remote.Addr())
+		if nc != nil {
+			_ = nc.Close()
+		}
+		return
+	}
+	if ext != nil {
+		_, c.deflate = ext.Accepted()
+		c.asm.extended = c.deflate
+	}
+	// Bytes the client sent after its request, in net/http's buffer and
+	// in the handshake's replay of the connection's first bytes.
+	var in []byte
+	if n := rw.Reader.Buffered(); n > 0 {
+		in = make([]byte, n)
+		_, _ = io.ReadFull(rw.Reader, in)
+	}
+	if pc, ok := nc.(*prefixConn); ok {
+		in = append(in, pc.pre...) // replayed bytes net/http had not read yet
+		nc = pc.Conn
+	}
+	if len(in) > 0 {
+		c.in = in
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c.netc = nc
+	s.adopt(c)
+}
