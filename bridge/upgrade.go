@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -180,24 +181,16 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 			case bytes.EqualFold(k, []byte("Origin")):
 				hr.origin = string(v)
 			case bytes.EqualFold(k, []byte("Authorization")):
-				if len(v) > 7 && bytes.EqualFold(v[:7], []byte("Bearer ")) {
-					hr.bearer = string(bytes.TrimSpace(v[7:]))
-				}
+				hr.bearer = bearerToken(string(v))
 			case bytes.EqualFold(k, []byte("Cookie")):
 				hr.cookies = append(hr.cookies, string(v))
 			}
 			return nil
 		},
 		ProtocolCustom: func(v []byte) (string, bool) {
-			var selected string
-			for _, p := range bytes.Split(v, []byte(",")) {
-				p = bytes.TrimSpace(p)
-				switch {
-				case string(p) == protocolV1:
-					selected = protocolV1
-				case bytes.HasPrefix(p, []byte(protocolBearer)):
-					hr.protoToken = string(p[len(protocolBearer):])
-				}
+			selected, token := offeredProtocols(string(v))
+			if token != "" {
+				hr.protoToken = token
 			}
 			return selected, true
 		},
@@ -254,6 +247,28 @@ const (
 	protocolV1     = "wsbridge.v1"
 	protocolBearer = "wsbridge.bearer."
 )
+
+// bearerToken returns the token of an "Authorization: Bearer" value.
+func bearerToken(v string) string {
+	if len(v) > 7 && strings.EqualFold(v[:7], "Bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return ""
+}
+
+// offeredProtocols reads a Sec-WebSocket-Protocol value: selected is
+// wsbridge.v1 when offered, token the one carried as wsbridge.bearer.<token>.
+func offeredProtocols(v string) (selected, token string) {
+	for _, p := range strings.Split(v, ",") {
+		switch p = strings.TrimSpace(p); {
+		case p == protocolV1:
+			selected = protocolV1
+		case strings.HasPrefix(p, protocolBearer):
+			token = p[len(protocolBearer):]
+		}
+	}
+	return selected, token
+}
 
 func reject(status int, reason string) error {
 	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(reason+"\n"))

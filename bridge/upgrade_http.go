@@ -31,16 +31,8 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		cookies: r.Header.Values("Cookie"),
 		secure:  r.TLS != nil,
 	}
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "Bearer ") {
-		hr.bearer = strings.TrimSpace(a[7:])
-	}
-	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); strings.HasPrefix(p, protocolBearer) {
-				hr.protoToken = p[len(protocolBearer):]
-			}
-		}
-	}
+	hr.bearer = bearerToken(r.Header.Get("Authorization"))
+	_, hr.protoToken = offeredProtocols(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","))
 	var addr net.Addr = &net.TCPAddr{}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		addr = net.TCPAddrFromAddrPort(ap)
