@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -323,4 +325,40 @@ func TestUpgradeAfterKeepAliveRequest(t *testing.T) {
 	r.expectText(`{"op":"hello"`)
 	r.sendText(`{"op":"ping","id":"k"}`)
 	r.expectText(`{"op":"pong","ref":"k"}`)
+}
+
+// TestTLSUpgradeAfterKeepAliveRequest: the keep-alive upgrade path over
+// TLS, where the hijacked connection is a tls.Conn behind the replay
+// wrapper.
+func TestTLSUpgradeAfterKeepAliveRequest(t *testing.T) {
+	ns := startNATS(t, false)
+	b, _, cert, _ := tlsBridge(t, ns)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	nc, err := tls.Dial("tcp", b.Addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(wait))
+	r := &rawConn{t: t, nc: nc, br: newBufReader(nc)}
+	if _, err := io.WriteString(nc, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(r.br, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz over TLS: %v %v", resp, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if _, err := io.WriteString(nc, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = http.ReadResponse(r.br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade on a keep-alive TLS connection: %v %v", resp, err)
+	}
+	r.expectText(`{"op":"hello"`)
+	r.sendText(`{"op":"ping","id":"t"}`)
+	r.expectText(`{"op":"pong","ref":"t"}`)
 }
