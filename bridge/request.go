@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -29,9 +28,12 @@ type pendingReq struct {
 }
 
 func newRequester(s *Server) (*requester, error) {
-	r := &requester{s: s, prefix: s.nc.NewRespInbox() + ".", pending: make(map[string]*pendingReq)}
-	// NewRespInbox gives "_INBOX.<nuid>.<token>"; keep the node-unique part.
-	r.prefix = r.prefix[:strings.LastIndexByte(r.prefix[:len(r.prefix)-1], '.')+1]
+	// A prefix of our own: sharing nats.go's response-mux prefix would put
+	// two subscriptions on its replies, and nats-server sends a
+	// no-responders status to only one of them, so nats.go's own
+	// requests (the JetStream API among them) would wait for their
+	// timeout instead of failing at once.
+	r := &requester{s: s, prefix: nats.NewInbox() + ".", pending: make(map[string]*pendingReq)}
 	ns, err := s.nc.Subscribe(r.prefix+"*", r.reply)
 	if err != nil {
 		return nil, err

@@ -459,3 +459,18 @@ func TestJetStreamNATSRestart(t *testing.T) {
 	c2.expectSeqs("r", 11)
 	c.quiet()
 }
+
+// TestJetStreamNotEnabled: against a NATS without JetStream, JetStream
+// operations fail with no_stream at once, not after the request timeout.
+func TestJetStreamNotEnabled(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = time.Minute })
+	c := dial(t, b.Addr)
+	c.send(`{"op":"sub","id":"s","subject":"orders.>","from":"all"}`)
+	c.expectErr("s", "no_stream")
+	c.send(`{"op":"pub","id":"p","subject":"orders.x","data":1,"ack":true}`)
+	c.expectErr("p", "no_stream")
+	// The node's own requests still work.
+	c.send(`{"op":"req","id":"r","subject":"nobody.home","data":1}`)
+	c.expectErr("r", "no_responders")
+}
