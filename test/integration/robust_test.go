@@ -362,3 +362,38 @@ func TestTLSUpgradeAfterKeepAliveRequest(t *testing.T) {
 	r.sendText(`{"op":"ping","id":"t"}`)
 	r.expectText(`{"op":"pong","ref":"t"}`)
 }
+
+// TestHeartbeat: the server pings every PingInterval; a client silent for
+// two intervals is closed, one that answers pings is kept.
+func TestHeartbeat(t *testing.T) {
+	ns := startNATS(t, false)
+	b := startBridge(t, ns, func(c *bridge.Config) { c.PingInterval = 100 * time.Millisecond })
+	alive := dial(t, b.Addr) // coder/websocket answers pings while it reads
+	go func() {
+		for {
+			if _, err := alive.tryRecv(wait); err != nil {
+				return
+			}
+		}
+	}()
+	silent := rawDial(t, b.Addr, "/ws")
+	silent.expectText(`{"op":"hello"`)
+	for {
+		op, p := silent.readFrame() // pings, never answered
+		if op == 0x9 {
+			continue
+		}
+		if op != 0x8 || int(p[0])<<8|int(p[1]) != 1001 || len(p) < 3 {
+			t.Fatalf("silent client: op %d %q, want close 1001 with a reason", op, p)
+		}
+		break
+	}
+	if b.Stats().Closes[1001] != 1 {
+		t.Fatalf("closes = %v, want exactly one 1001", b.Stats().Closes)
+	}
+	ctx, cancel := ctxWait()
+	defer cancel()
+	if err := alive.c.Ping(ctx); err != nil {
+		t.Fatalf("the client answering pings was closed: %v", err)
+	}
+}
