@@ -412,36 +412,7 @@ func TestBrowserJetStreamFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Both nodes accept both origins: in production they sit behind one
-	// host name, here each has its own port.
-	portA, portB := freePort(t), freePort(t)
-	origins := fmt.Sprintf("BRIDGE_ALLOWED_ORIGINS=http://127.0.0.1:%d,http://127.0.0.1:%d", portA, portB)
-	a := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_NODE_ID=node-a",
-		"BRIDGE_LISTEN=127.0.0.1:"+strconv.Itoa(portA), origins)
-	b := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_NODE_ID=node-b",
-		"BRIDGE_LISTEN=127.0.0.1:"+strconv.Itoa(portB), origins)
-
-	pg.do(wait, chromedp.Navigate("http://"+a.addr+"/"))
-	pg.poll("the demo page to connect", `window.bridge && window.bridge.state === 'connected'`, wait)
-	status := pageEval[string](pg, fmt.Sprintf(`(async () => {
-		const { connect } = await import('/bridge.js');
-		window.seqs = [];
-		window.nodes = [];
-		window.foErrors = [];
-		const c = connect(['ws://%s/ws', 'ws://%s/ws'], {minBackoffMs: 50, maxBackoffMs: 500});
-		window.fo = c;
-		c.on('hello', (h) => window.nodes.push(h.node));
-		c.on('error', (e) => window.foErrors.push(e.code + ': ' + e.message));
-		const sub = c.subscribe('orders.>', (m) => window.seqs.push(m.seq), {from: 'all'});
-		return sub.ready.then(() => 'ok', (e) => e.code + ': ' + e.message);
-	})()`, a.addr, b.addr))
-	pg.diag = `{seqs: window.seqs && window.seqs.length, nodes: window.nodes, state: window.fo && window.fo.state, errors: window.foErrors}`
-	if strings.Contains(status, "not available yet") {
-		t.Skip("waiting for JetStream: " + status)
-	}
-	if status != "ok" {
-		t.Fatalf("JetStream subscribe: %s", status)
-	}
+	a := startFailoverPage(t, pg, ns.ClientURL())
 	if nodes := pageEval[[]string](pg, `window.nodes`); !slices.Equal(nodes, []string{"node-a"}) {
 		t.Fatalf("connected to %v, want node-a first", nodes)
 	}
@@ -496,9 +467,46 @@ func TestBrowserJetStreamFailover(t *testing.T) {
 	if nodes := pageEval[[]string](pg, `window.nodes`); !slices.Equal(nodes, []string{"node-a", "node-b"}) {
 		t.Fatalf("hellos from %v, want node-a then node-b", nodes)
 	}
-	for _, e := range pageEval[[]string](pg, `window.foErrors`) {
-		t.Logf("client error event: %s", e) // the drop itself is reported
+	for _, e := range pageEval[[]map[string]string](pg, `window.foErrors`) {
+		t.Logf("client error event: %s: %s", e["code"], e["message"]) // the drop itself is reported
 	}
+}
+
+// startFailoverPage starts wsbridge nodes A and B on natsURL, opens the
+// demo page from A and connects a client given both nodes, subscribed to
+// orders.> from the start of the stream. The page records the seqs it
+// receives (window.seqs), the nodes that greeted it (window.nodes) and
+// its error events (window.foErrors: {code, ref, message}). It returns
+// node A, the one the tests kill; B is stopped by the test's cleanup.
+func startFailoverPage(t *testing.T, pg *page, natsURL string) *process {
+	t.Helper()
+	// Both nodes accept both origins: in production they sit behind one
+	// host name, here each has its own port.
+	portA, portB := freePort(t), freePort(t)
+	origins := fmt.Sprintf("BRIDGE_ALLOWED_ORIGINS=http://127.0.0.1:%d,http://127.0.0.1:%d", portA, portB)
+	a := startProcess(t, "BRIDGE_NATS_URL="+natsURL, "BRIDGE_NODE_ID=node-a",
+		"BRIDGE_LISTEN=127.0.0.1:"+strconv.Itoa(portA), origins)
+	b := startProcess(t, "BRIDGE_NATS_URL="+natsURL, "BRIDGE_NODE_ID=node-b",
+		"BRIDGE_LISTEN=127.0.0.1:"+strconv.Itoa(portB), origins)
+	pg.do(wait, chromedp.Navigate("http://"+a.addr+"/"))
+	pg.poll("the demo page to connect", `window.bridge && window.bridge.state === 'connected'`, wait)
+	status := pageEval[string](pg, fmt.Sprintf(`(async () => {
+		const { connect } = await import('/bridge.js');
+		window.seqs = [];
+		window.nodes = [];
+		window.foErrors = [];
+		const c = connect(['ws://%s/ws', 'ws://%s/ws'], {minBackoffMs: 50, maxBackoffMs: 500});
+		window.fo = c;
+		c.on('hello', (h) => window.nodes.push(h.node));
+		c.on('error', (e) => window.foErrors.push({code: e.code, ref: e.ref || '', message: e.message}));
+		const sub = c.subscribe('orders.>', (m) => window.seqs.push(m.seq), {from: 'all'});
+		return sub.ready.then(() => 'ok', (e) => e.code + ': ' + e.message);
+	})()`, a.addr, b.addr))
+	pg.diag = `{seqs: window.seqs && window.seqs.length, nodes: window.nodes, state: window.fo && window.fo.state, errors: window.foErrors}`
+	if status != "ok" {
+		t.Fatalf("JetStream subscribe: %s", status)
+	}
+	return a
 }
 
 // contiguous checks that seqs is exactly 1..n.
@@ -535,19 +543,7 @@ func TestBrowserResubscribeRetriesUnavailable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl := startCluster(t, 1, nil) // restartable: fixed port and store
-	svc, err := nats.Connect(cl.urls(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	js, err := jetstream.New(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	retry(t, ctx, "creating stream ORDERS", func(ctx context.Context) error {
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}})
-		return err
-	})
+	js := clusterStream(t, ctx, cl, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}})
 	publish := func(from, to int) {
 		t.Helper()
 		for i := from; i <= to; i++ {
@@ -558,33 +554,7 @@ func TestBrowserResubscribeRetriesUnavailable(t *testing.T) {
 		}
 	}
 
-	portA, portB := freePort(t), freePort(t)
-	origins := fmt.Sprintf("BRIDGE_ALLOWED_ORIGINS=http://127.0.0.1:%d,http://127.0.0.1:%d", portA, portB)
-	a := startProcess(t, "BRIDGE_NATS_URL="+cl.urls(), "BRIDGE_NODE_ID=node-a",
-		"BRIDGE_LISTEN=127.0.0.1:"+strconv.Itoa(portA), origins)
-	b := startProcess(t, "BRIDGE_NATS_URL="+cl.urls(), "BRIDGE_NODE_ID=node-b",
-		"BRIDGE_LISTEN=127.0.0.1:"+strconv.Itoa(portB), origins)
-	pg.do(wait, chromedp.Navigate("http://"+a.addr+"/"))
-	pg.poll("the demo page to connect", `window.bridge && window.bridge.state === 'connected'`, wait)
-	status := pageEval[string](pg, fmt.Sprintf(`(async () => {
-		const { connect } = await import('/bridge.js');
-		window.seqs = [];
-		window.nodes = [];
-		window.foErrors = [];
-		const c = connect(['ws://%s/ws', 'ws://%s/ws'], {minBackoffMs: 50, maxBackoffMs: 500});
-		window.fo = c;
-		c.on('hello', (h) => window.nodes.push(h.node));
-		c.on('error', (e) => window.foErrors.push({code: e.code, ref: e.ref || '', message: e.message}));
-		const sub = c.subscribe('orders.>', (m) => window.seqs.push(m.seq), {from: 'all'});
-		return sub.ready.then(() => 'ok', (e) => e.code + ': ' + e.message);
-	})()`, a.addr, b.addr))
-	pg.diag = `{seqs: window.seqs && window.seqs.length, nodes: window.nodes, state: window.fo && window.fo.state, errors: window.foErrors}`
-	if strings.Contains(status, "not available yet") {
-		t.Skip("waiting for JetStream: " + status)
-	}
-	if status != "ok" {
-		t.Fatalf("JetStream subscribe: %s", status)
-	}
+	a := startFailoverPage(t, pg, cl.urls())
 	publish(1, n/2)
 	pg.poll("the first half", `window.seqs.length === `+strconv.Itoa(n/2), wait)
 

@@ -41,19 +41,7 @@ func TestFailoverRealProcesses(t *testing.T) {
 	defer cancel()
 
 	cl := startCluster(t, 3, nil)
-	svc, err := nats.Connect(cl.urls(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	js, err := jetstream.New(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	retry(t, ctx, "creating stream FAIL", func(ctx context.Context) error {
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FAIL", Subjects: []string{"fail.>"}, Replicas: 3})
-		return err
-	})
+	js := clusterStream(t, ctx, cl, jetstream.StreamConfig{Name: "FAIL", Subjects: []string{"fail.>"}, Replicas: 3})
 
 	bridges := make([]*process, 3)
 	addrs := make([]string, len(bridges))
@@ -64,20 +52,8 @@ func TestFailoverRealProcesses(t *testing.T) {
 
 	// Clients, round-robin over the bridges; all subscribed before the
 	// publisher starts.
-	var subscribed atomic.Int64
 	pubAt := make([]atomic.Int64, nMsgs+1) // unix ns of each seq's ack
-	clients := make([]*foClient, nClients)
-	var wg sync.WaitGroup
-	for i := range clients {
-		c := &foClient{addrs: addrs, next: i % len(addrs), want: nMsgs, subscribed: &subscribed, pubAt: pubAt}
-		clients[i] = c
-		wg.Go(func() { c.run(ctx) })
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	waitFor(t, ctx, "every client to subscribe", func() bool { return subscribed.Load() >= nClients })
-	if s := clients[0].firstErr(); strings.Contains(s, "not available yet") {
-		t.Skip("waiting for JetStream: " + s)
-	}
+	clients := startFoClients(t, ctx, cancel, nClients, addrs, nMsgs, pubAt)
 
 	var published atomic.Int64
 	pubDone := make(chan error, 1)
@@ -324,15 +300,6 @@ func (c *foClient) finished() bool {
 	return c.gap != "" || c.lastSeq >= c.want
 }
 
-func (c *foClient) firstErr() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.subErrs) == 0 {
-		return ""
-	}
-	return c.subErrs[0]
-}
-
 // check runs under c.mu.
 func (c *foClient) check() error {
 	switch {
@@ -502,6 +469,44 @@ func (cl *foCluster) streamLeader(t *testing.T, ctx context.Context, js jetstrea
 }
 
 // retry calls f until it succeeds, for at most wait.
+// clusterStream connects a service to the cluster and creates the stream,
+// retrying while the cluster forms.
+func clusterStream(t *testing.T, ctx context.Context, cl *foCluster, cfg jetstream.StreamConfig) jetstream.JetStream {
+	t.Helper()
+	svc, err := nats.Connect(cl.urls(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	js, err := jetstream.New(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry(t, ctx, "creating stream "+cfg.Name, func(ctx context.Context) error {
+		_, err := js.CreateStream(ctx, cfg)
+		return err
+	})
+	return js
+}
+
+// startFoClients runs n resuming clients wanting seqs 1..want, client i
+// starting at addrs[i%len(addrs)], and waits until every one has
+// subscribed. They stop when ctx ends; cancel and the wait run at cleanup.
+func startFoClients(t *testing.T, ctx context.Context, cancel context.CancelFunc, n int, addrs []string, want int, pubAt []atomic.Int64) []*foClient {
+	t.Helper()
+	var subscribed atomic.Int64
+	clients := make([]*foClient, n)
+	var wg sync.WaitGroup
+	for i := range clients {
+		c := &foClient{addrs: addrs, next: i % len(addrs), want: uint64(want), subscribed: &subscribed, pubAt: pubAt}
+		clients[i] = c
+		wg.Go(func() { c.run(ctx) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	waitFor(t, ctx, "every client to subscribe", func() bool { return subscribed.Load() >= int64(n) })
+	return clients
+}
+
 func retry(t *testing.T, ctx context.Context, what string, f func(context.Context) error) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
@@ -575,36 +580,12 @@ func TestFailoverFeedConsumerLoss(t *testing.T) {
 			o.Tags = append(o.Tags, "store")
 		}
 	})
-	svc, err := nats.Connect(cl.urls(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	js, err := jetstream.New(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	retry(t, ctx, "creating stream FAIL", func(ctx context.Context) error {
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FAIL", Subjects: []string{"fail.>"}, Replicas: 3,
-			Placement: &jetstream.Placement{Tags: []string{"store"}}})
-		return err
-	})
+	js := clusterStream(t, ctx, cl, jetstream.StreamConfig{Name: "FAIL", Subjects: []string{"fail.>"}, Replicas: 3,
+		Placement: &jetstream.Placement{Tags: []string{"store"}}})
 	br := startProcess(t, "BRIDGE_NATS_URL="+cl.urls(0), "BRIDGE_NODE_ID=fo-feed")
 
-	var subscribed atomic.Int64
 	pubAt := make([]atomic.Int64, nMsgs+1)
-	clients := make([]*foClient, nClients)
-	var wg sync.WaitGroup
-	for i := range clients {
-		c := &foClient{addrs: []string{br.addr}, want: nMsgs, subscribed: &subscribed, pubAt: pubAt}
-		clients[i] = c
-		wg.Go(func() { c.run(ctx) })
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	waitFor(t, ctx, "every client to subscribe", func() bool { return subscribed.Load() >= nClients })
-	if s := clients[0].firstErr(); strings.Contains(s, "not available yet") {
-		t.Skip("waiting for JetStream: " + s)
-	}
+	clients := startFoClients(t, ctx, cancel, nClients, []string{br.addr}, nMsgs, pubAt)
 
 	var published atomic.Int64
 	pubDone := make(chan error, 1)
