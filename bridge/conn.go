@@ -81,7 +81,6 @@ type conn struct {
 	pending    *closeError
 	drop       bool   // with pending: discard queued frames first
 	acks       []*sub // subs whose ok waited for the NATS flush
-	broken     bool   // a write failed
 }
 
 // Handle implements netpoll.Handler.
@@ -91,7 +90,7 @@ func (c *conn) Handle(ev netpoll.Event) {
 			c.s.log.Error("panic while serving a connection; closing it", "remote", c.remote.String(), "panic", r, "stack", string(debug.Stack()))
 			c.asm.done = true
 			c.closeWith(closeInternal, false)
-			c.flush()
+			_, _ = c.flush()
 		}
 	}()
 	c.mu.Lock()
@@ -124,13 +123,13 @@ func (c *conn) Handle(ev netpoll.Event) {
 		c.teardown()
 		return
 	}
-	if err := c.flush(); err != nil {
+	empty, err := c.flush()
+	if err != nil {
 		c.teardown()
 		return
 	}
-	c.mu.Lock()
-	sent := c.state == stateClosing && c.wbuf == nil
-	c.mu.Unlock()
+	// state changes only on this worker, so it is read without the lock.
+	sent := empty && c.state == stateClosing
 	switch {
 	case sent && c.peerClosed:
 		c.teardown()
@@ -179,7 +178,7 @@ func (c *conn) readAll(hangup bool) bool {
 		case err != nil, n == 0:
 			// EOF or a socket error. A peer that only half-closed may still
 			// read: give it what was answered so far, then let go.
-			_ = c.flush()
+			_, _ = c.flush()
 			c.teardown()
 			return false
 		case n < len(buf) && !hangup:
@@ -349,8 +348,9 @@ func (c *conn) requestClose(e *closeError) {
 }
 
 // flush writes as much of the queue as the socket takes without blocking.
-// It returns an error only when the socket failed.
-func (c *conn) flush() error {
+// It reports whether the queue is now empty, and an error only when the
+// socket failed.
+func (c *conn) flush() (empty bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.wbuf != nil {
@@ -359,7 +359,7 @@ func (c *conn) flush() error {
 		if n == len(b) {
 			putBuf(c.wbuf)
 			c.wbuf, c.headRemain = nil, 0
-			return nil
+			return true, nil
 		}
 		if n > 0 {
 			// Remember where the next whole frame starts, so a close
@@ -373,15 +373,14 @@ func (c *conn) flush() error {
 			continue
 		}
 		if errors.Is(err, syscall.EAGAIN) {
-			return nil // EPOLLOUT will bring us back
+			return false, nil // EPOLLOUT will bring us back
 		}
 		if err == nil {
 			err = syscall.EIO
 		}
-		c.broken = true
-		return err
+		return false, err
 	}
-	return nil
+	return true, nil
 }
 
 // closeWith starts the close handshake: it queues a close frame (after the
