@@ -1,8 +1,8 @@
 package integration
 
 import (
-	"context"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -92,25 +92,39 @@ func TestRawMode(t *testing.T) {
 		c2 := dialRaw(t, b.Addr, "sub=work&queue=w")
 		eventually(t, "queue interest live", func() bool { return natsSubsOf(t, ns, "work") == 1 })
 		const n = 40
-		for range n {
-			if err := svc.Publish("work", []byte("job")); err != nil {
+		for i := range n {
+			if err := svc.Publish("work", []byte(strconv.Itoa(i))); err != nil {
 				t.Fatal(err)
 			}
 		}
-		total := 0
+		// Both members read until every job is accounted for; a job seen
+		// twice fails at once.
+		got := make(chan string, 2*n)
 		for _, c := range []*websocket.Conn{c1, c2} {
-			for {
-				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-				_, _, err := c.Read(ctx)
-				cancel()
-				if err != nil {
-					break
+			go func() {
+				ctx, cancel := ctxWait()
+				defer cancel()
+				for {
+					_, p, err := c.Read(ctx)
+					if err != nil {
+						return
+					}
+					got <- string(p)
 				}
-				total++
-			}
+			}()
 		}
-		if total != n {
-			t.Fatalf("queue members got %d messages, want %d exactly once", total, n)
+		seen := map[string]bool{}
+		deadline := time.After(wait)
+		for len(seen) < n {
+			select {
+			case job := <-got:
+				if seen[job] {
+					t.Fatalf("job %s delivered twice", job)
+				}
+				seen[job] = true
+			case <-deadline:
+				t.Fatalf("queue members got %d of %d jobs", len(seen), n)
+			}
 		}
 	})
 
