@@ -2,54 +2,58 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // config is every setting of the bridge, read from BRIDGE_* environment
-// variables by envconfig. `wsbridge -h` prints this table.
+// variables by envconfig. `wsbridge -h` prints this table and README.md's
+// configuration table is generated from it (config_doc_test.go). Fields
+// tagged secret:"true" never reach a log line.
 type config struct {
-	Listen           string        `envconfig:"LISTEN" default:":8080" desc:"address for WebSocket and HTTP (/ws, /ws/raw, /healthz, /readyz, /)"`
-	NodeID           string        `envconfig:"NODE_ID" desc:"name of this node in hello (default: hostname plus a random suffix)"`
-	NATSURL          string        `envconfig:"NATS_URL" desc:"comma-separated NATS URLs; unset starts an embedded nats-server"`
-	NATSCreds        string        `envconfig:"NATS_CREDS" desc:"NATS credentials file"`
-	NATSToken        string        `envconfig:"NATS_TOKEN" desc:"NATS auth token"`
-	NATSUser         string        `envconfig:"NATS_USER" desc:"NATS user"`
-	NATSPassword     string        `envconfig:"NATS_PASSWORD" desc:"NATS password"`
-	DataDir          string        `envconfig:"DATA_DIR" default:"./data" desc:"JetStream storage of the embedded nats-server"`
-	EmbeddedListen   string        `envconfig:"EMBEDDED_NATS_LISTEN" default:"127.0.0.1:4222" desc:"client port of the embedded nats-server, or off"`
-	HandshakeTimeout time.Duration `envconfig:"HANDSHAKE_TIMEOUT" default:"5s" desc:"time a client has to complete the HTTP upgrade"`
-	Workers          int           `envconfig:"WORKERS" default:"0" desc:"netpoll worker goroutines (0: 4 x GOMAXPROCS)"`
-	WriteBuffer      byteSize      `envconfig:"WRITE_BUFFER" default:"1MiB" desc:"bytes queued for one client before it is closed as a slow consumer"`
-	MaxPayload       byteSize      `envconfig:"MAX_PAYLOAD" default:"1MiB" desc:"largest client message and published payload"`
-	PingInterval     time.Duration `envconfig:"PING_INTERVAL" default:"30s" desc:"server ping period; clients silent for two periods are closed"`
-	MaxSubscriptions int           `envconfig:"MAX_SUBSCRIPTIONS" default:"256" desc:"subscriptions per connection"`
-	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"5s" desc:"default timeout of a req"`
-	MaxReqTimeout    time.Duration `envconfig:"MAX_REQUEST_TIMEOUT" default:"60s" desc:"cap on a client's timeout_ms"`
-	DrainTimeout     time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s" desc:"time to close clients and drain NATS on SIGINT/SIGTERM"`
-	AuthMode         string        `envconfig:"AUTH_MODE" default:"none" desc:"none (anonymous clients with BRIDGE_ANON_PUB/SUB) or jwt"`
-	AnonPub          []string      `envconfig:"ANON_PUB" default:">" desc:"subject patterns anonymous clients may publish to (comma-separated)"`
-	AnonSub          []string      `envconfig:"ANON_SUB" default:">" desc:"subject patterns anonymous clients may subscribe to (comma-separated)"`
-	JWTSecret        string        `envconfig:"JWT_SECRET" desc:"HMAC secret for HS256/384/512 tokens"`
-	JWTPublicKey     string        `envconfig:"JWT_PUBLIC_KEY" desc:"PEM file with an RSA, ECDSA or Ed25519 public key (re-read on SIGHUP)"`
-	JWTJWKS          string        `envconfig:"JWT_JWKS" desc:"JWKS file; keys chosen by kid (re-read on SIGHUP)"`
-	JWTIssuer        string        `envconfig:"JWT_ISSUER" desc:"required iss claim"`
-	JWTAudience      string        `envconfig:"JWT_AUDIENCE" desc:"required aud claim"`
+	Listen           string        `envconfig:"LISTEN" default:":8080" desc:"public address: WebSocket (/ws, /ws/raw), /healthz, /readyz, the demo page, and /metrics unless BRIDGE_ADMIN_LISTEN is set"`
+	AdminListen      string        `envconfig:"ADMIN_LISTEN" desc:"internal address serving /metrics, /debug/pprof/ and /healthz, e.g. 127.0.0.1:9090; when set, /metrics moves here from BRIDGE_LISTEN; unset: no admin listener"`
+	NodeID           string        `envconfig:"NODE_ID" desc:"name of this node, sent to clients in hello; unset: the hostname plus a random suffix"`
+	NATSURL          string        `envconfig:"NATS_URL" desc:"comma-separated NATS server URLs; unset: start an embedded nats-server"`
+	NATSCreds        string        `envconfig:"NATS_CREDS" desc:"NATS credentials file (user JWT and NKey seed)"`
+	NATSToken        string        `envconfig:"NATS_TOKEN" secret:"true" desc:"NATS auth token (never logged)"`
+	NATSUser         string        `envconfig:"NATS_USER" desc:"NATS user name, with BRIDGE_NATS_PASSWORD"`
+	NATSPassword     string        `envconfig:"NATS_PASSWORD" secret:"true" desc:"NATS password (never logged)"`
+	DataDir          string        `envconfig:"DATA_DIR" default:"./data" desc:"JetStream storage directory of the embedded nats-server"`
+	EmbeddedListen   string        `envconfig:"EMBEDDED_NATS_LISTEN" default:"127.0.0.1:4222" desc:"client address of the embedded nats-server, or off for in-process connections only"`
+	HandshakeTimeout time.Duration `envconfig:"HANDSHAKE_TIMEOUT" default:"5s" desc:"time a client has to complete the WebSocket upgrade"`
+	Workers          int           `envconfig:"WORKERS" default:"0" desc:"netpoll worker goroutines; 0: 4 x GOMAXPROCS"`
+	WriteBuffer      byteSize      `envconfig:"WRITE_BUFFER" default:"1MiB" desc:"bytes queued for one client before it is closed as a slow consumer (sizes: 65536, 64KiB, 1MiB)"`
+	MaxPayload       byteSize      `envconfig:"MAX_PAYLOAD" default:"1MiB" desc:"largest client message and published payload, in bytes; a larger client message closes the connection with 1009"`
+	PingInterval     time.Duration `envconfig:"PING_INTERVAL" default:"30s" desc:"period of server pings; a client silent for two periods is closed"`
+	MaxSubscriptions int           `envconfig:"MAX_SUBSCRIPTIONS" default:"256" desc:"subscriptions one connection may hold"`
+	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"5s" desc:"timeout of a req that sets no timeout_ms"`
+	MaxReqTimeout    time.Duration `envconfig:"MAX_REQUEST_TIMEOUT" default:"60s" desc:"cap on a req's timeout_ms"`
+	DrainTimeout     time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s" desc:"time to close clients and drain NATS after SIGINT/SIGTERM; a second signal exits at once"`
+	AuthMode         string        `envconfig:"AUTH_MODE" default:"none" desc:"none (every client is anonymous, limited by BRIDGE_ANON_PUB and BRIDGE_ANON_SUB) or jwt (clients present a token)"`
+	AnonPub          []string      `envconfig:"ANON_PUB" default:">" desc:"comma-separated subject patterns anonymous clients may publish to"`
+	AnonSub          []string      `envconfig:"ANON_SUB" default:">" desc:"comma-separated subject patterns anonymous clients may subscribe to"`
+	JWTSecret        string        `envconfig:"JWT_SECRET" secret:"true" desc:"HMAC secret for HS256/384/512 tokens (never logged); jwt mode takes exactly one of this, BRIDGE_JWT_PUBLIC_KEY and BRIDGE_JWT_JWKS"`
+	JWTPublicKey     string        `envconfig:"JWT_PUBLIC_KEY" desc:"PEM file with an RSA, ECDSA or Ed25519 public key; re-read on SIGHUP"`
+	JWTJWKS          string        `envconfig:"JWT_JWKS" desc:"JWKS file, keys chosen by kid; re-read on SIGHUP"`
+	JWTIssuer        string        `envconfig:"JWT_ISSUER" desc:"required iss claim; unset: not checked"`
+	JWTAudience      string        `envconfig:"JWT_AUDIENCE" desc:"required aud claim; unset: not checked"`
 	JWTLeeway        time.Duration `envconfig:"JWT_LEEWAY" default:"5s" desc:"clock skew allowed on exp and nbf"`
-	JWTCookie        string        `envconfig:"JWT_COOKIE" desc:"name of an HttpOnly cookie that may carry the token"`
-	AllowedOrigins   []string      `envconfig:"ALLOWED_ORIGINS" desc:"browser origins allowed besides same-origin (comma-separated; * or https://*.example.com patterns)"`
-	TLSCert          string        `envconfig:"TLS_CERT" desc:"certificate file: serve wss:// and https:// (re-read on SIGHUP)"`
-	TLSKey           string        `envconfig:"TLS_KEY" desc:"private key file for BRIDGE_TLS_CERT"`
-	MaxConns         int           `envconfig:"MAX_CONNECTIONS" default:"0" desc:"open connections allowed (0: unlimited); beyond, 503 at the handshake"`
-	MaxConnsPerIP    int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"0" desc:"connections per remote address (0: unlimited); beyond, 429"`
-	RateLimit        float64       `envconfig:"RATE_LIMIT" default:"0" desc:"inbound messages per second per connection (0: off); beyond, rate_limited errors"`
-	RateBurst        int           `envconfig:"RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT (0: one second's worth)"`
+	JWTCookie        string        `envconfig:"JWT_COOKIE" desc:"name of an HttpOnly cookie that may carry the token; unset: none"`
+	AllowedOrigins   []string      `envconfig:"ALLOWED_ORIGINS" desc:"comma-separated browser origins allowed besides same-origin: https://app.example.com, https://*.example.com or *; unset: same-origin only"`
+	TLSCert          string        `envconfig:"TLS_CERT" desc:"PEM certificate file: serve wss:// and https://; re-read on SIGHUP; unset: plain ws:// and http://"`
+	TLSKey           string        `envconfig:"TLS_KEY" desc:"PEM private key file for BRIDGE_TLS_CERT"`
+	MaxConns         int           `envconfig:"MAX_CONNECTIONS" default:"0" desc:"open connections allowed on this node, beyond which the handshake answers 503; 0: unlimited"`
+	MaxConnsPerIP    int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"0" desc:"open connections allowed from one remote address, beyond which the handshake answers 429; 0: unlimited"`
+	RateLimit        float64       `envconfig:"RATE_LIMIT" default:"0" desc:"inbound messages per second per connection, beyond which messages get rate_limited errors; 0: off"`
+	RateBurst        int           `envconfig:"RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT, in messages; 0: one second's worth"`
 	Compression      bool          `envconfig:"COMPRESSION" default:"false" desc:"negotiate permessage-deflate (no context takeover) with clients that offer it"`
-	CompressionMin   byteSize      `envconfig:"COMPRESSION_MIN" default:"512" desc:"smallest message sent compressed"`
-	DebugListen      string        `envconfig:"DEBUG_LISTEN" desc:"address for Go's pprof endpoints (/debug/pprof/), e.g. 127.0.0.1:6060; unset disables"`
+	CompressionMin   byteSize      `envconfig:"COMPRESSION_MIN" default:"512" desc:"smallest message sent compressed, in bytes"`
 	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat        string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json"`
+	LogFormat        string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json (one object per line)"`
 }
 
 // validate checks what envconfig's types cannot.
@@ -93,6 +97,37 @@ func (c *config) validate() error {
 		return fmt.Errorf("BRIDGE_LOG_FORMAT: %q is not text or json", c.LogFormat)
 	}
 	return nil
+}
+
+// logAttr is the effective configuration as a "config" log group keyed
+// by variable name. Secret fields show only whether they are set, and
+// passwords in BRIDGE_NATS_URL are redacted.
+func (c config) logAttr() slog.Attr {
+	v := reflect.ValueOf(c)
+	t := v.Type()
+	attrs := make([]any, 0, t.NumField())
+	for i := range t.NumField() {
+		f, fv := t.Field(i), v.Field(i)
+		var val any
+		switch x := fv.Interface().(type) {
+		case time.Duration:
+			val = x.String()
+		case []string:
+			val = strings.Join(x, ",")
+		case byteSize:
+			val = int64(x)
+		default:
+			val = x
+		}
+		switch {
+		case f.Tag.Get("secret") == "true" && !fv.IsZero():
+			val = "[REDACTED]"
+		case f.Name == "NATSURL":
+			val = redactURLs(c.NATSURL)
+		}
+		attrs = append(attrs, slog.Any("BRIDGE_"+f.Tag.Get("envconfig"), val))
+	}
+	return slog.Group("config", attrs...)
 }
 
 // byteSize is a size in bytes that reads "1048576", "64KiB", "1MiB" or
