@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"wsbridge/netpoll"
 )
@@ -73,6 +74,9 @@ type Config struct {
 	// Handler serves HTTP paths the bridge does not own (/, /metrics…);
 	// nil answers 404.
 	Handler http.Handler
+	// Registerer, when set, receives the server's Prometheus collectors
+	// (the wsbridge_* metrics). Nil registers nothing; Stats still works.
+	Registerer prometheus.Registerer
 }
 
 func (c *Config) setDefaults() {
