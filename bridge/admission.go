@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 // handshakeRequest is what admission needs from an upgrade request.
@@ -20,21 +21,19 @@ type handshakeRequest struct {
 
 // admit decides whether an upgrade may proceed, in order: well-formed
 // target, connection limits (503, 429), origin policy (403), token (401),
-// raw-mode subjects (400, 403). Every refusal is logged once, with the
-// remote address and the reason and never the token, and counted.
+// raw-mode subjects (400, 403). Every refusal is counted and logged, with
+// the remote address and the reason and never the token (logRefusal).
 func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
-	remote := addr.String()
-	refuse := func(status int, reason string) error {
-		s.metrics.refused(status)
-		s.log.Info("handshake refused", "remote", remote, "status", status, "reason", reason)
+	refuse := func(kind refusal, status int, reason string) error {
+		s.refused(addr, kind, status, reason)
 		return reject(status, reason)
 	}
 	if s.draining.Load() {
-		return nil, refuse(http.StatusServiceUnavailable, "server shutting down")
+		return nil, refuse(refusedDraining, http.StatusServiceUnavailable, "server shutting down")
 	}
 	target, err := url.ParseRequestURI(hr.uri)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "malformed request target")
+		return nil, refuse(refusedBadRequest, http.StatusBadRequest, "malformed request target")
 	}
 	ap := addrPort(addr)
 	ip := ap.Addr()
@@ -43,7 +42,7 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 		if status == http.StatusTooManyRequests {
 			reason = "too many connections from this address"
 		}
-		return nil, refuse(status, reason)
+		return nil, refuse(refusedLimit, status, reason)
 	}
 	admitted := false
 	defer func() {
@@ -52,7 +51,7 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 		}
 	}()
 	if hr.origin != "" && s.cfg.CheckOrigin != nil && !s.cfg.CheckOrigin(hr.origin, hr.host, hr.secure) {
-		return nil, refuse(http.StatusForbidden, "origin not allowed")
+		return nil, refuse(refusedOrigin, http.StatusForbidden, "origin not allowed")
 	}
 	query := target.Query()
 	token := firstNonEmpty(hr.bearer, hr.protoToken, query.Get("token"))
@@ -63,7 +62,7 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 	}
 	ident, err := s.cfg.Auth.Authenticate(token)
 	if err != nil {
-		return nil, refuse(http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
+		return nil, refuse(refusedAuth, http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
 	}
 	c := &conn{s: s, fd: -1, ident: ident, remote: ap, regIdx: -1}
 	c.asm.maxPayload = s.cfg.MaxPayload
@@ -71,12 +70,32 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 	if target.Path == "/ws/raw" {
 		rm, status, err := s.parseRaw(query, ident)
 		if err != nil {
-			return nil, refuse(status, err.Error())
+			kind := refusedBadRequest
+			if status == http.StatusForbidden {
+				kind = refusedAuth // the token lacks the permission
+			}
+			return nil, refuse(kind, status, err.Error())
 		}
 		c.raw = rm
 	}
 	admitted = true
 	return c, nil
+}
+
+// refused counts a refused handshake and logs it, rate-limited: a flood
+// of bad handshakes costs a line per second, not one per attempt, and the
+// next line says how many were left out.
+func (s *Server) refused(addr net.Addr, kind refusal, status int, reason string) {
+	s.metrics.refused(kind, status)
+	ok, suppressed := s.refusalLog.allow(time.Now())
+	if !ok {
+		return
+	}
+	attrs := []any{"remote", addr.String(), "status", status, "reason", reason}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	s.log.Info("handshake refused", attrs...)
 }
 
 func firstNonEmpty(v ...string) string {

@@ -78,6 +78,7 @@ type conn struct {
 	state      connState
 	wbuf       *[]byte // frames waiting for the socket, pooled; nil when empty
 	headRemain int     // bytes of wbuf's first frame that belong to a partly written frame
+	oldest     int64   // Server.clock of the oldest NATS message in wbuf; 0: none
 	pending    *closeError
 	drop       bool   // with pending: discard queued frames first
 	acks       []*sub // subs whose ok waited for the NATS flush
@@ -258,6 +259,7 @@ func (c *conn) onFrame(op ws.OpCode, rsv byte, p []byte) error {
 			}
 			return nil
 		}
+		wire := len(p)
 		if rsv&0x4 != 0 { // RSV1: permessage-deflate
 			z, err := inflate(p, c.s.cfg.MaxPayload)
 			if err != nil {
@@ -270,12 +272,13 @@ func (c *conn) onFrame(op ws.OpCode, rsv byte, p []byte) error {
 			}
 		}
 		if c.raw != nil {
+			c.s.metrics.received(inPub, wire)
 			return c.rawMessage(p)
 		}
 		if op == ws.OpBinary {
 			return closeBinary
 		}
-		c.command(p)
+		c.command(p, wire)
 	case ws.OpPing:
 		c.enqueue(appendFrame(nil, ws.OpPong, p), false)
 	case ws.OpClose:
@@ -297,7 +300,13 @@ func (c *conn) onFrame(op ws.OpCode, rsv byte, p []byte) error {
 // consumer: it is closed and the frame dropped. enqueue never blocks on
 // the socket, so NATS handlers may call it.
 func (c *conn) enqueue(frame []byte, wake bool) bool {
-	ok, first := c.push(frame)
+	return c.enqueueAt(frame, 0, wake)
+}
+
+// enqueueAt is enqueue for a message frame that the bridge took from NATS
+// at clock at (Server.clock), for the delivery latency.
+func (c *conn) enqueueAt(frame []byte, at int64, wake bool) bool {
+	ok, first := c.push(frame, at)
 	if ok && wake && first {
 		// A non-empty queue already has a flush scheduled or is waiting
 		// for EPOLLOUT.
@@ -309,8 +318,9 @@ func (c *conn) enqueue(frame []byte, wake bool) bool {
 // push appends frame to the write queue without scheduling a write. first
 // reports that the queue was empty: the caller then owes the connection a
 // Writable schedule (dispatchers batch these, so a burst of messages goes
-// out in one write per socket).
-func (c *conn) push(frame []byte) (ok, first bool) {
+// out in one write per socket). at is when a message frame came from NATS
+// (Server.clock), 0 for other frames.
+func (c *conn) push(frame []byte, at int64) (ok, first bool) {
 	c.mu.Lock()
 	if c.state != stateOpen || c.pending != nil {
 		c.mu.Unlock()
@@ -325,6 +335,7 @@ func (c *conn) push(frame []byte) (ok, first bool) {
 	if n > 0 && n+len(frame) > c.s.cfg.WriteBuffer {
 		c.pending, c.drop = closeSlow, true
 		c.mu.Unlock()
+		c.s.metrics.slow.Add(1)
 		c.s.poller.Schedule(c.desc, evClose)
 		return false, false
 	}
@@ -332,6 +343,9 @@ func (c *conn) push(frame []byte) (ok, first bool) {
 		c.wbuf = getBuf()
 	}
 	*c.wbuf = append(*c.wbuf, frame...)
+	if c.oldest == 0 {
+		c.oldest = at
+	}
 	c.mu.Unlock()
 	return true, n == 0
 }
@@ -359,6 +373,10 @@ func (c *conn) flush() (empty bool, err error) {
 		if n == len(b) {
 			putBuf(c.wbuf)
 			c.wbuf, c.headRemain = nil, 0
+			if c.oldest != 0 {
+				c.s.metrics.latency.Observe(float64(c.s.clock()-c.oldest) / 1e9)
+				c.oldest = 0
+			}
 			return true, nil
 		}
 		if n > 0 {
@@ -397,6 +415,7 @@ func (c *conn) closeWith(e *closeError, drop bool) {
 		c.wbuf = getBuf()
 	} else if drop {
 		*c.wbuf = (*c.wbuf)[:c.headRemain]
+		c.oldest = 0
 	}
 	*c.wbuf = appendClose(*c.wbuf, e)
 	c.mu.Unlock()
@@ -465,7 +484,11 @@ func (c *conn) queueText(build func([]byte) []byte, wake bool) {
 		plain := *fb
 		*fb = appendDeflated(plain[len(plain):], plain)
 	}
-	c.enqueue(*fb, wake)
+	if c.enqueue(*fb, wake) {
+		if op, ok := outOpOf(*bp); ok {
+			c.s.metrics.sent(op, 1, len(*fb))
+		}
+	}
 	putBuf(fb)
 	putBuf(bp)
 }

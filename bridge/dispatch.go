@@ -23,6 +23,7 @@ type dispatcher struct {
 	ch   chan *nats.Msg
 	wake []*conn    // connections owed a Writable schedule
 	fc   frameCache // frames of the message being delivered
+	now  int64      // Server.clock when the batch was taken from NATS
 
 	mu   sync.RWMutex
 	subs map[*nats.Subscription]*interest // the subscriptions feeding ch
@@ -61,6 +62,7 @@ func (d *dispatcher) run() {
 		case <-d.s.done:
 			return
 		}
+		d.now = d.s.clock()
 		for n := 1; ; n++ {
 			d.mu.RLock()
 			in := d.subs[m.Sub]

@@ -9,27 +9,31 @@ import (
 
 const maxIDLen = 64
 
-// command runs one JSON command from the client and answers it.
-func (c *conn) command(p []byte) {
+// command runs one JSON command from the client and answers it. wire is
+// the message's size as it arrived, for the metrics.
+func (c *conn) command(p []byte, wire int) {
 	cmd, oerr := decodeCommand(p)
+	op := inInvalid
 	if oerr == nil {
 		switch cmd.Op {
 		case "sub":
-			oerr = c.sub(&cmd)
+			op, oerr = inSub, c.sub(&cmd)
 		case "unsub":
-			oerr = c.unsub(&cmd)
+			op, oerr = inUnsub, c.unsub(&cmd)
 		case "pub":
-			oerr = c.pub(&cmd)
+			op, oerr = inPub, c.pub(&cmd)
 		case "req":
-			oerr = c.req(&cmd)
+			op, oerr = inReq, c.req(&cmd)
 		case "auth":
-			oerr = c.refresh(&cmd)
+			op, oerr = inAuth, c.refresh(&cmd)
 		case "ping":
+			op = inPing
 			c.sendText(func(b []byte) []byte { return appendPong(b, cmd.ID) })
 		default:
 			oerr = errf(codeBadRequest, "unknown op")
 		}
 	}
+	c.s.metrics.received(op, wire)
 	if oerr != nil {
 		c.sendText(func(b []byte) []byte { return appendErr(b, cmd.ID, oerr) })
 	}
@@ -89,7 +93,7 @@ func (c *conn) sub(cmd *command) *opError {
 	if err != nil {
 		return natsError(err)
 	}
-	c.subs = append(c.subs, sb)
+	c.addSub(sb)
 	if sb.in.ready.Load() {
 		sb.acked.Store(true)
 		c.sendText(func(b []byte) []byte { return appendOK(b, cmd.ID) })
@@ -138,8 +142,16 @@ func (c *conn) dropInterest() {
 	c.subs = nil
 }
 
-// release ends one subscription, core NATS or JetStream.
+// addSub records a new subscription of the connection.
+func (c *conn) addSub(sb *sub) {
+	c.subs = append(c.subs, sb)
+	c.s.metrics.subs.Add(1)
+}
+
+// release ends one subscription, core NATS or JetStream. The caller takes
+// it out of c.subs.
 func (c *conn) release(sb *sub) {
+	c.s.metrics.subs.Add(-1)
 	if sb.js != nil {
 		c.s.jsUnsubscribe(sb)
 		return

@@ -142,22 +142,28 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	}
 	fc := &d.fc
 	fc.reset()
-	in.s.metrics.delivered(n)
+	var out fanout
+	defer func() { in.s.metrics.delivered(out) }()
 	if in.key.queue != "" {
 		// Queue group: NATS picked this node; pick one local member,
 		// skipping any that can no longer take it.
 		start := in.rr.Add(1)
 		for i := range n {
 			sb := in.members[(int(start)+i)%n]
-			if ok, first := sb.c.push(fc.frame(sb, m)); ok {
+			fr := fc.frame(sb, m)
+			if ok, first := sb.c.push(fr, d.now); ok {
+				out.add(true, fr)
 				d.owe(sb.c, first)
 				return
 			}
 		}
+		out.dropped++
 		return
 	}
 	for _, sb := range in.members {
-		_, first := sb.c.push(fc.frame(sb, m))
+		fr := fc.frame(sb, m)
+		ok, first := sb.c.push(fr, d.now)
+		out.add(ok, fr)
 		d.owe(sb.c, first)
 	}
 }

@@ -230,6 +230,7 @@ type jsSub struct {
 	base     uint64 // the catch-up covers sequences up to base
 	last     uint64 // the feed delivers only sequences above last
 	buf      []byte // frames the feed delivered while catching up
+	bufN     int    // how many frames buf holds
 	overflow bool   // buf outgrew its limit and was dropped
 }
 
@@ -257,7 +258,7 @@ func (c *conn) jsSubscribe(cmd *command) *opError {
 		r.starting.Add(-1)
 		return errf(codeUnavailable, "shutting down")
 	}
-	c.subs = append(c.subs, sb)
+	c.addSub(sb)
 	return nil
 }
 
@@ -299,7 +300,7 @@ func (c *conn) jsSettle(sb *sub) {
 		return
 	}
 	c.subs = slices.Delete(c.subs, i, i+1)
-	c.s.jsUnsubscribe(sb)
+	c.release(sb)
 	sb.acked.Store(true)
 	c.sendText(func(b []byte) []byte { return appendErr(b, sb.id, e) })
 }

@@ -81,6 +81,9 @@ func (js *jsSub) attach(f *feed) bool {
 func (r *jsState) catchUp(js *jsSub, f *feed) error {
 	cu := catchup{r: r, js: js, cursor: js.last}
 	defer cu.close()
+	if cu.cursor < js.base {
+		r.s.metrics.catchups.Add(1) // history to replay
+	}
 	for {
 		if cu.cursor < js.base {
 			if err := cu.through(js.base); err != nil {
@@ -109,9 +112,12 @@ func (js *jsSub) goLive(f *feed, cursor uint64) bool {
 		return false
 	}
 	if len(js.buf) > 0 {
-		js.sb.c.enqueue(js.buf, true) // whole frames, in stream order
+		// Whole frames, in stream order; buffered during the catch-up, so
+		// not timed.
+		ok := js.sb.c.enqueue(js.buf, true)
+		f.r.s.metrics.delivered(fanoutOf(ok, js.bufN, len(js.buf)))
 	}
-	js.buf = nil
+	js.buf, js.bufN = nil, 0
 	js.last = max(js.last, cursor, f.last)
 	js.live = true
 	return true
@@ -313,11 +319,12 @@ func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
 		// History is per client: compressed per client.
 		fr = appendDeflated(fr[len(fr):], fr)
 	}
-	if !cu.js.sb.c.enqueue(fr, true) {
+	if !cu.js.sb.c.enqueueAt(fr, cu.r.s.clock(), true) {
+		cu.r.s.metrics.delivered(fanout{dropped: 1})
 		return errConnGone
 	}
 	cu.cursor, cu.sent = seq, true
-	cu.r.s.metrics.delivered(1)
+	cu.r.s.metrics.delivered(fanout{n: 1, bytes: len(fr)})
 	return nil
 }
 

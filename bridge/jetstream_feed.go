@@ -86,6 +86,13 @@ func (r *jsState) acquire(ctx context.Context, subject string) (*feed, error) {
 	return f, nil
 }
 
+// feedCount is the number of feeds, running or starting.
+func (r *jsState) feedCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.feeds)
+}
+
 // release gives back a reference; the last one stops the feed. It never
 // blocks, so the worker may call it.
 func (r *jsState) release(f *feed) {
@@ -275,7 +282,8 @@ func (f *feed) deliver(m jetstream.Msg) {
 	f.body = appendBody(f.body[:0], &nats.Msg{Data: m.Data(), Header: m.Headers()})
 	f.shapes.reset()
 	limit := f.r.s.cfg.WriteBuffer / 2
-	n := 0
+	now := f.r.s.clock()
+	var out fanout
 	for _, js := range f.members {
 		if seq <= js.last {
 			continue // the client asked to start after it
@@ -284,16 +292,16 @@ func (f *feed) deliver(m jetstream.Msg) {
 		switch {
 		case js.live:
 			js.last = seq
-			js.sb.c.enqueue(fr, true)
-			n++
+			out.add(js.sb.c.enqueueAt(fr, now, true), fr)
 		case js.overflow:
 		case len(js.buf)+len(fr) > limit:
-			js.overflow, js.buf = true, nil
+			js.overflow, js.buf, js.bufN = true, nil, 0
 		default:
 			js.buf = append(js.buf, fr...)
+			js.bufN++
 		}
 	}
-	f.r.s.metrics.delivered(n)
+	f.r.s.metrics.delivered(out)
 }
 
 // frame returns the frame for a member of shape k, building it once per

@@ -1,27 +1,174 @@
 package bridge
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics counts what the bridge does. Counters are plain atomics on the
-// hot path; exporting them is the caller's business (Stats).
+// metrics counts what the bridge does. Hot paths touch only atomics (a
+// fan-out adds its totals once per message, not once per delivery) and
+// client_golang histograms, whose Observe is lock-free too; the collector
+// turns them into wsbridge_* metrics at scrape time.
 type metrics struct {
 	conns      atomic.Int64
+	accepted   atomic.Uint64
 	deliveries atomic.Uint64
 	publishes  atomic.Uint64
-	closes     sync.Map // close code → *atomic.Uint64
-	refusals   sync.Map // HTTP status → *atomic.Uint64
+	dropped    atomic.Uint64
+	slow       atomic.Uint64
+	subs       atomic.Int64
+	catchups   atomic.Uint64
+
+	in, inBytes   [numInOps]atomic.Uint64
+	out, outBytes [numOutOps]atomic.Uint64
+	refusedBy     [numRefusals]atomic.Uint64
+	closes        sync.Map // close code → *atomic.Uint64
+	refusals      sync.Map // HTTP status → *atomic.Uint64
+
+	handshake prometheus.Histogram
+	latency   prometheus.Histogram
 }
 
-func newMetrics() *metrics { return &metrics{} }
+// inOp is a client→bridge message kind, the op label of wsbridge_messages_in_total.
+type inOp uint8
 
-func (m *metrics) delivered(n int) { m.deliveries.Add(uint64(n)) }
-func (m *metrics) published()      { m.publishes.Add(1) }
+const (
+	inSub inOp = iota
+	inUnsub
+	inPub // raw-mode messages too
+	inReq
+	inAuth
+	inPing
+	inInvalid // undecodable or an unknown op
+	numInOps
+)
 
-func (m *metrics) closed(code int)    { count(&m.closes, code) }
-func (m *metrics) refused(status int) { count(&m.refusals, status) }
+var inOpNames = [numInOps]string{"sub", "unsub", "pub", "req", "auth", "ping", "invalid"}
+
+// outOp is a bridge→client message kind.
+type outOp uint8
+
+const (
+	outHello outOp = iota
+	outMsg
+	outReply
+	outOK
+	outErr
+	outPong
+	numOutOps
+)
+
+var outOpNames = [numOutOps]string{"hello", "msg", "reply", "ok", "err", "pong"}
+
+// refusal is why a handshake was refused, the reason label of
+// wsbridge_handshakes_refused_total.
+type refusal uint8
+
+const (
+	refusedAuth       refusal = iota // 401, or a token without the raw-mode permission
+	refusedOrigin                    // 403 by the origin policy
+	refusedLimit                     // 503 node full, 429 address full
+	refusedBadRequest                // malformed request, bad raw-mode query
+	refusedDraining                  // 503 while shutting down
+	numRefusals
+)
+
+var refusalNames = [numRefusals]string{"auth", "origin", "limit", "bad_request", "draining"}
+
+func newMetrics() *metrics {
+	return &metrics{
+		handshake: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "wsbridge",
+			Name:      "handshake_duration_seconds",
+			Help:      "Time from accepting a TCP connection to writing its 101 Switching Protocols.",
+			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "wsbridge",
+			Name:      "delivery_latency_seconds",
+			Help:      "Time from the bridge taking a message from NATS to writing its frame to the client's socket, observed per write for the oldest message in it.",
+			Buckets:   []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+	}
+}
+
+func (m *metrics) published() { m.publishes.Add(1) }
+
+func (m *metrics) closed(code int) { count(&m.closes, code) }
+
+func (m *metrics) refused(r refusal, status int) {
+	m.refusedBy[r].Add(1)
+	count(&m.refusals, status)
+}
+
+func (m *metrics) received(op inOp, bytes int) {
+	m.in[op].Add(1)
+	m.inBytes[op].Add(uint64(bytes))
+}
+
+func (m *metrics) sent(op outOp, n, bytes int) {
+	m.out[op].Add(uint64(n))
+	m.outBytes[op].Add(uint64(bytes))
+}
+
+// fanout is one message's outcome across its subscribers, so that the
+// shared counters are touched once per message.
+type fanout struct{ n, bytes, dropped int }
+
+func (f *fanout) add(ok bool, frame []byte) {
+	if ok {
+		f.n++
+		f.bytes += len(frame)
+	} else {
+		f.dropped++
+	}
+}
+
+// fanoutOf is the outcome of queueing n frames of size bytes at once.
+func fanoutOf(ok bool, n, bytes int) fanout {
+	if ok {
+		return fanout{n: n, bytes: bytes}
+	}
+	return fanout{dropped: n}
+}
+
+func (m *metrics) delivered(f fanout) {
+	if f.n > 0 {
+		m.deliveries.Add(uint64(f.n))
+		m.sent(outMsg, f.n, f.bytes)
+	}
+	if f.dropped > 0 {
+		m.dropped.Add(uint64(f.dropped))
+	}
+}
+
+// outOpOf classifies a bridge→client payload by its op, which every
+// envelope starts with: {"op":"<name>"…
+func outOpOf(p []byte) (outOp, bool) {
+	const pre = len(`{"op":"`)
+	if len(p) <= pre+1 {
+		return 0, false
+	}
+	switch p[pre] {
+	case 'h':
+		return outHello, true
+	case 'm':
+		return outMsg, true
+	case 'r':
+		return outReply, true
+	case 'o':
+		return outOK, true
+	case 'e':
+		return outErr, true
+	case 'p':
+		return outPong, true
+	}
+	return 0, false
+}
 
 func count(m *sync.Map, k int) {
 	v, ok := m.Load(k)
@@ -51,12 +198,121 @@ type Stats struct {
 
 // Stats returns a snapshot of the server's counters.
 func (s *Server) Stats() Stats {
-	st := Stats{
+	return Stats{
 		Connections: s.metrics.conns.Load(),
 		Deliveries:  s.metrics.deliveries.Load(),
 		Publishes:   s.metrics.publishes.Load(),
 		Closes:      snapshot(&s.metrics.closes),
 		Refusals:    snapshot(&s.metrics.refusals),
 	}
-	return st
+}
+
+// clock is monotonic nanoseconds since the server started, never 0.
+func (s *Server) clock() int64 { return int64(time.Since(s.epoch)) + 1 }
+
+// collector exports the server's metrics. Gauges that describe shared
+// state (NATS subscriptions, feeds, the worker queue) are read under their
+// locks here, at scrape time, never on a hot path.
+type collector struct {
+	s     *Server
+	descs map[string]*prometheus.Desc
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("wsbridge_"+name, help, labels, nil)
+}
+
+func newCollector(s *Server) *collector {
+	ds := []struct{ key, help string }{
+		{"connections", "Open WebSocket connections."},
+		{"connections_accepted_total", "WebSocket connections accepted (101 sent)."},
+		{"connections_closed_total", "WebSocket connections closed, by close code; 1006: dropped without a close handshake."},
+		{"handshakes_refused_total", "Upgrade requests refused, by reason: auth, origin, limit, bad_request, draining."},
+		{"messages_in_total", "Client messages received, by op (raw-mode messages count as pub)."},
+		{"bytes_in_total", "Payload bytes of client messages received, by op, as they arrived (compressed if compressed)."},
+		{"messages_out_total", "Messages queued to clients, by op."},
+		{"bytes_out_total", "Frame bytes queued to clients, by op, after compression."},
+		{"deliveries_dropped_total", "Messages for a subscriber that were not queued because its write queue was full (a slow consumer being cut) or it was closing."},
+		{"slow_consumer_disconnects_total", "Connections closed with 1008 because their write queue overflowed."},
+		{"subscriptions", "Client subscriptions, core and JetStream."},
+		{"nats_subscriptions", "NATS subscriptions held for core client interest: one per subject and queue group on this node."},
+		{"jetstream_feeds", "Shared JetStream consumers feeding live subscriptions: one per stream and subject on this node."},
+		{"jetstream_catchups_total", "JetStream catch-ups started for subscriptions with from."},
+		{"nats_connected", "1 while the NATS connection is up."},
+		{"nats_reconnects_total", "Times the NATS connection was re-established."},
+		{"worker_queue_depth", "Connections with events waiting for a netpoll worker."},
+		{"draining", "1 while the node is shutting down."},
+	}
+	c := &collector{s: s, descs: make(map[string]*prometheus.Desc, len(ds))}
+	for _, d := range ds {
+		var labels []string
+		switch d.key {
+		case "connections_closed_total":
+			labels = []string{"code"}
+		case "handshakes_refused_total":
+			labels = []string{"reason"}
+		case "messages_in_total", "bytes_in_total", "messages_out_total", "bytes_out_total":
+			labels = []string{"op"}
+		}
+		c.descs[d.key] = desc(d.key, d.help, labels...)
+	}
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+	c.s.metrics.handshake.Describe(ch)
+	c.s.metrics.latency.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	s, m := c.s, c.s.metrics
+	counter := func(key string, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.descs[key], prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(key string, v float64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[key], prometheus.GaugeValue, v)
+	}
+	gauge("connections", float64(m.conns.Load()))
+	counter("connections_accepted_total", m.accepted.Load())
+	for code, n := range snapshot(&m.closes) {
+		counter("connections_closed_total", n, strconv.Itoa(code))
+	}
+	for r := range numRefusals {
+		counter("handshakes_refused_total", m.refusedBy[r].Load(), refusalNames[r])
+	}
+	for op := range numInOps {
+		counter("messages_in_total", m.in[op].Load(), inOpNames[op])
+		counter("bytes_in_total", m.inBytes[op].Load(), inOpNames[op])
+	}
+	for op := range numOutOps {
+		counter("messages_out_total", m.out[op].Load(), outOpNames[op])
+		counter("bytes_out_total", m.outBytes[op].Load(), outOpNames[op])
+	}
+	counter("deliveries_dropped_total", m.dropped.Load())
+	counter("slow_consumer_disconnects_total", m.slow.Load())
+	gauge("subscriptions", float64(m.subs.Load()))
+	s.imu.Lock()
+	nsubs := len(s.interests)
+	s.imu.Unlock()
+	gauge("nats_subscriptions", float64(nsubs))
+	gauge("jetstream_feeds", float64(s.js.feedCount()))
+	counter("jetstream_catchups_total", m.catchups.Load())
+	gauge("nats_connected", boolGauge(s.nc.IsConnected()))
+	counter("nats_reconnects_total", s.nc.Stats().Reconnects)
+	gauge("worker_queue_depth", float64(s.poller.Queued()))
+	gauge("draining", boolGauge(s.draining.Load()))
+	ch <- m.handshake
+	ch <- m.latency
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -51,7 +51,7 @@ func (c *conn) start() {
 		return
 	}
 	sb.acked.Store(true)
-	c.subs = append(c.subs, sb)
+	c.addSub(sb)
 }
 
 // rawMessage publishes one inbound raw-mode message verbatim.

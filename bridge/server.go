@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -74,6 +75,11 @@ type Config struct {
 	// Handler serves HTTP paths the bridge does not own (/, /metrics…);
 	// nil answers 404.
 	Handler http.Handler
+	// DrainSpread spreads Shutdown's 1001 closes evenly over this long, so
+	// that the rest of the fleet absorbs the reconnects gradually; it is
+	// capped by Shutdown's deadline less a reserve for draining NATS (a
+	// tenth, at most 2s). Zero closes every client at once.
+	DrainSpread time.Duration
 	// Registerer, when set, receives the server's Prometheus collectors
 	// (the wsbridge_* metrics). Nil registers nothing; Stats still works.
 	Registerer prometheus.Registerer
@@ -126,7 +132,9 @@ type Server struct {
 	js      *jsState
 	metrics *metrics
 
-	hello []byte // the hello frame, identical for every client
+	hello      []byte // the hello frame, identical for every client
+	refusalLog *logLimiter
+	epoch      time.Time // Server.clock's origin
 
 	slots slots
 
@@ -155,6 +163,10 @@ type Server struct {
 	stopOnce   sync.Once
 }
 
+// refusalLogBurst is how many refused handshakes are logged in a burst
+// before the log falls back to one line per second.
+const refusalLogBurst = 20
+
 // New builds a Server on nc, which it owns from then on: Shutdown drains
 // and closes it.
 func New(cfg Config, nc *nats.Conn) (*Server, error) {
@@ -163,14 +175,16 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		return nil, errors.New("bridge: Config.NodeID is required")
 	}
 	s := &Server{
-		cfg:       cfg,
-		nc:        nc,
-		log:       cfg.Logger,
-		metrics:   newMetrics(),
-		interests: make(map[ikey]*interest),
-		flushKick: make(chan struct{}, 1),
-		done:      make(chan struct{}),
-		empty:     make(chan struct{}),
+		epoch:      time.Now(),
+		refusalLog: newLogLimiter(refusalLogBurst, time.Second),
+		cfg:        cfg,
+		nc:         nc,
+		log:        cfg.Logger,
+		metrics:    newMetrics(),
+		interests:  make(map[ikey]*interest),
+		flushKick:  make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		empty:      make(chan struct{}),
 	}
 	presizeFDTable()
 	s.hello = appendFrame(nil, ws.OpText, appendHello(nil, cfg.NodeID, cfg.MaxPayload))
@@ -196,6 +210,12 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		ReadHeaderTimeout: cfg.HandshakeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
+			p.Close()
+			return nil, fmt.Errorf("bridge: registering metrics: %w", err)
+		}
 	}
 	s.dispatchers = newDispatchers(s)
 	s.wg.Add(3 + len(s.dispatchers))
@@ -287,6 +307,7 @@ func (s *Server) register(c *conn) bool {
 	s.conns = append(s.conns, c)
 	s.peak = max(s.peak, len(s.conns))
 	s.metrics.conns.Add(1)
+	s.metrics.accepted.Add(1)
 	return true
 }
 
@@ -414,13 +435,64 @@ func (s *Server) flusher() {
 	}
 }
 
-// Shutdown stops accepting, closes every client with 1001, drains NATS and
-// stops the workers. Clients still open when ctx ends are dropped. It is
-// idempotent.
+// Shutdown stops accepting, closes every client with 1001 (spread over
+// Config.DrainSpread), drains NATS and stops the workers. Clients still
+// open when ctx ends are dropped. It is idempotent.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() { err = s.shutdown(ctx) })
 	return err
+}
+
+// drainReserve is the part of a shutdown deadline kept for draining NATS
+// after the last client is closed: a tenth, at most 2s.
+func drainReserve(budget time.Duration) time.Duration {
+	return min(budget/10, 2*time.Second)
+}
+
+// closeSpread closes conns with 1001, spread evenly over DrainSpread,
+// capped by ctx's deadline less drainReserve: client i of n is closed at
+// i/n of the window. When ctx ends early the rest are closed at once.
+func (s *Server) closeSpread(ctx context.Context, conns []*conn) {
+	start := time.Now()
+	window := s.cfg.DrainSpread
+	if deadline, ok := ctx.Deadline(); ok {
+		budget := deadline.Sub(start)
+		window = min(window, budget-drainReserve(budget))
+	}
+	if window <= 0 || len(conns) < 2 {
+		for _, c := range conns {
+			c.requestClose(closeGoingAway)
+		}
+		return
+	}
+	s.log.Info("draining: closing clients with 1001", "clients", len(conns), "over", window.Round(time.Millisecond))
+	t := time.NewTimer(0)
+	defer t.Stop()
+	due := func(i int) time.Duration {
+		return time.Duration(float64(window) * float64(i) / float64(len(conns)))
+	}
+	for i := 0; i < len(conns); {
+		// Everything due by now goes in one pass: at 100k clients the
+		// spacing is finer than a timer's resolution.
+		for elapsed := time.Since(start); i < len(conns) && due(i) <= elapsed; i++ {
+			conns[i].requestClose(closeGoingAway)
+		}
+		if i == len(conns) {
+			return
+		}
+		t.Reset(due(i) - time.Since(start))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			for _, c := range conns[i:] {
+				c.requestClose(closeGoingAway)
+			}
+			return
+		case <-s.empty:
+			return // every client left on its own
+		}
+	}
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
@@ -433,9 +505,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// While clients are closed the listener stays open: new upgrades get
 	// 503, /readyz answers 503 and /healthz 200, so load balancers and
 	// probes see a node that is draining, not one that vanished.
-	for _, c := range s.snapshot() {
-		c.requestClose(closeGoingAway)
-	}
+	s.closeSpread(ctx, s.snapshot())
 	select {
 	case <-s.empty:
 	case <-ctx.Done():

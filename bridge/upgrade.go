@@ -34,7 +34,8 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, max
 // request to the HTTP server. It runs on its own goroutine until the
 // connection is registered with the poller, then returns it.
 func (s *Server) handshake(nc net.Conn) {
-	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	begin := time.Now()
+	_ = nc.SetDeadline(begin.Add(s.cfg.HandshakeTimeout))
 	secure := false
 	if s.cfg.TLS != nil {
 		tc := tls.Server(nc, s.cfg.TLS)
@@ -54,6 +55,7 @@ func (s *Server) handshake(nc net.Conn) {
 	n, err := peekHead(br)
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
+			s.refused(nc.RemoteAddr(), refusedBadRequest, http.StatusRequestHeaderFieldsTooLarge, "request header too large")
 			writeStatus(nc, http.StatusRequestHeaderFieldsTooLarge, "request header too large\n", "")
 		}
 		// Anything else is a timeout (slowloris) or a vanished peer.
@@ -70,6 +72,7 @@ func (s *Server) handshake(nc net.Conn) {
 		return
 	}
 	if !hasHeader(head, "upgrade") {
+		s.refused(nc.RemoteAddr(), refusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
 		writeStatus(nc, http.StatusUpgradeRequired, "this endpoint speaks WebSocket: send an Upgrade request\n", "Sec-WebSocket-Version: 13\r\n")
 		_ = nc.Close()
 		return
@@ -81,6 +84,7 @@ func (s *Server) handshake(nc net.Conn) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
+	s.metrics.handshake.Observe(time.Since(begin).Seconds())
 	s.adopt(c)
 }
 
@@ -201,7 +205,9 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 		u.Negotiate = ext.Negotiate
 	}
 	var c *conn
+	admitting := false
 	u.OnBeforeUpgrade = func() (ws.HandshakeHeader, error) {
+		admitting = true // admit counts its own refusals
 		var err error
 		c, err = s.admit(nc.RemoteAddr(), &hr)
 		if err != nil {
@@ -219,11 +225,20 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 		io.Writer
 	}{io.LimitReader(br, int64(n)), out}
 	_, err := u.Upgrade(rw)
-	if err == nil && c.raw == nil {
+	var rej *ws.ConnectionRejectedError
+	if err != nil && !admitting && errors.As(err, &rej) {
+		// gobwas refused the request itself (bad version, missing key…).
+		s.refused(nc.RemoteAddr(), refusedBadRequest, rej.StatusCode(), strings.TrimSpace(rej.Error()))
+	}
+	hello := err == nil && c.raw == nil
+	if hello {
 		out.b = append(out.b, s.hello...)
 	}
 	if _, werr := nc.Write(out.b); err == nil {
 		err = werr
+	}
+	if err == nil && hello {
+		s.metrics.sent(outHello, 1, len(s.hello))
 	}
 	if err != nil {
 		if c != nil {

@@ -19,7 +19,9 @@ import (
 // those). The first request of a connection takes handshake's zero-copy
 // path instead; this one costs net/http's parsing, once per connection.
 func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	begin := time.Now()
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		s.refused(remoteAddr(r), refusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		http.Error(w, "this endpoint speaks WebSocket: send an Upgrade request", http.StatusUpgradeRequired)
 		return
@@ -33,11 +35,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	hr.bearer = bearerToken(r.Header.Get("Authorization"))
 	_, hr.protoToken = offeredProtocols(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","))
-	var addr net.Addr = &net.TCPAddr{}
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		addr = net.TCPAddrFromAddrPort(ap)
-	}
-	c, err := s.admit(addr, &hr)
+	c, err := s.admit(remoteAddr(r), &hr)
 	if err != nil {
 		var rej *ws.ConnectionRejectedError
 		if errors.As(err, &rej) {
@@ -56,7 +54,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	nc, rw, _, err := u.Upgrade(r, w) // writes the 101, or the refusal
 	if err == nil && c.raw == nil {
 		_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-		_, err = nc.Write(s.hello)
+		if _, err = nc.Write(s.hello); err == nil {
+			s.metrics.sent(outHello, 1, len(s.hello))
+		}
 	}
 	if err != nil {
 		s.releaseSlot(c.remote.Addr())
@@ -85,5 +85,14 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 	c.netc = nc
+	s.metrics.handshake.Observe(time.Since(begin).Seconds())
 	s.adopt(c)
+}
+
+// remoteAddr is the peer of a request that reached net/http.
+func remoteAddr(r *http.Request) net.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return &net.TCPAddr{}
 }

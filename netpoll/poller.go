@@ -62,6 +62,7 @@ type Poller struct {
 	mu         sync.Mutex
 	cond       sync.Cond
 	head, tail *Desc
+	queued     int // descriptors in the ready queue
 	closed     bool
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
@@ -136,6 +137,7 @@ func (p *Poller) push(d *Desc) {
 		p.tail.next = d
 	}
 	p.tail = d
+	p.queued++
 	p.mu.Unlock()
 	p.cond.Signal()
 }
@@ -150,6 +152,7 @@ func (p *Poller) pop() *Desc {
 		return nil
 	}
 	d := p.head
+	p.queued--
 	p.head = d.next
 	if p.head == nil {
 		p.tail = nil
@@ -178,6 +181,14 @@ func (p *Poller) work() {
 	}
 }
 
+// Queued reports how many descriptors wait for a worker: a queue that
+// stays long means the workers cannot keep up.
+func (p *Poller) Queued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.queued
+}
+
 // Close stops the epoll loop and the workers, waiting for running handlers
 // to return. Descriptors still queued are not handled. Close is idempotent.
 func (p *Poller) Close() error {
@@ -186,7 +197,7 @@ func (p *Poller) Close() error {
 		err = p.ep.close()
 		p.mu.Lock()
 		p.closed = true
-		p.head, p.tail = nil, nil
+		p.head, p.tail, p.queued = nil, nil, 0
 		p.mu.Unlock()
 		p.cond.Broadcast()
 		p.wg.Wait()

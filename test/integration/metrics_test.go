@@ -1,0 +1,187 @@
+package integration
+
+import (
+	"bufio"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"wsbridge/bridge"
+)
+
+// scrape reads a Prometheus text exposition from url: series (name plus
+// labels, as written) → value.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	out := make(map[string]float64)
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("bad exposition line %q", line)
+		}
+		out[line[:i]] = v
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// metricsBridge is an auth bridge (HS256 tokens, https://good.example
+// allowed) that serves its registry on /metrics.
+func metricsBridge(t *testing.T, mutate func(*bridge.Config)) (*testBridge, string) {
+	t.Helper()
+	ns := startNATS(t, false)
+	reg := prometheus.NewRegistry()
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	b := authBridge(t, ns, hsConfig(), []string{"https://good.example"}, func(c *bridge.Config) {
+		c.Registerer = reg
+		c.Handler = mux
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+	return b, "http://" + b.Addr + "/metrics"
+}
+
+// TestMetricsFollowClients scrapes /metrics while clients connect,
+// subscribe, publish, get refused and disconnect, and checks that each
+// counter moves by what was done.
+func TestMetricsFollowClients(t *testing.T) {
+	b, url := metricsBridge(t, func(c *bridge.Config) { c.MaxConnections = 3 })
+	m := scrape(t, url)
+	for _, series := range []string{
+		"wsbridge_connections", "wsbridge_connections_accepted_total", "wsbridge_subscriptions",
+		"wsbridge_nats_subscriptions", "wsbridge_nats_connected", "wsbridge_worker_queue_depth",
+		"wsbridge_draining", `wsbridge_handshakes_refused_total{reason="auth"}`,
+		`wsbridge_messages_in_total{op="pub"}`, `wsbridge_messages_out_total{op="msg"}`,
+		"wsbridge_deliveries_dropped_total", "wsbridge_slow_consumer_disconnects_total",
+		"wsbridge_jetstream_catchups_total", "wsbridge_jetstream_feeds", "wsbridge_nats_reconnects_total",
+		"wsbridge_handshake_duration_seconds_count", "wsbridge_delivery_latency_seconds_count",
+	} {
+		if _, ok := m[series]; !ok {
+			t.Errorf("%s missing from /metrics", series)
+		}
+	}
+	if m["wsbridge_connections"] != 0 || m["wsbridge_nats_connected"] != 1 {
+		t.Fatalf("fresh node: connections %v, nats_connected %v", m["wsbridge_connections"], m["wsbridge_nats_connected"])
+	}
+
+	// Two clients on one subject: two subscriptions, one NATS interest.
+	tok := userToken(t, "alice", allowAll())
+	a := connectAs(t, b.Addr, tok)
+	c := connectAs(t, b.Addr, tok)
+	a.subscribe("s", "metrics.x", "")
+	c.subscribe("s", "metrics.x", "")
+	c.send(map[string]any{"op": "pub", "subject": "metrics.x", "data": "hello", "id": "p1"})
+	c.expect("ok", "p1")
+	for _, w := range []*wsClient{a, c} {
+		if f := w.recv(); f.Op != "msg" {
+			t.Fatalf("got %s, want msg", f.Op)
+		}
+	}
+	eventually(t, "deliveries timed", func() bool {
+		return scrape(t, url)["wsbridge_delivery_latency_seconds_count"] >= 1
+	})
+	m = scrape(t, url)
+	want := map[string]float64{
+		"wsbridge_connections":                      2,
+		"wsbridge_connections_accepted_total":       2,
+		"wsbridge_subscriptions":                    2,
+		"wsbridge_nats_subscriptions":               1,
+		`wsbridge_messages_in_total{op="sub"}`:      2,
+		`wsbridge_messages_in_total{op="pub"}`:      1,
+		`wsbridge_messages_out_total{op="hello"}`:   2,
+		`wsbridge_messages_out_total{op="ok"}`:      3,
+		`wsbridge_messages_out_total{op="msg"}`:     2,
+		"wsbridge_handshake_duration_seconds_count": 2,
+	}
+	for series, v := range want {
+		if m[series] != v {
+			t.Errorf("%s = %v, want %v", series, m[series], v)
+		}
+	}
+	if m[`wsbridge_bytes_in_total{op="pub"}`] < float64(len(`{"op":"pub"}`)) || m[`wsbridge_bytes_out_total{op="msg"}`] < 2*float64(len(`{"op":"msg"}`)) {
+		t.Errorf("byte counters did not move: in %v, out %v", m[`wsbridge_bytes_in_total{op="pub"}`], m[`wsbridge_bytes_out_total{op="msg"}`])
+	}
+
+	// One refusal of each kind.
+	expectRefused(t, "ws://"+b.Addr+"/ws", nil, http.StatusUnauthorized, "")
+	expectRefused(t, "ws://"+b.Addr+"/ws?token="+tok, withHeader("Origin", "https://evil.example"), http.StatusForbidden, tok)
+	if code := httpStatus(t, b.Addr, "/ws"); code != http.StatusUpgradeRequired {
+		t.Fatalf("GET /ws = %d, want 426", code)
+	}
+	connectAs(t, b.Addr, tok) // the third and last slot
+	expectRefused(t, "ws://"+b.Addr+"/ws?token="+tok, nil, http.StatusServiceUnavailable, tok)
+	m = scrape(t, url)
+	for _, reason := range []string{"auth", "origin", "bad_request", "limit"} {
+		if v := m[`wsbridge_handshakes_refused_total{reason="`+reason+`"}`]; v != 1 {
+			t.Errorf("handshakes_refused_total{reason=%q} = %v, want 1", reason, v)
+		}
+	}
+
+	// A normal close and its subscription going away.
+	_ = a.c.Close(websocket.StatusNormalClosure, "bye")
+	eventually(t, "the close counted", func() bool {
+		m = scrape(t, url)
+		return m[`wsbridge_connections_closed_total{code="1000"}`] == 1 && m["wsbridge_connections"] == 2
+	})
+	if m["wsbridge_subscriptions"] != 1 || m["wsbridge_nats_subscriptions"] != 1 {
+		t.Errorf("after one close: subscriptions %v, nats_subscriptions %v; want 1, 1", m["wsbridge_subscriptions"], m["wsbridge_nats_subscriptions"])
+	}
+}
+
+// TestMetricsSlowConsumer: a client that stops reading is cut, and the
+// messages it could not take are counted as dropped.
+func TestMetricsSlowConsumer(t *testing.T) {
+	b, url := metricsBridge(t, func(c *bridge.Config) { c.WriteBuffer = 16 << 10 })
+	tok := userToken(t, "slow", allowAll())
+	stuck := rawDial(t, b.Addr, "/ws?token="+tok)
+	stuck.expectText(`{"op":"hello"`)
+	stuck.sendText(`{"op":"sub","id":"s","subject":"metrics.slow"}`)
+	stuck.expectText(`{"op":"ok"`)
+	// The client reads nothing more: its socket buffers fill, then its
+	// write queue.
+	pub := connectAs(t, b.Addr, tok)
+	payload := strings.Repeat("x", 8<<10)
+	deadline := time.Now().Add(wait)
+	for scrape(t, url)["wsbridge_slow_consumer_disconnects_total"] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stuck client was never cut as a slow consumer")
+		}
+		for range 50 {
+			pub.send(map[string]any{"op": "pub", "subject": "metrics.slow", "data": payload})
+		}
+		pub.send(map[string]any{"op": "ping", "id": "sync"})
+		pub.expect("pong", "sync")
+	}
+	m := scrape(t, url)
+	if m[`wsbridge_connections_closed_total{code="1008"}`] < 1 {
+		t.Errorf("connections_closed_total{code=\"1008\"} = %v, want ≥ 1", m[`wsbridge_connections_closed_total{code="1008"}`])
+	}
+	if m["wsbridge_deliveries_dropped_total"] < 1 {
+		t.Errorf("deliveries_dropped_total = %v, want ≥ 1", m["wsbridge_deliveries_dropped_total"])
+	}
+}
