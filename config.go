@@ -7,53 +7,72 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kelseyhightower/envconfig"
 )
 
 // config is every setting of the bridge, read from BRIDGE_* environment
 // variables by envconfig. `wsbridge -h` prints this table and README.md's
 // configuration table is generated from it (config_doc_test.go). Fields
 // tagged secret:"true" never reach a log line.
+//
+// Each envconfig tag is the variable's full name, and envconfig runs with
+// no prefix: with prefix "BRIDGE" and tag "LISTEN", envconfig would fall
+// back to a stray LISTEN when BRIDGE_LISTEN is unset.
 type config struct {
-	Listen           string        `envconfig:"LISTEN" default:":8080" desc:"public address: WebSocket (/ws, /ws/raw), /healthz, /readyz, the demo page, and /metrics unless BRIDGE_ADMIN_LISTEN is set"`
-	AdminListen      string        `envconfig:"ADMIN_LISTEN" desc:"internal address serving /metrics, /debug/pprof/ and /healthz, e.g. 127.0.0.1:9090; when set, /metrics moves here from BRIDGE_LISTEN; unset: no admin listener"`
-	NodeID           string        `envconfig:"NODE_ID" desc:"name of this node, sent to clients in hello; unset: the hostname plus a random suffix"`
-	NATSURL          string        `envconfig:"NATS_URL" desc:"comma-separated NATS server URLs; unset: start an embedded nats-server"`
-	NATSCreds        string        `envconfig:"NATS_CREDS" desc:"NATS credentials file (user JWT and NKey seed)"`
-	NATSToken        string        `envconfig:"NATS_TOKEN" secret:"true" desc:"NATS auth token (never logged)"`
-	NATSUser         string        `envconfig:"NATS_USER" desc:"NATS user name, with BRIDGE_NATS_PASSWORD"`
-	NATSPassword     string        `envconfig:"NATS_PASSWORD" secret:"true" desc:"NATS password (never logged)"`
-	DataDir          string        `envconfig:"DATA_DIR" default:"./data" desc:"JetStream storage directory of the embedded nats-server"`
-	EmbeddedListen   string        `envconfig:"EMBEDDED_NATS_LISTEN" default:"127.0.0.1:4222" desc:"client address of the embedded nats-server, or off for in-process connections only"`
-	HandshakeTimeout time.Duration `envconfig:"HANDSHAKE_TIMEOUT" default:"5s" desc:"time a client has to complete the WebSocket upgrade"`
-	Workers          int           `envconfig:"WORKERS" default:"0" desc:"netpoll worker goroutines; 0: 4 x GOMAXPROCS"`
-	WriteBuffer      byteSize      `envconfig:"WRITE_BUFFER" default:"1MiB" desc:"bytes queued for one client before it is closed as a slow consumer (sizes: 65536, 64KiB, 1MiB)"`
-	MaxPayload       byteSize      `envconfig:"MAX_PAYLOAD" default:"1MiB" desc:"largest client message and published payload, in bytes; a larger client message closes the connection with 1009"`
-	PingInterval     time.Duration `envconfig:"PING_INTERVAL" default:"30s" desc:"period of server pings; a client silent for two periods is closed"`
-	MaxSubscriptions int           `envconfig:"MAX_SUBSCRIPTIONS" default:"256" desc:"subscriptions one connection may hold"`
-	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"5s" desc:"timeout of a req that sets no timeout_ms"`
-	MaxReqTimeout    time.Duration `envconfig:"MAX_REQUEST_TIMEOUT" default:"60s" desc:"cap on a req's timeout_ms"`
-	DrainTimeout     time.Duration `envconfig:"DRAIN_TIMEOUT" default:"10s" desc:"time to close clients and drain NATS after SIGINT/SIGTERM; a second signal exits at once"`
-	AuthMode         string        `envconfig:"AUTH_MODE" default:"none" desc:"none (every client is anonymous, limited by BRIDGE_ANON_PUB and BRIDGE_ANON_SUB) or jwt (clients present a token)"`
-	AnonPub          []string      `envconfig:"ANON_PUB" default:">" desc:"comma-separated subject patterns anonymous clients may publish to"`
-	AnonSub          []string      `envconfig:"ANON_SUB" default:">" desc:"comma-separated subject patterns anonymous clients may subscribe to"`
-	JWTSecret        string        `envconfig:"JWT_SECRET" secret:"true" desc:"HMAC secret for HS256/384/512 tokens (never logged); jwt mode takes exactly one of this, BRIDGE_JWT_PUBLIC_KEY and BRIDGE_JWT_JWKS"`
-	JWTPublicKey     string        `envconfig:"JWT_PUBLIC_KEY" desc:"PEM file with an RSA, ECDSA or Ed25519 public key; re-read on SIGHUP"`
-	JWTJWKS          string        `envconfig:"JWT_JWKS" desc:"JWKS file, keys chosen by kid; re-read on SIGHUP"`
-	JWTIssuer        string        `envconfig:"JWT_ISSUER" desc:"required iss claim; unset: not checked"`
-	JWTAudience      string        `envconfig:"JWT_AUDIENCE" desc:"required aud claim; unset: not checked"`
-	JWTLeeway        time.Duration `envconfig:"JWT_LEEWAY" default:"5s" desc:"clock skew allowed on exp and nbf"`
-	JWTCookie        string        `envconfig:"JWT_COOKIE" desc:"name of an HttpOnly cookie that may carry the token; unset: none"`
-	AllowedOrigins   []string      `envconfig:"ALLOWED_ORIGINS" desc:"comma-separated browser origins allowed besides same-origin: https://app.example.com, https://*.example.com or *; unset: same-origin only"`
-	TLSCert          string        `envconfig:"TLS_CERT" desc:"PEM certificate file: serve wss:// and https://; re-read on SIGHUP; unset: plain ws:// and http://"`
-	TLSKey           string        `envconfig:"TLS_KEY" desc:"PEM private key file for BRIDGE_TLS_CERT"`
-	MaxConns         int           `envconfig:"MAX_CONNECTIONS" default:"0" desc:"open connections allowed on this node, beyond which the handshake answers 503; 0: unlimited"`
-	MaxConnsPerIP    int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"0" desc:"open connections allowed from one remote address, beyond which the handshake answers 429; 0: unlimited"`
-	RateLimit        float64       `envconfig:"RATE_LIMIT" default:"0" desc:"inbound messages per second per connection, beyond which messages get rate_limited errors; 0: off"`
-	RateBurst        int           `envconfig:"RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT, in messages; 0: one second's worth"`
-	Compression      bool          `envconfig:"COMPRESSION" default:"false" desc:"negotiate permessage-deflate (no context takeover) with clients that offer it"`
-	CompressionMin   byteSize      `envconfig:"COMPRESSION_MIN" default:"512" desc:"smallest message sent compressed, in bytes"`
-	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
-	LogFormat        string        `envconfig:"LOG_FORMAT" default:"text" desc:"text or json (one object per line)"`
+	Listen           string        `envconfig:"BRIDGE_LISTEN" default:":8080" desc:"public address: WebSocket (/ws, /ws/raw), /healthz, /readyz, the demo page, and /metrics unless BRIDGE_ADMIN_LISTEN is set"`
+	AdminListen      string        `envconfig:"BRIDGE_ADMIN_LISTEN" desc:"internal address serving /metrics, /debug/pprof/ and /healthz, e.g. 127.0.0.1:9090; when set, /metrics moves here from BRIDGE_LISTEN; unset: no admin listener"`
+	NodeID           string        `envconfig:"BRIDGE_NODE_ID" desc:"name of this node, sent to clients in hello; unset: the hostname plus a random suffix"`
+	NATSURL          string        `envconfig:"BRIDGE_NATS_URL" desc:"comma-separated NATS server URLs; unset: start an embedded nats-server"`
+	NATSCreds        string        `envconfig:"BRIDGE_NATS_CREDS" desc:"NATS credentials file (user JWT and NKey seed)"`
+	NATSToken        string        `envconfig:"BRIDGE_NATS_TOKEN" secret:"true" desc:"NATS auth token (never logged)"`
+	NATSUser         string        `envconfig:"BRIDGE_NATS_USER" desc:"NATS user name, with BRIDGE_NATS_PASSWORD"`
+	NATSPassword     string        `envconfig:"BRIDGE_NATS_PASSWORD" secret:"true" desc:"NATS password (never logged)"`
+	DataDir          string        `envconfig:"BRIDGE_DATA_DIR" default:"./data" desc:"JetStream storage directory of the embedded nats-server"`
+	EmbeddedListen   string        `envconfig:"BRIDGE_EMBEDDED_NATS_LISTEN" default:"127.0.0.1:4222" desc:"client address of the embedded nats-server, or off for in-process connections only"`
+	HandshakeTimeout time.Duration `envconfig:"BRIDGE_HANDSHAKE_TIMEOUT" default:"5s" desc:"time a client has to complete the WebSocket upgrade"`
+	Workers          int           `envconfig:"BRIDGE_WORKERS" default:"0" desc:"netpoll worker goroutines; 0: 4 x GOMAXPROCS"`
+	WriteBuffer      byteSize      `envconfig:"BRIDGE_WRITE_BUFFER" default:"1MiB" desc:"bytes queued for one client before it is closed as a slow consumer (sizes: 65536, 64KiB, 1MiB)"`
+	MaxPayload       byteSize      `envconfig:"BRIDGE_MAX_PAYLOAD" default:"1MiB" desc:"largest client message and published payload, in bytes; a larger client message closes the connection with 1009"`
+	PingInterval     time.Duration `envconfig:"BRIDGE_PING_INTERVAL" default:"30s" desc:"period of server pings; a client silent for two periods is closed"`
+	MaxSubscriptions int           `envconfig:"BRIDGE_MAX_SUBSCRIPTIONS" default:"256" desc:"subscriptions one connection may hold"`
+	RequestTimeout   time.Duration `envconfig:"BRIDGE_REQUEST_TIMEOUT" default:"5s" desc:"timeout of a req that sets no timeout_ms"`
+	MaxReqTimeout    time.Duration `envconfig:"BRIDGE_MAX_REQUEST_TIMEOUT" default:"60s" desc:"cap on a req's timeout_ms"`
+	DrainTimeout     time.Duration `envconfig:"BRIDGE_DRAIN_TIMEOUT" default:"10s" desc:"time to close clients and drain NATS after SIGINT/SIGTERM; a second signal exits at once"`
+	AuthMode         string        `envconfig:"BRIDGE_AUTH_MODE" default:"none" desc:"none (every client is anonymous, limited by BRIDGE_ANON_PUB and BRIDGE_ANON_SUB) or jwt (clients present a token)"`
+	AnonPub          []string      `envconfig:"BRIDGE_ANON_PUB" default:">" desc:"comma-separated subject patterns anonymous clients may publish to"`
+	AnonSub          []string      `envconfig:"BRIDGE_ANON_SUB" default:">" desc:"comma-separated subject patterns anonymous clients may subscribe to"`
+	JWTSecret        string        `envconfig:"BRIDGE_JWT_SECRET" secret:"true" desc:"HMAC secret for HS256/384/512 tokens (never logged); jwt mode takes exactly one of this, BRIDGE_JWT_PUBLIC_KEY and BRIDGE_JWT_JWKS"`
+	JWTPublicKey     string        `envconfig:"BRIDGE_JWT_PUBLIC_KEY" desc:"PEM file with an RSA, ECDSA or Ed25519 public key; re-read on SIGHUP"`
+	JWTJWKS          string        `envconfig:"BRIDGE_JWT_JWKS" desc:"JWKS file, keys chosen by kid; re-read on SIGHUP"`
+	JWTIssuer        string        `envconfig:"BRIDGE_JWT_ISSUER" desc:"required iss claim; unset: not checked"`
+	JWTAudience      string        `envconfig:"BRIDGE_JWT_AUDIENCE" desc:"required aud claim; unset: not checked"`
+	JWTLeeway        time.Duration `envconfig:"BRIDGE_JWT_LEEWAY" default:"5s" desc:"clock skew allowed on exp and nbf"`
+	JWTCookie        string        `envconfig:"BRIDGE_JWT_COOKIE" desc:"name of an HttpOnly cookie that may carry the token; unset: none"`
+	AllowedOrigins   []string      `envconfig:"BRIDGE_ALLOWED_ORIGINS" desc:"comma-separated browser origins allowed besides same-origin: https://app.example.com, https://*.example.com or *; unset: same-origin only"`
+	TLSCert          string        `envconfig:"BRIDGE_TLS_CERT" desc:"PEM certificate file: serve wss:// and https://; re-read on SIGHUP; unset: plain ws:// and http://"`
+	TLSKey           string        `envconfig:"BRIDGE_TLS_KEY" desc:"PEM private key file for BRIDGE_TLS_CERT"`
+	MaxConns         int           `envconfig:"BRIDGE_MAX_CONNECTIONS" default:"0" desc:"open connections allowed on this node, beyond which the handshake answers 503; 0: unlimited"`
+	MaxConnsPerIP    int           `envconfig:"BRIDGE_MAX_CONNECTIONS_PER_IP" default:"0" desc:"open connections allowed from one remote address, beyond which the handshake answers 429; 0: unlimited"`
+	RateLimit        float64       `envconfig:"BRIDGE_RATE_LIMIT" default:"0" desc:"inbound messages per second per connection, beyond which messages get rate_limited errors; 0: off"`
+	RateBurst        int           `envconfig:"BRIDGE_RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT, in messages; 0: one second's worth"`
+	Compression      bool          `envconfig:"BRIDGE_COMPRESSION" default:"false" desc:"negotiate permessage-deflate (no context takeover) with clients that offer it"`
+	CompressionMin   byteSize      `envconfig:"BRIDGE_COMPRESSION_MIN" default:"512" desc:"smallest message sent compressed, in bytes"`
+	LogLevel         string        `envconfig:"BRIDGE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+	LogFormat        string        `envconfig:"BRIDGE_LOG_FORMAT" default:"text" desc:"text or json (one object per line)"`
+}
+
+// loadConfig reads the configuration from the environment and checks it.
+// Its errors are errUsage.
+func loadConfig() (config, error) {
+	var cfg config
+	if err := envconfig.Process("", &cfg); err != nil {
+		return config{}, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := cfg.validate(); err != nil {
+		return config{}, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return cfg, nil
 }
 
 // validate checks what envconfig's types cannot.
@@ -125,7 +144,7 @@ func (c config) logAttr() slog.Attr {
 		case f.Name == "NATSURL":
 			val = redactURLs(c.NATSURL)
 		}
-		attrs = append(attrs, slog.Any("BRIDGE_"+f.Tag.Get("envconfig"), val))
+		attrs = append(attrs, slog.Any(f.Tag.Get("envconfig"), val))
 	}
 	return slog.Group("config", attrs...)
 }

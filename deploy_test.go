@@ -265,7 +265,7 @@ func TestDeployConfigNames(t *testing.T) {
 	valid := map[string]bool{}
 	ct := reflect.TypeFor[config]()
 	for i := range ct.NumField() {
-		valid["BRIDGE_"+ct.Field(i).Tag.Get("envconfig")] = true
+		valid[ct.Field(i).Tag.Get("envconfig")] = true
 	}
 	files := []string{"Dockerfile"}
 	err := filepath.WalkDir("deploy", func(p string, d fs.DirEntry, err error) error {

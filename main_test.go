@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"runtime"
 	"strings"
@@ -129,7 +130,7 @@ func TestSecretsTagged(t *testing.T) {
 		name := f.Tag.Get("envconfig")
 		looksSecret := strings.Contains(name, "SECRET") || strings.Contains(name, "TOKEN") || strings.Contains(name, "PASSWORD")
 		if looksSecret != (f.Tag.Get("secret") == "true") {
-			t.Errorf("BRIDGE_%s: secret tag %q", name, f.Tag.Get("secret"))
+			t.Errorf("%s: secret tag %q", name, f.Tag.Get("secret"))
 		}
 		if f.Tag.Get("secret") == "true" {
 			s := "value-of-" + name
@@ -147,6 +148,48 @@ func TestSecretsTagged(t *testing.T) {
 	for _, want := range []string{`"BRIDGE_JWT_SECRET":"[REDACTED]"`, `"BRIDGE_LOG_LEVEL":"info"`, `"BRIDGE_NATS_URL":"nats://[REDACTED]@h:4222"`} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("start line lacks %s:\n%s", want, buf.String())
+		}
+	}
+}
+
+// TestConfigIgnoresUnprefixed: envconfig, given a prefix, falls back to
+// the bare tag name (LISTEN for BRIDGE_LISTEN); stray variables such as
+// these in a container must not change the configuration.
+func TestConfigIgnoresUnprefixed(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "BRIDGE_") {
+			t.Setenv(k, "") // restored after the test
+			os.Unsetenv(k)
+		}
+	}
+	defaults, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LISTEN", ":1")
+	t.Setenv("WORKERS", "99")
+	t.Setenv("LOG_LEVEL", "debug")
+	t.Setenv("NATS_URL", "nats://stray:4222")
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != ":8080" || cfg.Workers != 0 || cfg.LogLevel != "info" || cfg.NATSURL != "" {
+		t.Errorf("unprefixed variables read: Listen %q, Workers %d, LogLevel %q, NATSURL %q", cfg.Listen, cfg.Workers, cfg.LogLevel, cfg.NATSURL)
+	}
+	if !reflect.DeepEqual(cfg, defaults) {
+		t.Errorf("config %+v, want the defaults %+v", cfg, defaults)
+	}
+}
+
+// TestConfigTagsFullNames: every field names its whole variable, since
+// envconfig runs without a prefix (see config).
+func TestConfigTagsFullNames(t *testing.T) {
+	typ := reflect.TypeFor[config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if name := f.Tag.Get("envconfig"); !strings.HasPrefix(name, "BRIDGE_") || name != strings.ToUpper(name) {
+			t.Errorf("%s: envconfig tag %q, want BRIDGE_ and upper case", f.Name, name)
 		}
 	}
 }
