@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"slices"
 	"testing"
@@ -33,16 +32,8 @@ func TestDrainSpreadsCloses(t *testing.T) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 4*wait)
 			defer cancel()
-			for {
-				_, _, err := w.c.Read(ctx)
-				if err == nil {
-					continue
-				}
-				var ce websocket.CloseError
-				errors.As(err, &ce)
-				results <- closed{time.Now(), ce.Code}
-				return
-			}
+			ce, _ := w.readClose(ctx) // no close frame: code 0, caught below
+			results <- closed{time.Now(), ce.Code}
 		}()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)

@@ -236,6 +236,17 @@ func (w *wsClient) closeStatus() (websocket.StatusCode, string) {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
+	ce, err := w.readClose(ctx)
+	if err != nil {
+		w.t.Fatalf("connection ended without a close frame: %v", err)
+	}
+	return ce.Code, ce.Reason
+}
+
+// readClose reads until the connection closes and returns the bridge's
+// close frame, or the error that ended the connection without one. Safe
+// off the test goroutine.
+func (w *wsClient) readClose(ctx context.Context) (websocket.CloseError, error) {
 	for {
 		_, _, err := w.c.Read(ctx)
 		if err == nil {
@@ -243,9 +254,9 @@ func (w *wsClient) closeStatus() (websocket.StatusCode, string) {
 		}
 		var ce websocket.CloseError
 		if errors.As(err, &ce) {
-			return ce.Code, ce.Reason
+			return ce, nil
 		}
-		w.t.Fatalf("connection ended without a close frame: %v", err)
+		return ce, err
 	}
 }
 
