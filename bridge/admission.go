@@ -65,7 +65,7 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 		return nil, refuse(refusedAuth, http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
 	}
 	c := &conn{s: s, fd: -1, ident: ident, remote: ap, regIdx: -1}
-	c.asm.maxPayload = s.cfg.MaxPayload
+	c.asm.Configure(s.cfg.MaxPayload, false) // deflate, once negotiated
 	c.bucket.tokens = float64(s.cfg.RateBurst)
 	if target.Path == "/ws/raw" {
 		rm, status, err := s.parseRaw(query, ident)

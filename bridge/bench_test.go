@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
 )
 
@@ -32,7 +33,7 @@ type drain struct{ c *conn }
 func (d drain) Handle(netpoll.Event) {
 	d.c.mu.Lock()
 	if d.c.wbuf != nil {
-		putBuf(d.c.wbuf)
+		wsframe.PutBuffer(d.c.wbuf)
 		d.c.wbuf = nil
 	}
 	d.c.mu.Unlock()
@@ -68,34 +69,5 @@ func BenchmarkFanout(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
 		})
-	}
-}
-
-func BenchmarkAppendMsgFrame(b *testing.B) {
-	m := &nats.Msg{Subject: "orders.eu.7", Data: []byte(`{"id":7,"items":[1,2,3]}`), Header: nats.Header{"Trace": {"abc"}}}
-	var body, out []byte
-	b.ReportAllocs()
-	for range b.N {
-		body = appendBody(body[:0], m)
-		out = appendMsgFrame(out[:0], "s1", m.Subject, body, 0)
-	}
-}
-
-func BenchmarkValidSubject(b *testing.B) {
-	b.ReportAllocs()
-	for range b.N {
-		if !validSubject("orders.eu.*.items.>", true) {
-			b.Fatal("invalid")
-		}
-	}
-}
-
-func BenchmarkDecodeCommand(b *testing.B) {
-	p := []byte(`{"op":"pub","subject":"orders.new","data":{"id":1,"qty":2},"id":"p1"}`)
-	b.ReportAllocs()
-	for range b.N {
-		if _, err := decodeCommand(p); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

@@ -18,6 +18,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
+
 	"github.com/gobwas/ws"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	natstest "github.com/nats-io/nats-server/v2/test"
@@ -170,7 +173,7 @@ func (c *rawClient) expectUpgrade(srv *testServer) {
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != testAccept {
 		c.t.Fatalf("Sec-WebSocket-Accept = %q, want %q", got, testAccept)
 	}
-	c.expectFrame(ws.OpText, string(appendHello(nil, "t", srv.cfg.MaxPayload)))
+	c.expectFrame(ws.OpText, string(wire.AppendHello(nil, "t", srv.cfg.MaxPayload)))
 }
 
 // serverFrame is one frame from the bridge.
@@ -296,7 +299,7 @@ func pingCmd(id string, n int) []byte {
 	return b
 }
 
-func pongCmd(id string) string { return string(appendPong(nil, id)) }
+func pongCmd(id string) string { return string(wire.AppendPong(nil, id)) }
 
 // expectAlive checks the connection still answers commands.
 func (c *rawClient) expectAlive() {
@@ -346,7 +349,7 @@ func confCases() []confCase {
 	for i := range all256 {
 		all256[i] = byte(255 - i)
 	}
-	badRequest := string(appendErr(nil, "", errf(codeBadRequest, "malformed command: expected a JSON object with string op")))
+	badRequest := string(wire.AppendErr(nil, "", wire.Errf(wire.CodeBadRequest, "malformed command: expected a JSON object with string op")))
 	kosme := `{"op":"ping","id":"κόσμε"}`
 	cases := []confCase{
 		// 1 Framing: every length encoding (§5.2).
@@ -729,8 +732,8 @@ func TestHostilePingFlood(t *testing.T) {
 			t.Fatalf("got frame %v %q, want pongs then a close", f.op, trunc(f.p))
 		}
 		code := ws.StatusCode(binary.BigEndian.Uint16(f.p))
-		if code != ws.StatusPolicyViolation || string(f.p[2:]) != closeSlow.reason {
-			t.Fatalf("close %d %q, want %d %q", code, f.p[2:], ws.StatusPolicyViolation, closeSlow.reason)
+		if code != ws.StatusPolicyViolation || string(f.p[2:]) != wsframe.CloseSlow.Reason {
+			t.Fatalf("close %d %q, want %d %q", code, f.p[2:], ws.StatusPolicyViolation, wsframe.CloseSlow.Reason)
 		}
 		break
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
 )
 
@@ -29,11 +31,14 @@ const (
 	evClose   = netpoll.User      // another goroutine asked for a close (conn.pending)
 	evTimeout = netpoll.User << 1 // the close handshake ran out of time
 	evAcks    = netpoll.User << 2 // deferred acks are queued (conn.acks)
-	evStart   = netpoll.User << 3 // first event: send hello, start raw mode
+	evStart   = netpoll.User << 3 // first event: start raw mode (the hello went out with the 101)
 	evExpired = netpoll.User << 4 // the identity's expiry time has come
 )
 
 const (
+	// readSize is how many bytes are read from a socket per syscall, into
+	// a pooled buffer.
+	readSize = 16 << 10
 	// readsPerTurn bounds how much one connection reads before yielding
 	// its worker to others.
 	readsPerTurn = 4
@@ -62,7 +67,7 @@ type conn struct {
 	regIdx int // position in Server.conns, guarded by Server.connsMu
 
 	// Owned by the worker.
-	asm        assembler
+	asm        wsframe.Assembler
 	in         []byte // bytes that arrived with the handshake
 	subs       []*sub
 	bucket     bucket
@@ -79,18 +84,20 @@ type conn struct {
 	wbuf       *[]byte // frames waiting for the socket, pooled; nil when empty
 	headRemain int     // bytes of wbuf's first frame that belong to a partly written frame
 	oldest     int64   // Server.clock of the oldest NATS message in wbuf; 0: none
-	pending    *closeError
+	pending    *wsframe.CloseError
 	drop       bool   // with pending: discard queued frames first
 	acks       []*sub // subs whose ok waited for the NATS flush
 }
+
+var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
 
 // Handle implements netpoll.Handler.
 func (c *conn) Handle(ev netpoll.Event) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.s.log.Error("panic while serving a connection; closing it", "remote", c.remote.String(), "panic", r, "stack", string(debug.Stack()))
-			c.asm.done = true
-			c.closeWith(closeInternal, false)
+			c.asm.Stop()
+			c.closeWith(wsframe.CloseInternal, false)
 			_, _ = c.flush()
 		}
 	}()
@@ -165,7 +172,7 @@ func (c *conn) readAll(hangup bool) bool {
 		n, err := c.read(buf)
 		if n > 0 {
 			c.lastRead.Store(time.Now().UnixNano())
-			if c.asm.done && c.halfClosed {
+			if c.asm.Done() && c.halfClosed {
 				// The stream is unparseable past a violation: whatever
 				// comes after our close frame is taken as the peer's
 				// answer, which waits for us to close TCP (§7.1.1).
@@ -219,20 +226,20 @@ func (c *conn) write(b []byte) (int, error) {
 // consume feeds bytes to the assembler and turns protocol violations into
 // closes.
 func (c *conn) consume(p []byte) {
-	if c.asm.done {
+	if c.asm.Done() {
 		return
 	}
-	err := c.asm.feed(p, c.onFrame)
+	err := c.asm.Feed(p, c.onFrame)
 	if err == nil {
 		return
 	}
-	c.asm.done = true // the stream is unusable past a violation
-	var ce *closeError
+	c.asm.Stop() // the stream is unusable past a violation
+	var ce *wsframe.CloseError
 	if !errors.As(err, &ce) {
 		c.s.log.Error("serving connection", "remote", c.remote.String(), "err", err)
-		ce = closeInternal
+		ce = wsframe.CloseInternal
 	}
-	c.s.log.Debug("closing connection", "remote", c.remote.String(), "code", int(ce.code), "reason", ce.reason)
+	c.s.log.Debug("closing connection", "remote", c.remote.String(), "code", int(ce.Code), "reason", ce.Reason)
 	c.closeWith(ce, false)
 }
 
@@ -253,74 +260,57 @@ func (c *conn) onFrame(op ws.OpCode, rsv byte, p []byte) error {
 	case ws.OpText, ws.OpBinary:
 		if !c.allow() {
 			if c.raw == nil {
-				c.sendText(func(b []byte) []byte {
-					return appendErr(b, "", errf(codeRateLimited, "message rate limit exceeded"))
-				})
+				c.pushText(func(b []byte) []byte {
+					return wire.AppendErr(b, "", wire.Errf(wire.CodeRateLimited, "message rate limit exceeded"))
+				}, false)
 			}
 			return nil
 		}
-		wire := len(p)
-		if rsv&0x4 != 0 { // RSV1: permessage-deflate
-			z, err := inflate(p, c.s.cfg.MaxPayload)
+		size := len(p) // as it arrived, for the metrics
+		if wsframe.Compressed(rsv) {
+			z, err := wsframe.Inflate(p, c.s.cfg.MaxPayload)
 			if err != nil {
 				return err
 			}
-			defer putBuf(z)
+			defer wsframe.PutBuffer(z)
 			p = *z
 			if op == ws.OpText && !utf8.Valid(p) {
-				return errInvalidUTF8
+				return wsframe.ErrInvalidUTF8
 			}
 		}
 		if c.raw != nil {
-			c.s.metrics.received(inPub, wire)
+			c.s.metrics.received(inPub, size)
 			return c.rawMessage(p)
 		}
 		if op == ws.OpBinary {
-			return closeBinary
+			return wsframe.CloseBinary
 		}
-		c.command(p, wire)
+		c.command(p, size)
 	case ws.OpPing:
-		c.enqueue(appendFrame(nil, ws.OpPong, p), false)
+		c.push(wsframe.AppendFrame(nil, ws.OpPong, p), 0, false)
 	case ws.OpClose:
 		// Echo the peer's code (§5.5.1), then close the TCP connection
 		// once it is written.
 		c.peerClosed = true
-		reply := &closeError{ws.StatusNormalClosure, "closing"}
+		reply := &wsframe.CloseError{Code: ws.StatusNormalClosure, Reason: wsframe.ReasonClosing}
 		if len(p) >= 2 {
-			reply.code = ws.StatusCode(uint16(p[0])<<8 | uint16(p[1]))
+			reply.Code = ws.StatusCode(uint16(p[0])<<8 | uint16(p[1]))
 		}
 		c.closeWith(reply, false)
 	}
 	return nil
 }
 
-// enqueue appends one complete frame to the write queue. With wake, a
-// worker is scheduled to write it; the worker itself passes false because
-// it flushes before returning. A full queue makes the connection a slow
-// consumer: it is closed and the frame dropped. enqueue never blocks on
-// the socket, so NATS handlers may call it.
-func (c *conn) enqueue(frame []byte, wake bool) bool {
-	return c.enqueueAt(frame, 0, wake)
-}
-
-// enqueueAt is enqueue for a message frame that the bridge took from NATS
-// at clock at (Server.clock), for the delivery latency.
-func (c *conn) enqueueAt(frame []byte, at int64, wake bool) bool {
-	ok, first := c.push(frame, at)
-	if ok && wake && first {
-		// A non-empty queue already has a flush scheduled or is waiting
-		// for EPOLLOUT.
-		c.s.poller.Schedule(c.desc, netpoll.Writable)
-	}
-	return ok
-}
-
-// push appends frame to the write queue without scheduling a write. first
-// reports that the queue was empty: the caller then owes the connection a
-// Writable schedule (dispatchers batch these, so a burst of messages goes
-// out in one write per socket). at is when a message frame came from NATS
-// (Server.clock), 0 for other frames.
-func (c *conn) push(frame []byte, at int64) (ok, first bool) {
+// push appends one or more complete frames to the write queue; it is the
+// only way frames reach a connection. at is when a message frame was taken
+// from NATS (Server.clock), 0 for other frames. first reports that the
+// queue was empty: the connection is then owed a Writable schedule, which
+// push makes itself with wake. The worker passes false because it flushes
+// before returning, and dispatchers pass false to batch the schedules of a
+// burst (one write per socket). A full queue makes the connection a slow
+// consumer: it is closed and the frame dropped. push never blocks on the
+// socket, so NATS handlers may call it.
+func (c *conn) push(frame []byte, at int64, wake bool) (ok, first bool) {
 	c.mu.Lock()
 	if c.state != stateOpen || c.pending != nil {
 		c.mu.Unlock()
@@ -333,26 +323,31 @@ func (c *conn) push(frame []byte, at int64) (ok, first bool) {
 	// An empty queue takes any one frame, so a message near max_payload,
 	// grown by its envelope, still reaches a client that keeps up.
 	if n > 0 && n+len(frame) > c.s.cfg.WriteBuffer {
-		c.pending, c.drop = closeSlow, true
+		c.pending, c.drop = wsframe.CloseSlow, true
 		c.mu.Unlock()
 		c.s.metrics.slow.Add(1)
 		c.s.poller.Schedule(c.desc, evClose)
 		return false, false
 	}
 	if c.wbuf == nil {
-		c.wbuf = getBuf()
+		c.wbuf = wsframe.GetBuffer()
 	}
 	*c.wbuf = append(*c.wbuf, frame...)
 	if c.oldest == 0 {
 		c.oldest = at
 	}
 	c.mu.Unlock()
+	if wake && n == 0 {
+		// A non-empty queue already has a flush scheduled or is waiting
+		// for EPOLLOUT.
+		c.s.poller.Schedule(c.desc, netpoll.Writable)
+	}
 	return true, n == 0
 }
 
 // requestClose asks the worker to close the connection with e. Safe from
 // any goroutine; the first request wins.
-func (c *conn) requestClose(e *closeError) {
+func (c *conn) requestClose(e *wsframe.CloseError) {
 	c.mu.Lock()
 	if c.state == stateOpen && c.pending == nil {
 		c.pending = e
@@ -371,7 +366,7 @@ func (c *conn) flush() (empty bool, err error) {
 		b := *c.wbuf
 		n, err := c.write(b)
 		if n == len(b) {
-			putBuf(c.wbuf)
+			wsframe.PutBuffer(c.wbuf)
 			c.wbuf, c.headRemain = nil, 0
 			if c.oldest != 0 {
 				c.s.metrics.latency.Observe(float64(c.s.clock()-c.oldest) / 1e9)
@@ -384,7 +379,7 @@ func (c *conn) flush() (empty bool, err error) {
 			// frame can be inserted at a boundary (slow consumer).
 			pos := c.headRemain
 			for pos < n {
-				pos += frameLen(b[pos:])
+				pos += wsframe.FrameLen(b[pos:])
 			}
 			c.headRemain = pos - n
 			*c.wbuf = b[:copy(b, b[n:])]
@@ -404,7 +399,7 @@ func (c *conn) flush() (empty bool, err error) {
 // closeWith starts the close handshake: it queues a close frame (after the
 // pending frames, or instead of them with drop), stops all deliveries and
 // arms the close timeout. Only the worker calls it.
-func (c *conn) closeWith(e *closeError, drop bool) {
+func (c *conn) closeWith(e *wsframe.CloseError, drop bool) {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -412,15 +407,15 @@ func (c *conn) closeWith(e *closeError, drop bool) {
 	}
 	c.state = stateClosing
 	if c.wbuf == nil {
-		c.wbuf = getBuf()
+		c.wbuf = wsframe.GetBuffer()
 	} else if drop {
 		*c.wbuf = (*c.wbuf)[:c.headRemain]
 		c.oldest = 0
 	}
-	*c.wbuf = appendClose(*c.wbuf, e)
+	*c.wbuf = wsframe.AppendClose(*c.wbuf, e)
 	c.mu.Unlock()
 	c.dropInterest()
-	c.s.metrics.closed(int(e.code))
+	c.s.metrics.closed(int(e.Code))
 	c.closeTimer = time.AfterFunc(closeTimeout, func() { c.s.poller.Schedule(c.desc, evTimeout) })
 }
 
@@ -435,7 +430,7 @@ func (c *conn) teardown() {
 	wasOpen := c.state == stateOpen
 	c.state = stateClosed
 	if c.wbuf != nil {
-		putBuf(c.wbuf)
+		wsframe.PutBuffer(c.wbuf)
 		c.wbuf = nil
 	}
 	c.mu.Unlock()
@@ -460,7 +455,7 @@ func (c *conn) teardown() {
 	default:
 		_ = c.netc.Close() // failed before attach
 	}
-	c.asm.release()
+	c.asm.Release()
 	c.s.unregister(c)
 }
 
@@ -469,26 +464,35 @@ func (c *conn) compress(n int) bool {
 	return c.deflate && n >= c.s.cfg.CompressionMin
 }
 
-// sendText queues a text frame whose payload build appends; the worker
-// flushes it before returning.
-func (c *conn) sendText(build func([]byte) []byte) { c.queueText(build, false) }
-
-// enqueueText is sendText for other goroutines: it wakes a worker.
-func (c *conn) enqueueText(build func([]byte) []byte) { c.queueText(build, true) }
-
-func (c *conn) queueText(build func([]byte) []byte, wake bool) {
-	bp, fb := getBuf(), getBuf()
+// pushText queues a text frame whose payload build appends, compressed
+// when that pays; wake as for push.
+func (c *conn) pushText(build func([]byte) []byte, wake bool) {
+	bp, fb := wsframe.GetBuffer(), wsframe.GetBuffer()
 	*bp = build(*bp)
-	*fb = appendFrame(*fb, ws.OpText, *bp)
+	*fb = wsframe.AppendFrame(*fb, ws.OpText, *bp)
 	if c.compress(len(*bp)) {
 		plain := *fb
-		*fb = appendDeflated(plain[len(plain):], plain)
+		*fb = wsframe.AppendDeflated(plain[len(plain):], plain)
 	}
-	if c.enqueue(*fb, wake) {
+	if ok, _ := c.push(*fb, 0, wake); ok {
 		if op, ok := outOpOf(*bp); ok {
 			c.s.metrics.sent(op, 1, len(*fb))
 		}
 	}
-	putBuf(fb)
-	putBuf(bp)
+	wsframe.PutBuffer(fb)
+	wsframe.PutBuffer(bp)
+}
+
+// queued reports the bytes waiting in c's write queue and whether c still
+// takes frames.
+func (c *conn) queued() (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen || c.pending != nil {
+		return 0, false
+	}
+	if c.wbuf == nil {
+		return 0, true
+	}
+	return len(*c.wbuf), true
 }

@@ -4,15 +4,18 @@ import (
 	"strings"
 	"time"
 
+	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
+
 	"github.com/nats-io/nats.go"
 )
 
 const maxIDLen = 64
 
-// command runs one JSON command from the client and answers it. wire is
+// command runs one JSON command from the client and answers it. size is
 // the message's size as it arrived, for the metrics.
-func (c *conn) command(p []byte, wire int) {
-	cmd, oerr := decodeCommand(p)
+func (c *conn) command(p []byte, size int) {
+	cmd, oerr := wire.Decode(p)
 	op := inInvalid
 	if oerr == nil {
 		switch cmd.Op {
@@ -28,35 +31,35 @@ func (c *conn) command(p []byte, wire int) {
 			op, oerr = inAuth, c.refresh(&cmd)
 		case "ping":
 			op = inPing
-			c.sendText(func(b []byte) []byte { return appendPong(b, cmd.ID) })
+			c.pushText(func(b []byte) []byte { return wire.AppendPong(b, cmd.ID) }, false)
 		default:
-			oerr = errf(codeBadRequest, "unknown op")
+			oerr = wire.Errf(wire.CodeBadRequest, "unknown op")
 		}
 	}
-	c.s.metrics.received(op, wire)
+	c.s.metrics.received(op, size)
 	if oerr != nil {
-		c.sendText(func(b []byte) []byte { return appendErr(b, cmd.ID, oerr) })
+		c.pushText(func(b []byte) []byte { return wire.AppendErr(b, cmd.ID, oerr) }, false)
 	}
 }
 
-func validID(id string) *opError {
+func validID(id string) *wire.Error {
 	if id == "" || len(id) > maxIDLen {
-		return errf(codeBadRequest, "id must be 1 to 64 characters")
+		return wire.Errf(wire.CodeBadRequest, "id must be 1 to 64 characters")
 	}
 	return nil
 }
 
 // checkSubject applies the subject rules shared by every op.
-func (c *conn) checkSubject(subject string, pattern bool) *opError {
+func (c *conn) checkSubject(subject string, pattern bool) *wire.Error {
 	switch {
-	case !validSubject(subject, pattern):
-		return errf(codeInvalidSubject, "invalid subject")
-	case reserved(subject):
-		return errf(codePermissionDenied, "subjects starting with $ or _INBOX. are reserved")
+	case !wire.ValidSubject(subject, pattern):
+		return wire.Errf(wire.CodeInvalidSubject, "invalid subject")
+	case wire.Reserved(subject):
+		return wire.Errf(wire.CodePermissionDenied, "subjects starting with $ or _INBOX. are reserved")
 	case pattern && !c.ident.CanSubscribe(subject):
-		return errf(codePermissionDenied, "not allowed to subscribe to this subject")
+		return wire.Errf(wire.CodePermissionDenied, "not allowed to subscribe to this subject")
 	case !pattern && !c.ident.CanPublish(subject):
-		return errf(codePermissionDenied, "not allowed to publish to this subject")
+		return wire.Errf(wire.CodePermissionDenied, "not allowed to publish to this subject")
 	}
 	return nil
 }
@@ -70,21 +73,21 @@ func (c *conn) findSub(id string) int {
 	return -1
 }
 
-func (c *conn) sub(cmd *command) *opError {
+func (c *conn) sub(cmd *wire.Command) *wire.Error {
 	if e := validID(cmd.ID); e != nil {
 		return e
 	}
 	if e := c.checkSubject(cmd.Subject, true); e != nil {
 		return e
 	}
-	if cmd.Queue != "" && !validQueue(cmd.Queue) {
-		return errf(codeBadRequest, "invalid queue name")
+	if cmd.Queue != "" && !wire.ValidQueue(cmd.Queue) {
+		return wire.Errf(wire.CodeBadRequest, "invalid queue name")
 	}
 	if c.findSub(cmd.ID) >= 0 {
-		return errf(codeDuplicateID, "a subscription with this id exists")
+		return wire.Errf(wire.CodeDuplicateID, "a subscription with this id exists")
 	}
 	if len(c.subs) >= c.s.cfg.MaxSubscriptions {
-		return errf(codeTooManySubscriptions, "subscription limit reached")
+		return wire.Errf(wire.CodeTooManySubscriptions, "subscription limit reached")
 	}
 	if cmd.From != nil {
 		return c.jsSubscribe(cmd)
@@ -96,17 +99,17 @@ func (c *conn) sub(cmd *command) *opError {
 	c.addSub(sb)
 	if sb.in.ready.Load() {
 		sb.acked.Store(true)
-		c.sendText(func(b []byte) []byte { return appendOK(b, cmd.ID) })
+		c.pushText(func(b []byte) []byte { return wire.AppendOK(b, cmd.ID) }, false)
 		return nil
 	}
 	c.s.awaitFlush(sb)
 	return nil
 }
 
-func (c *conn) unsub(cmd *command) *opError {
+func (c *conn) unsub(cmd *wire.Command) *wire.Error {
 	i := c.findSub(cmd.ID)
 	if i < 0 {
-		return errf(codeNotFound, "no subscription with this id")
+		return wire.Errf(wire.CodeNotFound, "no subscription with this id")
 	}
 	sb := c.subs[i]
 	c.subs = append(c.subs[:i], c.subs[i+1:]...)
@@ -114,9 +117,9 @@ func (c *conn) unsub(cmd *command) *opError {
 	if sb.acked.CompareAndSwap(false, true) {
 		// The sub's own ok was still waiting for the flush: answer it
 		// first so replies stay in request order.
-		c.sendText(func(b []byte) []byte { return appendOK(b, sb.id) })
+		c.pushText(func(b []byte) []byte { return wire.AppendOK(b, sb.id) }, false)
 	}
-	c.sendText(func(b []byte) []byte { return appendOK(b, cmd.ID) })
+	c.pushText(func(b []byte) []byte { return wire.AppendOK(b, cmd.ID) }, false)
 	return nil
 }
 
@@ -129,7 +132,7 @@ func (c *conn) sendAcks(ids []*sub) {
 			continue
 		}
 		if sb.acked.CompareAndSwap(false, true) {
-			c.sendText(func(b []byte) []byte { return appendOK(b, sb.id) })
+			c.pushText(func(b []byte) []byte { return wire.AppendOK(b, sb.id) }, false)
 		}
 	}
 }
@@ -153,26 +156,26 @@ func (c *conn) addSub(sb *sub) {
 func (c *conn) release(sb *sub) {
 	c.s.metrics.subs.Add(-1)
 	if sb.js != nil {
-		c.s.jsUnsubscribe(sb)
+		sb.js.Unsubscribe()
 		return
 	}
 	c.s.unsubscribe(sb)
 }
 
 // message builds the NATS message for pub and req.
-func (c *conn) message(cmd *command) (*nats.Msg, *opError) {
+func (c *conn) message(cmd *wire.Command) (*nats.Msg, *wire.Error) {
 	if e := c.checkSubject(cmd.Subject, false); e != nil {
 		return nil, e
 	}
-	data, e := cmd.payload()
+	data, e := cmd.Payload()
 	if e != nil {
 		return nil, e
 	}
 	if int64(len(data)) > c.s.cfg.MaxPayload {
-		return nil, errf(codePayloadTooLarge, "payload exceeds max_payload")
+		return nil, wire.Errf(wire.CodePayloadTooLarge, "payload exceeds max_payload")
 	}
 	if !c.s.nc.IsConnected() {
-		return nil, errf(codeUnavailable, "NATS is unavailable")
+		return nil, wire.Errf(wire.CodeUnavailable, "NATS is unavailable")
 	}
 	m := &nats.Msg{Subject: cmd.Subject, Data: data}
 	if len(cmd.Headers) > 0 {
@@ -181,7 +184,7 @@ func (c *conn) message(cmd *command) (*nats.Msg, *opError) {
 	return m, nil
 }
 
-func (c *conn) pub(cmd *command) *opError {
+func (c *conn) pub(cmd *wire.Command) *wire.Error {
 	if cmd.ID != "" {
 		if e := validID(cmd.ID); e != nil {
 			return e
@@ -193,7 +196,7 @@ func (c *conn) pub(cmd *command) *opError {
 	}
 	if cmd.Ack || cmd.MsgID != "" {
 		if cmd.Ack && cmd.ID == "" {
-			return errf(codeBadRequest, "ack requires an id")
+			return wire.Errf(wire.CodeBadRequest, "ack requires an id")
 		}
 		if cmd.MsgID != "" {
 			if m.Header == nil {
@@ -210,12 +213,12 @@ func (c *conn) pub(cmd *command) *opError {
 	}
 	c.s.metrics.published()
 	if cmd.ID != "" {
-		c.sendText(func(b []byte) []byte { return appendOK(b, cmd.ID) })
+		c.pushText(func(b []byte) []byte { return wire.AppendOK(b, cmd.ID) }, false)
 	}
 	return nil
 }
 
-func (c *conn) req(cmd *command) *opError {
+func (c *conn) req(cmd *wire.Command) *wire.Error {
 	if e := validID(cmd.ID); e != nil {
 		return e
 	}
@@ -237,13 +240,13 @@ func (c *conn) req(cmd *command) *opError {
 // refresh replaces the connection's identity with a new token's. The
 // subject must not change; subscriptions the new permissions no longer
 // allow are removed, each with an err whose ref is the sub id.
-func (c *conn) refresh(cmd *command) *opError {
+func (c *conn) refresh(cmd *wire.Command) *wire.Error {
 	ident, err := c.s.cfg.Auth.Authenticate(cmd.Token)
 	if err != nil {
-		return errf(codeUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
+		return wire.Errf(wire.CodeUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
 	}
 	if ident.Subject() != c.ident.Subject() {
-		return errf(codePermissionDenied, "the new token is for a different subject")
+		return wire.Errf(wire.CodePermissionDenied, "the new token is for a different subject")
 	}
 	c.ident = ident
 	kept := c.subs[:0]
@@ -256,15 +259,15 @@ func (c *conn) refresh(cmd *command) *opError {
 		// The err answers the sub: a flush still pending for it must not
 		// send an ok afterwards.
 		sb.acked.Store(true)
-		c.sendText(func(b []byte) []byte {
-			return appendErr(b, sb.id, errf(codePermissionDenied, "the refreshed token no longer allows this subscription"))
-		})
+		c.pushText(func(b []byte) []byte {
+			return wire.AppendErr(b, sb.id, wire.Errf(wire.CodePermissionDenied, "the refreshed token no longer allows this subscription"))
+		}, false)
 	}
 	clear(c.subs[len(kept):])
 	c.subs = kept
 	c.armExpiry()
 	if cmd.ID != "" {
-		c.sendText(func(b []byte) []byte { return appendOK(b, cmd.ID) })
+		c.pushText(func(b []byte) []byte { return wire.AppendOK(b, cmd.ID) }, false)
 	}
 	return nil
 }
@@ -291,9 +294,9 @@ func (c *conn) expired() {
 		return // refreshed in the meantime
 	}
 	if c.raw == nil {
-		c.sendText(func(b []byte) []byte {
-			return appendErr(b, "", errf(codeTokenExpired, "the token expired; reconnect with a new one"))
-		})
+		c.pushText(func(b []byte) []byte {
+			return wire.AppendErr(b, "", wire.Errf(wire.CodeTokenExpired, "the token expired; reconnect with a new one"))
+		}, false)
 	}
-	c.closeWith(closeExpired, false)
+	c.closeWith(wsframe.CloseExpired, false)
 }

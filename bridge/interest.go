@@ -5,6 +5,10 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"wsbridge/internal/streams"
+	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
+
 	"github.com/gobwas/ws"
 	"github.com/nats-io/nats.go"
 )
@@ -32,12 +36,12 @@ type interest struct {
 // A dispatcher owns one and reuses it for every message it delivers.
 type frameCache struct {
 	body []byte // receiver-independent part of the envelope
-	shapes[frameKey]
+	wsframe.Cache[frameKey]
 }
 
 func (fc *frameCache) reset() {
 	fc.body = fc.body[:0]
-	fc.shapes.reset()
+	fc.Cache.Reset()
 }
 
 type frameKey struct {
@@ -51,9 +55,10 @@ type sub struct {
 	c     *conn
 	id    string
 	in    *interest
-	idx   int         // position in in.members, guarded by in.mu
-	acked atomic.Bool // the client has its ok
-	js    *jsSub      // set for JetStream subscriptions (in is nil then)
+	idx   int                        // position in in.members, guarded by in.mu
+	acked atomic.Bool                // the client has its ok
+	js    *streams.Sub               // set for JetStream subscriptions (in is nil then)
+	jsErr atomic.Pointer[wire.Error] // why a JetStream sub failed, for the worker
 	// subject is the pattern of a JetStream subscription; core ones use
 	// in.key.subject.
 	subject string
@@ -129,7 +134,7 @@ func (s *Server) unsubscribe(sb *sub) {
 // list. It never touches a socket, so one slow client cannot hold up NATS
 // or the others. It runs on the interest's one dispatcher goroutine.
 func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
-	if reserved(m.Subject) {
+	if wire.Reserved(m.Subject) {
 		// Never leak system traffic or other clients' replies to a
 		// client subscribed to ">".
 		return
@@ -151,7 +156,7 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 		for i := range n {
 			sb := in.members[(int(start)+i)%n]
 			fr := fc.frame(sb, m)
-			if ok, first := sb.c.push(fr, d.now); ok {
+			if ok, first := sb.c.push(fr, d.now, false); ok {
 				out.add(true, fr)
 				d.owe(sb.c, first)
 				return
@@ -162,7 +167,7 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	}
 	for _, sb := range in.members {
 		fr := fc.frame(sb, m)
-		ok, first := sb.c.push(fr, d.now)
+		ok, first := sb.c.push(fr, d.now, false)
 		out.add(ok, fr)
 		d.owe(sb.c, first)
 	}
@@ -180,57 +185,26 @@ func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
 	}
 	plain := k
 	plain.deflate = false
-	if f, ok := fc.lookup(k); ok {
+	if f, ok := fc.Lookup(k); ok {
 		return f
 	}
-	return fc.deflated(k, fc.build(plain, sb, m))
+	return fc.Deflated(k, fc.build(plain, sb, m))
 }
 
 // build returns the plain frame of shape k, building it on first use.
 func (fc *frameCache) build(k frameKey, sb *sub, m *nats.Msg) []byte {
-	if f, ok := fc.lookup(k); ok {
+	if f, ok := fc.Lookup(k); ok {
 		return f
 	}
-	off := len(fc.frames)
 	if k.raw {
 		op := ws.OpBinary
 		if utf8.Valid(m.Data) {
 			op = ws.OpText
 		}
-		fc.frames = appendFrame(fc.frames, op, m.Data)
-	} else {
-		if len(fc.body) == 0 {
-			fc.body = appendBody(fc.body, m)
-		}
-		fc.frames = appendMsgFrame(fc.frames, sb.id, m.Subject, fc.body, 0)
+		return fc.Add(k, wsframe.AppendFrame(fc.Buffer(), op, m.Data))
 	}
-	return fc.add(k, off)
-}
-
-// jsonStringLen returns len(appendString(nil, s)) without building it.
-func jsonStringLen(s string) int {
-	n := 2
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
-				n += 2
-			case c < 0x20:
-				n += 6
-			default:
-				n++
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			n += 6
-		} else {
-			n += size
-		}
-		i += size
+	if len(fc.body) == 0 {
+		fc.body = wire.AppendBody(fc.body, m.Data, m.Header, m.Reply)
 	}
-	return n
+	return fc.Add(k, wire.AppendMsgFrame(fc.Buffer(), sb.id, m.Subject, fc.body, 0))
 }

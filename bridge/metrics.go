@@ -21,7 +21,6 @@ type metrics struct {
 	dropped    atomic.Uint64
 	slow       atomic.Uint64
 	subs       atomic.Int64
-	catchups   atomic.Uint64
 
 	in, inBytes   [numInOps]atomic.Uint64
 	out, outBytes [numOutOps]atomic.Uint64
@@ -300,8 +299,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	nsubs := len(s.interests)
 	s.imu.Unlock()
 	gauge("nats_subscriptions", float64(nsubs))
-	gauge("jetstream_feeds", float64(s.js.feedCount()))
-	counter("jetstream_catchups_total", m.catchups.Load())
+	gauge("jetstream_feeds", float64(s.streams.Feeds()))
+	counter("jetstream_catchups_total", s.streams.Catchups())
 	gauge("nats_connected", boolGauge(s.nc.IsConnected()))
 	counter("nats_reconnects_total", s.nc.Stats().Reconnects)
 	gauge("worker_queue_depth", float64(s.poller.Queued()))

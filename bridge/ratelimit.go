@@ -3,7 +3,7 @@ package bridge
 import (
 	"time"
 
-	"github.com/gobwas/ws"
+	"wsbridge/internal/wsframe"
 )
 
 // bucket is a token bucket on a connection's inbound messages (RateLimit
@@ -14,8 +14,6 @@ type bucket struct {
 	last    int64 // unix nanoseconds of the last refill
 	refused int   // messages refused since the last one allowed
 }
-
-var closeRateLimited = &closeError{ws.StatusPolicyViolation, "rate limit exceeded"}
 
 // allow takes a token for one inbound message. It returns false when the
 // message must be refused, and closes the connection when the client
@@ -39,7 +37,7 @@ func (c *conn) allow() bool {
 	}
 	b.refused++
 	if b.refused > max(4*c.s.cfg.RateBurst, 20) {
-		c.closeWith(closeRateLimited, false)
+		c.closeWith(wsframe.CloseRateLimited, false)
 	}
 	return false
 }

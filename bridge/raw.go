@@ -5,7 +5,8 @@ import (
 	"net/http"
 	"net/url"
 
-	"github.com/gobwas/ws"
+	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
 )
 
 // rawMode is the configuration of a /ws/raw connection: no envelope,
@@ -15,8 +16,6 @@ type rawMode struct {
 	sub, pub, queue string
 }
 
-var closeUnavailable = &closeError{ws.StatusCode(1013), "NATS unavailable, try again later"}
-
 // parseRaw validates the query of a /ws/raw handshake. It returns the HTTP
 // status to refuse it with: 400 for invalid subjects, 403 for refused ones.
 func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
@@ -24,15 +23,15 @@ func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
 	switch {
 	case rm.sub == "" && rm.pub == "":
 		return nil, http.StatusBadRequest, errors.New("raw mode needs sub, pub or both")
-	case rm.sub != "" && !validSubject(rm.sub, true):
+	case rm.sub != "" && !wire.ValidSubject(rm.sub, true):
 		return nil, http.StatusBadRequest, errors.New("invalid sub subject")
-	case rm.pub != "" && !validSubject(rm.pub, false):
+	case rm.pub != "" && !wire.ValidSubject(rm.pub, false):
 		return nil, http.StatusBadRequest, errors.New("invalid pub subject")
-	case rm.queue != "" && (rm.sub == "" || !validQueue(rm.queue)):
+	case rm.queue != "" && (rm.sub == "" || !wire.ValidQueue(rm.queue)):
 		return nil, http.StatusBadRequest, errors.New("invalid queue")
-	case rm.sub != "" && (reserved(rm.sub) || !ident.CanSubscribe(rm.sub)):
+	case rm.sub != "" && (wire.Reserved(rm.sub) || !ident.CanSubscribe(rm.sub)):
 		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub")
-	case rm.pub != "" && (reserved(rm.pub) || !ident.CanPublish(rm.pub)):
+	case rm.pub != "" && (wire.Reserved(rm.pub) || !ident.CanPublish(rm.pub)):
 		return nil, http.StatusForbidden, errors.New("not allowed to publish to pub")
 	}
 	return rm, 0, nil
@@ -47,7 +46,7 @@ func (c *conn) start() {
 	}
 	sb, err := c.s.subscribe(c, "", c.raw.sub, c.raw.queue)
 	if err != nil {
-		c.closeWith(closeUnavailable, false)
+		c.closeWith(wsframe.CloseUnavailable, false)
 		return
 	}
 	sb.acked.Store(true)
@@ -57,13 +56,13 @@ func (c *conn) start() {
 // rawMessage publishes one inbound raw-mode message verbatim.
 func (c *conn) rawMessage(p []byte) error {
 	if c.raw.pub == "" {
-		return closeNoPublish
+		return wsframe.CloseNoPublish
 	}
 	if err := c.s.nc.Publish(c.raw.pub, p); err != nil {
-		if natsError(err).code == codePayloadTooLarge {
-			return errTooBig
+		if natsError(err).Code == wire.CodePayloadTooLarge {
+			return wsframe.ErrTooBig
 		}
-		return closeUnavailable
+		return wsframe.CloseUnavailable
 	}
 	c.s.metrics.published()
 	return nil

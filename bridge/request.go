@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"wsbridge/internal/wire"
+
 	"github.com/nats-io/nats.go"
 )
 
@@ -74,7 +76,9 @@ func (r *requester) take(token string) *pendingReq {
 
 func (r *requester) expire(token string) {
 	if p := r.take(token); p != nil {
-		p.c.enqueueText(func(b []byte) []byte { return appendErr(b, p.ref, errf(codeTimeout, "no reply in time")) })
+		p.c.pushText(func(b []byte) []byte {
+			return wire.AppendErr(b, p.ref, wire.Errf(wire.CodeTimeout, "no reply in time"))
+		}, true)
 	}
 }
 
@@ -85,15 +89,15 @@ func (r *requester) reply(m *nats.Msg) {
 		return // late reply after a timeout
 	}
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-		p.c.enqueueText(func(b []byte) []byte {
-			return appendErr(b, p.ref, errf(codeNoResponders, "no service is listening on the subject"))
-		})
+		p.c.pushText(func(b []byte) []byte {
+			return wire.AppendErr(b, p.ref, wire.Errf(wire.CodeNoResponders, "no service is listening on the subject"))
+		}, true)
 		return
 	}
-	p.c.enqueueText(func(b []byte) []byte {
+	p.c.pushText(func(b []byte) []byte {
 		b = append(b, `{"op":"reply","ref":`...)
-		b = appendString(b, p.ref)
-		b = appendBody(b, &nats.Msg{Data: m.Data, Header: m.Header})
+		b = wire.AppendString(b, p.ref)
+		b = wire.AppendBody(b, m.Data, m.Header, "")
 		return append(b, '}')
-	})
+	}, true)
 }

@@ -17,6 +17,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"wsbridge/internal/streams"
+	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
 )
 
@@ -129,7 +132,8 @@ type Server struct {
 	log     *slog.Logger
 	poller  *netpoll.Poller
 	req     *requester
-	js      *jsState
+	pub     *publisher
+	streams *streams.Streams
 	metrics *metrics
 
 	hello      []byte // the hello frame, identical for every client
@@ -187,7 +191,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		empty:      make(chan struct{}),
 	}
 	presizeFDTable()
-	s.hello = appendFrame(nil, ws.OpText, appendHello(nil, cfg.NodeID, cfg.MaxPayload))
+	s.hello = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload))
 	p, err := netpoll.New(netpoll.Config{
 		Workers:     cfg.Workers,
 		OnWaitError: func(err error) { s.log.Error("epoll wait failed", "err", err) },
@@ -200,7 +204,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		p.Close()
 		return nil, err
 	}
-	if s.js, err = newJetStream(s); err != nil {
+	if s.pub, s.streams, err = newJetStream(s); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -368,7 +372,7 @@ func (s *Server) heartbeat() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
-	ping := appendFrame(nil, ws.OpPing, nil)
+	ping := wsframe.AppendFrame(nil, ws.OpPing, nil)
 	for {
 		select {
 		case <-s.done:
@@ -377,9 +381,9 @@ func (s *Server) heartbeat() {
 			deadline := now.Add(-2 * s.cfg.PingInterval).UnixNano()
 			for _, c := range s.snapshot() {
 				if c.lastRead.Load() < deadline {
-					c.requestClose(closePingTimeout)
+					c.requestClose(wsframe.ClosePingTimeout)
 				} else {
-					c.enqueue(ping, true)
+					c.push(ping, 0, true)
 				}
 			}
 		}
@@ -462,7 +466,7 @@ func (s *Server) closeSpread(ctx context.Context, conns []*conn) {
 	}
 	if window <= 0 || len(conns) < 2 {
 		for _, c := range conns {
-			c.requestClose(closeGoingAway)
+			c.requestClose(wsframe.CloseGoingAway)
 		}
 		return
 	}
@@ -476,7 +480,7 @@ func (s *Server) closeSpread(ctx context.Context, conns []*conn) {
 		// Everything due by now goes in one pass: at 100k clients the
 		// spacing is finer than a timer's resolution.
 		for elapsed := time.Since(start); i < len(conns) && due(i) <= elapsed; i++ {
-			conns[i].requestClose(closeGoingAway)
+			conns[i].requestClose(wsframe.CloseGoingAway)
 		}
 		if i == len(conns) {
 			return
@@ -486,7 +490,7 @@ func (s *Server) closeSpread(ctx context.Context, conns []*conn) {
 		case <-t.C:
 		case <-ctx.Done():
 			for _, c := range conns[i:] {
-				c.requestClose(closeGoingAway)
+				c.requestClose(wsframe.CloseGoingAway)
 			}
 			return
 		case <-s.empty:
@@ -521,7 +525,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	// within their deadline.
 	s.handshakes.Wait()
 
-	s.js.shutdown(ctx) // delete our consumers while NATS is still up
+	s.streams.Shutdown(ctx) // delete our consumers while NATS is still up
 
 	var nerr error
 	closed := make(chan struct{})
@@ -549,4 +553,19 @@ func (s *Server) shutdown(ctx context.Context) error {
 	_ = s.httpSrv.Close()
 	s.wg.Wait()
 	return nerr
+}
+
+// swapRemove drops s[i] by moving the last element into its place. It
+// returns the shorter slice and the element now at i, whose index its
+// owner must update, or the zero value when s[i] was the last.
+func swapRemove[T comparable](s []T, i int) ([]T, T) {
+	var zero T
+	last := len(s) - 1
+	s[i] = s[last]
+	s[last] = zero
+	s = s[:last]
+	if i < last {
+		return s, s[i]
+	}
+	return s, zero
 }

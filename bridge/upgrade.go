@@ -17,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 
+	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
 )
 
@@ -33,57 +34,57 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, max
 // and /ws/raw with gobwas/ws's zero-copy Upgrader, and hands every other
 // request to the HTTP server. It runs on its own goroutine until the
 // connection is registered with the poller, then returns it.
-func (s *Server) handshake(nc net.Conn) {
+func (s *Server) handshake(netc net.Conn) {
 	begin := time.Now()
-	_ = nc.SetDeadline(begin.Add(s.cfg.HandshakeTimeout))
+	_ = netc.SetDeadline(begin.Add(s.cfg.HandshakeTimeout))
 	secure := false
 	if s.cfg.TLS != nil {
-		tc := tls.Server(nc, s.cfg.TLS)
+		tc := tls.Server(netc, s.cfg.TLS)
 		if err := tc.Handshake(); err != nil {
-			s.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
-			_ = nc.Close()
+			s.log.Debug("TLS handshake failed", "remote", netc.RemoteAddr().String(), "err", err)
+			_ = netc.Close()
 			return
 		}
-		nc, secure = tc, true
+		netc, secure = tc, true
 	}
 	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(nc)
+	br.Reset(netc)
 	defer func() {
 		br.Reset(nil)
 		readerPool.Put(br)
 	}()
-	n, err := peekHead(br)
+	n, err := wsframe.PeekHead(br)
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
-			s.refused(nc.RemoteAddr(), refusedBadRequest, http.StatusRequestHeaderFieldsTooLarge, "request header too large")
-			writeStatus(nc, http.StatusRequestHeaderFieldsTooLarge, "request header too large\n", "")
+			s.refused(netc.RemoteAddr(), refusedBadRequest, http.StatusRequestHeaderFieldsTooLarge, "request header too large")
+			writeStatus(netc, http.StatusRequestHeaderFieldsTooLarge, "request header too large\n", "")
 		}
 		// Anything else is a timeout (slowloris) or a vanished peer.
-		_ = nc.Close()
+		_ = netc.Close()
 		return
 	}
 	head, _ := br.Peek(n)
-	path := requestPath(head)
+	path := wsframe.RequestPath(head)
 	if path != "/ws" && path != "/ws/raw" {
 		pre := make([]byte, br.Buffered())
 		_, _ = io.ReadFull(br, pre)
-		_ = nc.SetDeadline(time.Time{})
-		s.httpLn.deliver(&prefixConn{Conn: nc, pre: pre})
+		_ = netc.SetDeadline(time.Time{})
+		s.httpLn.deliver(&prefixConn{Conn: netc, pre: pre})
 		return
 	}
-	if !hasHeader(head, "upgrade") {
-		s.refused(nc.RemoteAddr(), refusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
-		writeStatus(nc, http.StatusUpgradeRequired, "this endpoint speaks WebSocket: send an Upgrade request\n", "Sec-WebSocket-Version: 13\r\n")
-		_ = nc.Close()
+	if !wsframe.HasHeader(head, "upgrade") {
+		s.refused(netc.RemoteAddr(), refusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
+		writeStatus(netc, http.StatusUpgradeRequired, "this endpoint speaks WebSocket: send an Upgrade request\n", "Sec-WebSocket-Version: 13\r\n")
+		_ = netc.Close()
 		return
 	}
-	c, err := s.upgrade(nc, br, n, secure)
+	c, err := s.upgrade(netc, br, n, secure)
 	if err != nil {
-		s.log.Debug("handshake refused", "remote", nc.RemoteAddr().String(), "err", err)
-		_ = nc.Close()
+		s.log.Debug("handshake refused", "remote", netc.RemoteAddr().String(), "err", err)
+		_ = netc.Close()
 		return
 	}
-	_ = nc.SetDeadline(time.Time{})
+	_ = netc.SetDeadline(time.Time{})
 	s.metrics.handshake.Observe(time.Since(begin).Seconds())
 	s.adopt(c)
 }
@@ -169,7 +170,7 @@ func dupCloexec(fd int) (int, error) {
 
 // upgrade runs the WebSocket handshake on the request head of n bytes in
 // br, refusing it with the right HTTP status when needed.
-func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*conn, error) {
+func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*conn, error) {
 	hr := handshakeRequest{secure: secure}
 	u := ws.Upgrader{
 		OnRequest: func(b []byte) error {
@@ -185,14 +186,14 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 			case bytes.EqualFold(k, []byte("Origin")):
 				hr.origin = string(v)
 			case bytes.EqualFold(k, []byte("Authorization")):
-				hr.bearer = bearerToken(string(v))
+				hr.bearer = wsframe.BearerToken(string(v))
 			case bytes.EqualFold(k, []byte("Cookie")):
 				hr.cookies = append(hr.cookies, string(v))
 			}
 			return nil
 		},
 		ProtocolCustom: func(v []byte) (string, bool) {
-			selected, token := offeredProtocols(string(v))
+			selected, token := wsframe.OfferedProtocols(string(v))
 			if token != "" {
 				hr.protoToken = token
 			}
@@ -201,7 +202,7 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 	}
 	var ext *wsflate.Extension
 	if s.cfg.Compression {
-		ext = negotiator()
+		ext = wsframe.Negotiator()
 		u.Negotiate = ext.Negotiate
 	}
 	var c *conn
@@ -209,17 +210,17 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 	u.OnBeforeUpgrade = func() (ws.HandshakeHeader, error) {
 		admitting = true // admit counts its own refusals
 		var err error
-		c, err = s.admit(nc.RemoteAddr(), &hr)
+		c, err = s.admit(netc.RemoteAddr(), &hr)
 		if err != nil {
 			return nil, err
 		}
-		c.netc = nc
+		c.netc = netc
 		return ws.HandshakeHeaderString(""), nil
 	}
 	// The response is collected and written once, together with the
 	// hello: one write(2) per handshake instead of two.
-	out := &sliceWriter{b: (*getBuf())[:0]}
-	defer func() { b := out.b; putBuf(&b) }()
+	out := &sliceWriter{b: (*wsframe.GetBuffer())[:0]}
+	defer func() { b := out.b; wsframe.PutBuffer(&b) }()
 	rw := struct {
 		io.Reader
 		io.Writer
@@ -228,13 +229,13 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 	var rej *ws.ConnectionRejectedError
 	if err != nil && !admitting && errors.As(err, &rej) {
 		// gobwas refused the request itself (bad version, missing key…).
-		s.refused(nc.RemoteAddr(), refusedBadRequest, rej.StatusCode(), strings.TrimSpace(rej.Error()))
+		s.refused(netc.RemoteAddr(), refusedBadRequest, rej.StatusCode(), strings.TrimSpace(rej.Error()))
 	}
 	hello := err == nil && c.raw == nil
 	if hello {
 		out.b = append(out.b, s.hello...)
 	}
-	if _, werr := nc.Write(out.b); err == nil {
+	if _, werr := netc.Write(out.b); err == nil {
 		err = werr
 	}
 	if err == nil && hello {
@@ -248,7 +249,7 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 	}
 	if ext != nil {
 		_, c.deflate = ext.Accepted()
-		c.asm.extended = c.deflate
+		c.asm.Configure(s.cfg.MaxPayload, c.deflate)
 	}
 	if br.Buffered() > 0 {
 		// The client did not wait for our 101: keep what it sent.
@@ -258,87 +259,22 @@ func (s *Server) upgrade(nc net.Conn, br *bufio.Reader, n int, secure bool) (*co
 	return c, nil
 }
 
-const (
-	protocolV1     = "wsbridge.v1"
-	protocolBearer = "wsbridge.bearer."
-)
-
-// bearerToken returns the token of an "Authorization: Bearer" value.
-func bearerToken(v string) string {
-	if len(v) > 7 && strings.EqualFold(v[:7], "Bearer ") {
-		return strings.TrimSpace(v[7:])
-	}
-	return ""
-}
-
-// offeredProtocols reads a Sec-WebSocket-Protocol value: selected is
-// wsbridge.v1 when offered, token the one carried as wsbridge.bearer.<token>.
-func offeredProtocols(v string) (selected, token string) {
-	for _, p := range strings.Split(v, ",") {
-		switch p = strings.TrimSpace(p); {
-		case p == protocolV1:
-			selected = protocolV1
-		case strings.HasPrefix(p, protocolBearer):
-			token = p[len(protocolBearer):]
-		}
-	}
-	return selected, token
-}
-
 func reject(status int, reason string) error {
 	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(reason+"\n"))
 }
 
-// peekHead waits until br holds a whole request head and returns its length
-// up to and including the blank line. A head trickled one byte at a time
-// is fine; one that does not complete before the deadline is dropped.
-func peekHead(br *bufio.Reader) (int, error) {
-	for {
-		buf, _ := br.Peek(br.Buffered())
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			return i + 4, nil
-		}
-		if br.Buffered() == br.Size() {
-			return 0, bufio.ErrBufferFull
-		}
-		if _, err := br.Peek(br.Buffered() + 1); err != nil {
-			return 0, err
-		}
-	}
-}
-
-// requestPath returns the path of the request line in head, without the
-// query.
-func requestPath(head []byte) string {
-	line, _, _ := bytes.Cut(head, []byte("\r\n"))
-	_, rest, ok := bytes.Cut(line, []byte(" "))
-	if !ok {
-		return ""
-	}
-	target, _, _ := bytes.Cut(rest, []byte(" "))
-	path, _, _ := bytes.Cut(target, []byte("?"))
-	return string(path)
-}
-
-// hasHeader reports whether head has a header field named name
-// (case-insensitive, RFC 9110 §5.1).
-func hasHeader(head []byte, name string) bool {
-	_, rest, _ := bytes.Cut(head, []byte("\r\n"))
-	for len(rest) > 0 {
-		var line []byte
-		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		k, _, ok := bytes.Cut(line, []byte(":"))
-		if ok && bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
-			return true
-		}
-	}
-	return false
-}
-
-func writeStatus(nc net.Conn, status int, body, header string) {
-	_, _ = io.WriteString(nc, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\n"+
+func writeStatus(netc net.Conn, status int, body, header string) {
+	_, _ = io.WriteString(netc, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\n"+
 		header+"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"+
 		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+}
+
+// sliceWriter appends what is written to b.
+type sliceWriter struct{ b []byte }
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
 }
 
 // prefixConn replays bytes already read during the peek.

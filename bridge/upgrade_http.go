@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"wsbridge/internal/wsframe"
+
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
 )
@@ -33,8 +35,8 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		cookies: r.Header.Values("Cookie"),
 		secure:  r.TLS != nil,
 	}
-	hr.bearer = bearerToken(r.Header.Get("Authorization"))
-	_, hr.protoToken = offeredProtocols(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","))
+	hr.bearer = wsframe.BearerToken(r.Header.Get("Authorization"))
+	_, hr.protoToken = wsframe.OfferedProtocols(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","))
 	c, err := s.admit(remoteAddr(r), &hr)
 	if err != nil {
 		var rej *ws.ConnectionRejectedError
@@ -45,29 +47,29 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
-	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == protocolV1 }}
+	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == wsframe.ProtocolV1 }}
 	var ext *wsflate.Extension
 	if s.cfg.Compression {
-		ext = negotiator()
+		ext = wsframe.Negotiator()
 		u.Negotiate = ext.Negotiate
 	}
-	nc, rw, _, err := u.Upgrade(r, w) // writes the 101, or the refusal
+	netc, rw, _, err := u.Upgrade(r, w) // writes the 101, or the refusal
 	if err == nil && c.raw == nil {
-		_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-		if _, err = nc.Write(s.hello); err == nil {
+		_ = netc.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+		if _, err = netc.Write(s.hello); err == nil {
 			s.metrics.sent(outHello, 1, len(s.hello))
 		}
 	}
 	if err != nil {
 		s.releaseSlot(c.remote.Addr())
-		if nc != nil {
-			_ = nc.Close()
+		if netc != nil {
+			_ = netc.Close()
 		}
 		return
 	}
 	if ext != nil {
 		_, c.deflate = ext.Accepted()
-		c.asm.extended = c.deflate
+		c.asm.Configure(s.cfg.MaxPayload, c.deflate)
 	}
 	// Bytes the client sent after its request, in net/http's buffer and
 	// in the handshake's replay of the connection's first bytes.
@@ -76,15 +78,15 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		in = make([]byte, n)
 		_, _ = io.ReadFull(rw.Reader, in)
 	}
-	if pc, ok := nc.(*prefixConn); ok {
+	if pc, ok := netc.(*prefixConn); ok {
 		in = append(in, pc.pre...) // replayed bytes net/http had not read yet
-		nc = pc.Conn
+		netc = pc.Conn
 	}
 	if len(in) > 0 {
 		c.in = in
 	}
-	_ = nc.SetDeadline(time.Time{})
-	c.netc = nc
+	_ = netc.SetDeadline(time.Time{})
+	c.netc = netc
 	s.metrics.handshake.Observe(time.Since(begin).Seconds())
 	s.adopt(c)
 }

@@ -1,16 +1,18 @@
-package bridge
+package streams
 
 import (
 	"context"
 	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
+
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // errConnGone stops a catch-up whose connection stopped taking frames.
-var errConnGone = errors.New("bridge: connection closed")
+var errConnGone = errors.New("streams: connection closed")
 
 // catchIdle is how long a catch-up waits for a message before it asks the
 // server whether anything is left.
@@ -20,10 +22,10 @@ const catchIdle = 2 * time.Second
 // nothing stored later is missed), ok, catch up from history through the
 // feed's position, then go live on the feed. It owns the subscription
 // until then; afterwards the feed serves it with no goroutine.
-func (r *jsState) run(js *jsSub) {
+func (r *Streams) run(js *Sub) {
 	defer r.starting.Add(-1)
 	defer js.cancel()
-	f, err := r.acquire(js.ctx, js.sb.subject)
+	f, err := r.acquire(js.ctx, js.subject)
 	if err != nil {
 		r.setupFailed(js, err)
 		return
@@ -32,10 +34,7 @@ func (r *jsState) run(js *jsSub) {
 		r.release(f)
 		return
 	}
-	c := js.sb.c
-	if js.sb.acked.CompareAndSwap(false, true) {
-		c.enqueueText(func(b []byte) []byte { return appendOK(b, js.sb.id) })
-	}
+	js.m.Attached()
 	if err := r.catchUp(js, f); err != nil {
 		r.setupFailed(js, err)
 	}
@@ -43,19 +42,15 @@ func (r *jsState) run(js *jsSub) {
 
 // setupFailed reports err to the client unless the subscription ended
 // anyway (unsub, close, shutdown).
-func (r *jsState) setupFailed(js *jsSub, err error) {
+func (r *Streams) setupFailed(js *Sub, err error) {
 	if js.ctx.Err() != nil || errors.Is(err, errConnGone) {
 		return
 	}
-	e := natsError(err)
-	if e.code == codeInternal {
-		r.s.log.Error("stream subscription failed", "subject", js.sb.subject, "err", err)
-	}
-	js.fail(e)
+	js.m.Fail(err)
 }
 
 // attach makes js a member of f, buffering, at f's current position.
-func (js *jsSub) attach(f *feed) bool {
+func (js *Sub) attach(f *feed) bool {
 	js.mu.Lock()
 	defer js.mu.Unlock()
 	if js.released {
@@ -65,11 +60,11 @@ func (js *jsSub) attach(f *feed) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	js.base = f.last
-	switch js.from.kind {
-	case fromNew:
+	switch js.from.Kind {
+	case wire.FromNew:
 		js.last = f.last
-	case fromAfter:
-		js.last = js.from.after
+	case wire.FromAfter:
+		js.last = js.from.After
 	}
 	f.add(js)
 	return true
@@ -78,11 +73,11 @@ func (js *jsSub) attach(f *feed) bool {
 // catchUp delivers the stream's matches from js.from through js.base,
 // then switches js to live. If the feed's buffer for js overflows first,
 // the boundary moves up to the feed's position and the catch-up goes on.
-func (r *jsState) catchUp(js *jsSub, f *feed) error {
+func (r *Streams) catchUp(js *Sub, f *feed) error {
 	cu := catchup{r: r, js: js, cursor: js.last}
 	defer cu.close()
 	if cu.cursor < js.base {
-		r.s.metrics.catchups.Add(1) // history to replay
+		r.replays.Add(1) // history to replay
 	}
 	for {
 		if cu.cursor < js.base {
@@ -101,7 +96,7 @@ func (r *jsState) catchUp(js *jsSub, f *feed) error {
 
 // goLive flushes what the feed buffered and makes js live, unless the
 // buffer overflowed: then it moves the boundary and returns false.
-func (js *jsSub) goLive(f *feed, cursor uint64) bool {
+func (js *Sub) goLive(f *feed, cursor uint64) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if js.idx < 0 {
@@ -114,8 +109,11 @@ func (js *jsSub) goLive(f *feed, cursor uint64) bool {
 	if len(js.buf) > 0 {
 		// Whole frames, in stream order; buffered during the catch-up, so
 		// not timed.
-		ok := js.sb.c.enqueue(js.buf, true)
-		f.r.s.metrics.delivered(fanoutOf(ok, js.bufN, len(js.buf)))
+		if js.m.Enqueue(js.buf, 0) {
+			f.r.cfg.Delivered(js.bufN, len(js.buf), 0)
+		} else {
+			f.r.cfg.Delivered(0, 0, js.bufN)
+		}
 	}
 	js.buf, js.bufN = nil, 0
 	js.last = max(js.last, cursor, f.last)
@@ -125,8 +123,8 @@ func (js *jsSub) goLive(f *feed, cursor uint64) bool {
 
 // catchup is one subscription's short-lived ordered consumer.
 type catchup struct {
-	r      *jsState
-	js     *jsSub
+	r      *Streams
+	js     *Sub
 	cursor uint64 // last sequence sent to the client
 	sent   bool   // cursor came from a delivered message
 
@@ -164,7 +162,7 @@ func (cu *catchup) through(base uint64) error {
 				if cu.js.ctx.Err() != nil {
 					return cu.js.ctx.Err()
 				}
-				cu.r.s.log.Debug("catch-up consumer failed; recreating", "subject", cu.js.sb.subject, "err", err)
+				cu.r.log.Debug("catch-up consumer failed; recreating", "subject", cu.js.subject, "err", err)
 				cu.close()
 				if err := cu.backoff(); err != nil {
 					return err
@@ -220,24 +218,24 @@ func (cu *catchup) open() error {
 		return errConnGone // released
 	}
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{js.sb.subject},
+		FilterSubjects:    []string{js.subject},
 		InactiveThreshold: consumerIdle,
 	}
 	switch {
-	case cu.sent || js.from.kind == fromAfter || js.from.kind == fromNew:
+	case cu.sent || js.from.Kind == wire.FromAfter || js.from.Kind == wire.FromNew:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cu.cursor+1
-	case js.from.kind == fromAll:
+	case js.from.Kind == wire.FromAll:
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
-	case js.from.kind == fromLast:
+	case js.from.Kind == wire.FromLast:
 		cfg.DeliverPolicy = jetstream.DeliverLastPolicy
-	case js.from.kind == fromTime:
-		t := js.from.time
+	case js.from.Kind == wire.FromTime:
+		t := js.from.Time
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
 	}
 	for {
 		// Not canceled with js.ctx: a create cut short may still happen
 		// on the server, and then nobody would delete it.
-		ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.RequestTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
 		cons, err := r.js.OrderedConsumer(ctx, f.stream, cfg)
 		cancel()
 		if err == nil {
@@ -250,7 +248,7 @@ func (cu *catchup) open() error {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return err
 		}
-		r.s.log.Debug("catch-up consumer", "subject", js.sb.subject, "err", err)
+		r.log.Debug("catch-up consumer", "subject", js.subject, "err", err)
 		if err := cu.backoff(); err != nil {
 			return err
 		}
@@ -291,7 +289,7 @@ func (cu *catchup) next() (jetstream.Msg, error) {
 		// Quiet for a while: the stream may have lost what the consumer
 		// counted (a purge), so ask. Done only if nothing is pending and
 		// everything it delivered has reached us (none in transit).
-		ictx, icancel := context.WithTimeout(cu.js.ctx, cu.r.s.cfg.RequestTimeout)
+		ictx, icancel := context.WithTimeout(cu.js.ctx, cu.r.cfg.RequestTimeout)
 		info, err := cu.cons.Info(ictx)
 		icancel()
 		if err != nil || info.NumPending != 0 {
@@ -312,19 +310,19 @@ func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
 	if err := cu.waitRoom(); err != nil {
 		return err
 	}
-	cu.body = appendBody(cu.body[:0], &nats.Msg{Data: m.Data(), Header: m.Headers()})
-	cu.frame = appendMsgFrame(cu.frame[:0], cu.js.sb.id, m.Subject(), cu.body, seq)
+	cu.body = wire.AppendBody(cu.body[:0], m.Data(), m.Headers(), "")
+	cu.frame = wire.AppendMsgFrame(cu.frame[:0], cu.js.sid, m.Subject(), cu.body, seq)
 	fr := cu.frame
-	if c := cu.js.sb.c; c.compress(len(m.Data())) {
+	if cu.js.m.Compress(len(m.Data())) {
 		// History is per client: compressed per client.
-		fr = appendDeflated(fr[len(fr):], fr)
+		fr = wsframe.AppendDeflated(fr[len(fr):], fr)
 	}
-	if !cu.js.sb.c.enqueueAt(fr, cu.r.s.clock(), true) {
-		cu.r.s.metrics.delivered(fanout{dropped: 1})
+	if !cu.js.m.Enqueue(fr, cu.r.cfg.Clock()) {
+		cu.r.cfg.Delivered(0, 0, 1)
 		return errConnGone
 	}
 	cu.cursor, cu.sent = seq, true
-	cu.r.s.metrics.delivered(fanout{n: 1, bytes: len(fr)})
+	cu.r.cfg.Delivered(1, len(fr), 0)
 	return nil
 }
 
@@ -332,14 +330,13 @@ func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
 // the write queue is at most half full, so a big backlog never makes a
 // client that keeps reading a slow consumer.
 func (cu *catchup) waitRoom() error {
-	c := cu.js.sb.c
 	d := time.Millisecond
 	for {
-		n, open := c.queued()
+		n, open := cu.js.m.Queued()
 		if !open {
 			return errConnGone
 		}
-		if n <= c.s.cfg.WriteBuffer/2 {
+		if n <= cu.r.cfg.WriteBuffer/2 {
 			return nil
 		}
 		t := time.NewTimer(d)
@@ -385,20 +382,6 @@ func (cu *catchup) close() {
 		<-cu.r.catchups
 		cu.slot = false
 	}
-}
-
-// queued reports the bytes waiting in c's write queue and whether c still
-// takes frames.
-func (c *conn) queued() (int, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state != stateOpen || c.pending != nil {
-		return 0, false
-	}
-	if c.wbuf == nil {
-		return 0, true
-	}
-	return len(*c.wbuf), true
 }
 
 func msgSeq(m jetstream.Msg) uint64 {

@@ -1,4 +1,4 @@
-package bridge
+package streams
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,7 +20,7 @@ import (
 // once per distinct sid. Members still catching up get them buffered
 // instead.
 type feed struct {
-	r       *jsState
+	r       *Streams
 	subject string
 	refs    int           // guarded by r.mu
 	ready   chan struct{} // closed when started (or failed, err set)
@@ -28,12 +31,12 @@ type feed struct {
 
 	mu      sync.Mutex
 	last    uint64 // every match up to last has reached the members
-	members []*jsSub
+	members []*Sub
 	stopped bool
 
 	// Used only by the consumer's delivery goroutine (under mu).
 	body   []byte
-	shapes shapes[jsShape]
+	shapes wsframe.Cache[jsShape]
 }
 
 // jsShape is what makes two members' frames of one message differ.
@@ -44,7 +47,7 @@ type jsShape struct {
 
 // acquire returns the running feed for subject, starting it if needed,
 // with a reference the caller gives back with release.
-func (r *jsState) acquire(ctx context.Context, subject string) (*feed, error) {
+func (r *Streams) acquire(ctx context.Context, subject string) (*feed, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -86,8 +89,8 @@ func (r *jsState) acquire(ctx context.Context, subject string) (*feed, error) {
 	return f, nil
 }
 
-// feedCount is the number of feeds, running or starting.
-func (r *jsState) feedCount() int {
+// Feeds is the number of feeds, running or starting.
+func (r *Streams) Feeds() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.feeds)
@@ -95,7 +98,7 @@ func (r *jsState) feedCount() int {
 
 // release gives back a reference; the last one stops the feed. It never
 // blocks, so the worker may call it.
-func (r *jsState) release(f *feed) {
+func (r *Streams) release(f *feed) {
 	r.mu.Lock()
 	f.refs--
 	if f.refs > 0 || r.feeds[f.subject] != f || r.closed {
@@ -122,7 +125,7 @@ func (f *feed) start() error {
 	case <-r.ctx.Done():
 		return r.ctx.Err()
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.s.cfg.RequestTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.RequestTimeout)
 	defer cancel()
 	st, err := r.streamFor(ctx, f.subject)
 	if err != nil {
@@ -132,7 +135,7 @@ func (f *feed) start() error {
 	f.last = st.CachedInfo().State.LastSeq
 	// The create is not canceled by shutdown: one cut short may still
 	// happen on the server, and then nobody would delete it.
-	cctx, ccancel := context.WithTimeout(context.Background(), r.s.cfg.RequestTimeout)
+	cctx, ccancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
 	defer ccancel()
 	cons, err := st.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{f.subject},
@@ -146,7 +149,7 @@ func (f *feed) start() error {
 	// A 1s heartbeat (nats.go's default is 5s) notices a consumer lost
 	// with its NATS node within ~2s, not ~10s, and recreates it.
 	cc, err := cons.Consume(f.deliver, jetstream.PullHeartbeat(feedHeartbeat), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		r.s.log.Debug("stream feed", "stream", f.stream, "subject", f.subject, "err", err)
+		r.log.Debug("stream feed", "stream", f.stream, "subject", f.subject, "err", err)
 	}))
 	if err != nil {
 		r.deleteConsumer(f.stream, cons.CachedInfo().Name)
@@ -177,7 +180,7 @@ func (f *feed) stop() {
 // streamFor finds the stream whose subjects cover pattern: the stream
 // names API answers with streams that overlap it, so the first answer is
 // checked and, if it only overlaps, the others.
-func (r *jsState) streamFor(ctx context.Context, pattern string) (jetstream.Stream, error) {
+func (r *Streams) streamFor(ctx context.Context, pattern string) (jetstream.Stream, error) {
 	name, err := r.js.StreamNameBySubject(ctx, pattern)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, fmt.Errorf("%w: %v", jetstream.ErrJetStreamNotEnabled, err)
@@ -241,22 +244,25 @@ func subjectCovers(filter, pattern string) bool {
 }
 
 // add attaches a member; f.mu must be held.
-func (f *feed) add(js *jsSub) {
+func (f *feed) add(js *Sub) {
 	js.idx = len(f.members)
 	f.members = append(f.members, js)
 }
 
 // remove detaches a member, if it is still attached.
-func (f *feed) remove(js *jsSub) {
+func (f *feed) remove(js *Sub) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if js.idx < 0 {
 		return
 	}
-	var moved *jsSub
-	if f.members, moved = swapRemove(f.members, js.idx); moved != nil {
-		moved.idx = js.idx
+	last := len(f.members) - 1
+	if js.idx < last {
+		moved := f.members[last]
+		f.members[js.idx], moved.idx = moved, js.idx
 	}
+	f.members[last] = nil
+	f.members = f.members[:last]
 	js.idx = -1
 	js.buf = nil
 }
@@ -279,20 +285,20 @@ func (f *feed) deliver(m jetstream.Msg) {
 		return
 	}
 	subject := m.Subject()
-	f.body = appendBody(f.body[:0], &nats.Msg{Data: m.Data(), Header: m.Headers()})
-	f.shapes.reset()
-	limit := f.r.s.cfg.WriteBuffer / 2
-	now := f.r.s.clock()
+	f.body = wire.AppendBody(f.body[:0], m.Data(), m.Headers(), "")
+	f.shapes.Reset()
+	limit := f.r.cfg.WriteBuffer / 2
+	now := f.r.cfg.Clock()
 	var out fanout
 	for _, js := range f.members {
 		if seq <= js.last {
 			continue // the client asked to start after it
 		}
-		fr := f.frame(jsShape{js.sb.id, js.sb.c.compress(len(m.Data()))}, subject, seq)
+		fr := f.frame(jsShape{js.sid, js.m.Compress(len(m.Data()))}, subject, seq)
 		switch {
 		case js.live:
 			js.last = seq
-			out.add(js.sb.c.enqueueAt(fr, now, true), fr)
+			out.add(js.m.Enqueue(fr, now), fr)
 		case js.overflow:
 		case len(js.buf)+len(fr) > limit:
 			js.overflow, js.buf, js.bufN = true, nil, 0
@@ -301,20 +307,31 @@ func (f *feed) deliver(m jetstream.Msg) {
 			js.bufN++
 		}
 	}
-	f.r.s.metrics.delivered(out)
+	f.r.cfg.Delivered(out.n, out.bytes, out.dropped)
 }
 
 // frame returns the frame for a member of shape k, building it once per
 // message.
 func (f *feed) frame(k jsShape, subject string, seq uint64) []byte {
 	sh := &f.shapes
-	if fr, ok := sh.lookup(k); ok {
+	if fr, ok := sh.Lookup(k); ok {
 		return fr
 	}
 	if k.deflate {
-		return sh.deflated(k, f.frame(jsShape{sid: k.sid}, subject, seq))
+		return sh.Deflated(k, f.frame(jsShape{sid: k.sid}, subject, seq))
 	}
-	off := len(sh.frames)
-	sh.frames = appendMsgFrame(sh.frames, k.sid, subject, f.body, seq)
-	return sh.add(k, off)
+	return sh.Add(k, wire.AppendMsgFrame(sh.Buffer(), k.sid, subject, f.body, seq))
+}
+
+// fanout is one message's outcome across a feed's members, so that
+// Config.Delivered runs once per message.
+type fanout struct{ n, bytes, dropped int }
+
+func (f *fanout) add(ok bool, frame []byte) {
+	if ok {
+		f.n++
+		f.bytes += len(frame)
+	} else {
+		f.dropped++
+	}
 }

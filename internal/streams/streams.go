@@ -1,23 +1,80 @@
-package bridge
+// Package streams delivers JetStream subscriptions to clients: a sub with
+// "from" catches up from history with a short-lived ordered consumer of
+// its own, then switches, at a sequence boundary, to one ordered consumer
+// per (stream, subject) shared by the node (a feed), which fans each
+// message out to its members with no goroutine per member.
+//
+// It owns the feeds, the catch-ups and their consumers. It knows the wire
+// envelopes it builds (internal/wire) and nothing of sockets: each
+// subscription's client is a Member, which takes frames without blocking.
+//
+// Lock order: Sub.mu → feed.mu → whatever a Member takes inside its
+// methods (the bridge's connection lock). Member methods never call back
+// into this package. Every exported method is safe for concurrent use.
+package streams
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"slices"
+	"errors"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"wsbridge/internal/wire"
 )
 
-// JetStream subscriptions ("sub" with "from") and acked publishes. The
-// design is in docs/ARCHITECTURE-jetstream.md: each subscription catches
-// up from history with a short-lived ordered consumer of its own, then
-// switches, at a sequence boundary, to one ordered consumer per (stream,
-// subject) shared by the node (a feed).
+// Member is the client end of one JetStream subscription. Its methods are
+// called from this package's goroutines and from the NATS delivery
+// goroutine, with feed locks held: they must not block or call back.
+type Member interface {
+	// SID is the subscription id the client chose.
+	SID() string
+	// Enqueue appends complete frames to the client's write queue and
+	// wakes its writer. at is Config.Clock's reading when the message was
+	// taken from NATS, 0 when untimed. It reports false once the client
+	// no longer takes frames (closed, or cut as a slow consumer).
+	Enqueue(frames []byte, at int64) bool
+	// Queued reports the bytes waiting in the client's write queue and
+	// whether it still takes frames.
+	Queued() (n int, open bool)
+	// Compress reports whether a message of n bytes goes out compressed.
+	Compress(n int) bool
+	// Attached says the subscription is attached to its feed: nothing
+	// stored from now on will be missed, so the sub can be answered ok.
+	Attached()
+	// Fail says the subscription failed for good (no stream covers the
+	// subject, …): it delivers nothing more.
+	Fail(err error)
+}
+
+// Config configures Streams.
+type Config struct {
+	// JS is the JetStream API the feeds and catch-ups use.
+	JS jetstream.JetStream
+	// RequestTimeout bounds each JetStream API request.
+	RequestTimeout time.Duration
+	// WriteBuffer is the members' write queue limit in bytes: catch-ups
+	// send history only while a member's queue is at most half full, and a
+	// member catching up buffers at most half of it from the feed.
+	WriteBuffer int
+	// Logger receives debug lines about consumers; nil discards them.
+	Logger *slog.Logger
+	// Clock timestamps deliveries for Member.Enqueue; nil passes 0.
+	Clock func() int64
+	// Delivered counts the outcome of each fan-out: frames queued, their
+	// bytes, and frames dropped because a member no longer took them. It
+	// runs on delivery paths and must not block; nil ignores.
+	Delivered func(n, bytes, dropped int)
+}
+
+// Errors Subscribe returns.
+var (
+	ErrBusy   = errors.New("streams: too many stream subscriptions are starting")
+	ErrClosed = errors.New("streams: shutting down")
+)
 
 const (
 	// maxJSStarting bounds the subscriptions being set up or caught up at
@@ -37,63 +94,57 @@ const (
 	// Ordered consumers recreate themselves if it fires while we are
 	// merely cut off.
 	consumerIdle = 30 * time.Second
-	// maxPendingPubs bounds acked publishes awaiting their PubAck.
-	maxPendingPubs = 1 << 16
 )
 
-// jsState is the server's JetStream side: the feeds, the goroutines that
-// set up and catch up subscriptions, and acked publishes in flight. It is
-// safe for concurrent use.
-type jsState struct {
-	s      *Server
+// Streams is a node's JetStream delivery: its feeds and the goroutines
+// that set up and catch up subscriptions.
+type Streams struct {
+	cfg    Config
 	js     jetstream.JetStream
+	log    *slog.Logger
 	ctx    context.Context // canceled by shutdown
 	cancel context.CancelFunc
 
 	starting atomic.Int64
 	starts   chan struct{} // semaphore: feed creations
 	catchups chan struct{} // semaphore: catch-up consumers
+	replays  atomic.Uint64 // catch-ups that had history to replay
 
 	mu     sync.Mutex
 	feeds  map[string]*feed // by subject pattern (one stream per pattern)
 	closed bool
 	wg     sync.WaitGroup // every goroutine started by spawn
-
-	pubMu sync.Mutex
-	pubs  map[*nats.Msg]pendingPub
 }
 
-type pendingPub struct {
-	c   *conn
-	ref string
-}
-
-func newJetStream(s *Server) (*jsState, error) {
-	r := &jsState{
-		s:        s,
+// New returns Streams delivering through cfg.JS. Shutdown stops it.
+func New(cfg Config) *Streams {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = func() int64 { return 0 }
+	}
+	if cfg.Delivered == nil {
+		cfg.Delivered = func(int, int, int) {}
+	}
+	r := &Streams{
+		cfg:      cfg,
+		js:       cfg.JS,
+		log:      cfg.Logger,
 		starts:   make(chan struct{}, maxFeedStarts),
 		catchups: make(chan struct{}, maxCatchups),
 		feeds:    make(map[string]*feed),
-		pubs:     make(map[*nats.Msg]pendingPub),
 	}
-	js, err := jetstream.New(s.nc,
-		jetstream.WithDefaultTimeout(s.cfg.RequestTimeout),
-		jetstream.WithPublishAsyncTimeout(s.cfg.RequestTimeout),
-		jetstream.WithPublishAsyncMaxPending(maxPendingPubs),
-		jetstream.WithPublishAsyncAckHandler(r.pubAcked),
-		jetstream.WithPublishAsyncErrHandler(r.pubFailed),
-	)
-	if err != nil {
-		return nil, err
-	}
-	r.js = js
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	return r, nil
+	return r
 }
+
+// Catchups is how many subscriptions so far had history to replay.
+func (r *Streams) Catchups() uint64 { return r.replays.Load() }
 
 // spawn runs f on a goroutine that shutdown waits for. It fails once
 // shutdown has begun.
-func (r *jsState) spawn(f func()) bool {
+func (r *Streams) spawn(f func()) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -107,10 +158,11 @@ func (r *jsState) spawn(f func()) bool {
 	return true
 }
 
-// shutdown cancels every setup and catch-up, waits for them (they delete
-// their consumers) and stops every feed, deleting its consumer. It runs
-// before nc.Drain, once the clients are gone; ctx bounds the wait.
-func (r *jsState) shutdown(ctx context.Context) {
+// Shutdown cancels every setup and catch-up, waits for them (they delete
+// their consumers) and stops every feed, deleting its consumer. Call it
+// before draining the NATS connection, once the clients are gone; ctx
+// bounds the wait. Subscribe fails afterwards.
+func (r *Streams) Shutdown(ctx context.Context) {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
@@ -151,74 +203,21 @@ func waitCtx(ctx context.Context, wait func()) {
 
 // deleteConsumer removes a consumer we created. It runs after the
 // subscription's context is gone, so it has its own deadline.
-func (r *jsState) deleteConsumer(stream, name string) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.s.cfg.RequestTimeout)
+func (r *Streams) deleteConsumer(stream, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
 	defer cancel()
 	_ = r.js.DeleteConsumer(ctx, stream, name) // if this fails, consumerIdle removes it
 }
 
-// fromKind is where a JetStream subscription starts.
-type fromKind uint8
-
-const (
-	fromNew fromKind = iota
-	fromAll
-	fromLast
-	fromAfter // stream sequences strictly after after
-	fromTime  // messages stored at or after time
-)
-
-type startPos struct {
-	kind  fromKind
-	after uint64
-	time  time.Time
-}
-
-// parseFrom decodes a sub's "from": "new", "all", "last", {"after": N} or
-// {"time": "<RFC 3339>"}.
-func parseFrom(raw json.RawMessage) (startPos, *opError) {
-	bad := errf(codeBadRequest, `from must be "new", "all", "last", {"after": N} or {"time": "<RFC 3339>"}`)
-	var word string
-	if err := json.Unmarshal(raw, &word); err == nil {
-		switch word {
-		case "new":
-			return startPos{kind: fromNew}, nil
-		case "all":
-			return startPos{kind: fromAll}, nil
-		case "last":
-			return startPos{kind: fromLast}, nil
-		}
-		return startPos{}, bad
-	}
-	var obj struct {
-		After *uint64 `json:"after"`
-		Time  *string `json:"time"`
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&obj); err != nil || dec.More() {
-		return startPos{}, bad
-	}
-	switch {
-	case obj.After != nil && obj.Time == nil:
-		return startPos{kind: fromAfter, after: *obj.After}, nil
-	case obj.Time != nil && obj.After == nil:
-		t, err := time.Parse(time.RFC3339, *obj.Time)
-		if err != nil {
-			return startPos{}, errf(codeBadRequest, "from.time must be an RFC 3339 timestamp")
-		}
-		return startPos{kind: fromTime, time: t}, nil
-	}
-	return startPos{}, bad
-}
-
-// jsSub is the state of a JetStream subscription (sub with "from").
-type jsSub struct {
-	sb     *sub
-	from   startPos
-	ctx    context.Context // ends with the subscription
-	cancel context.CancelFunc
-	err    atomic.Pointer[opError] // why the setup failed, for the worker
+// Sub is one JetStream subscription (sub with "from").
+type Sub struct {
+	r       *Streams
+	m       Member
+	sid     string // m.SID(), fixed
+	subject string
+	from    wire.From
+	ctx     context.Context // ends with the subscription
+	cancel  context.CancelFunc
 
 	mu       sync.Mutex
 	feed     *feed // set once attached
@@ -234,38 +233,27 @@ type jsSub struct {
 	overflow bool   // buf outgrew its limit and was dropped
 }
 
-// jsSubscribe starts a JetStream subscription for cmd, whose id, subject,
-// queue, uniqueness and the subscription limit are already checked. The
-// ok, or the err, comes once the subscription is attached to its feed.
-func (c *conn) jsSubscribe(cmd *command) *opError {
-	if cmd.Queue != "" {
-		return errf(codeBadRequest, "queue cannot be combined with from: a stream subscription delivers every message to each subscriber")
-	}
-	from, e := parseFrom(cmd.From)
-	if e != nil {
-		return e
-	}
-	r := c.s.js
+// Subscribe starts a JetStream subscription of m to subject (a valid
+// pattern the caller has checked) from from. It returns at once; m hears
+// Attached, then the history and the live tail, or Fail.
+func (r *Streams) Subscribe(m Member, subject string, from wire.From) (*Sub, error) {
 	if r.starting.Add(1) > maxJSStarting {
 		r.starting.Add(-1)
-		return errf(codeUnavailable, "too many stream subscriptions are starting; retry")
+		return nil, ErrBusy
 	}
-	sb := &sub{c: c, id: cmd.ID, subject: cmd.Subject}
 	ctx, cancel := context.WithCancel(r.ctx)
-	sb.js = &jsSub{sb: sb, from: from, ctx: ctx, cancel: cancel, idx: -1}
-	if !r.spawn(func() { r.run(sb.js) }) {
+	js := &Sub{r: r, m: m, sid: m.SID(), subject: subject, from: from, ctx: ctx, cancel: cancel, idx: -1}
+	if !r.spawn(func() { r.run(js) }) {
 		cancel()
 		r.starting.Add(-1)
-		return errf(codeUnavailable, "shutting down")
+		return nil, ErrClosed
 	}
-	c.addSub(sb)
-	return nil
+	return js, nil
 }
 
-// jsUnsubscribe ends a JetStream subscription. It never blocks: a catch-up
-// in progress is canceled and cleans up after itself.
-func (s *Server) jsUnsubscribe(sb *sub) {
-	js := sb.js
+// Unsubscribe ends the subscription. It never blocks: a catch-up in
+// progress is canceled and cleans up after itself. It is idempotent.
+func (js *Sub) Unsubscribe() {
 	js.cancel()
 	js.mu.Lock()
 	js.released = true
@@ -274,81 +262,6 @@ func (s *Server) jsUnsubscribe(sb *sub) {
 	js.mu.Unlock()
 	if f != nil {
 		f.remove(js)
-		s.js.release(f)
+		js.r.release(f)
 	}
-}
-
-// fail reports a setup failure; the worker answers it (jsSettle).
-func (js *jsSub) fail(e *opError) {
-	js.err.Store(e)
-	c := js.sb.c
-	c.mu.Lock()
-	c.acks = append(c.acks, js.sb)
-	c.mu.Unlock()
-	c.s.poller.Schedule(c.desc, evAcks)
-}
-
-// jsSettle runs on the worker for a JetStream sub whose setup failed: it
-// drops the sub and sends the err, unless the client already unsubscribed.
-func (c *conn) jsSettle(sb *sub) {
-	e := sb.js.err.Load()
-	if e == nil {
-		return
-	}
-	i := slices.Index(c.subs, sb)
-	if i < 0 {
-		return
-	}
-	c.subs = slices.Delete(c.subs, i, i+1)
-	c.release(sb)
-	sb.acked.Store(true)
-	c.sendText(func(b []byte) []byte { return appendErr(b, sb.id, e) })
-}
-
-// jsPublish publishes m through JetStream and answers ref with the stream
-// and sequence from the PubAck callback. It never waits for the ack.
-func (c *conn) jsPublish(ref string, m *nats.Msg) *opError {
-	r := c.s.js
-	r.pubMu.Lock()
-	r.pubs[m] = pendingPub{c: c, ref: ref}
-	r.pubMu.Unlock()
-	// A tiny stall wait: at maxPendingPubs we refuse rather than block
-	// the worker.
-	if _, err := r.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Microsecond)); err != nil {
-		r.takePub(m)
-		return natsError(err)
-	}
-	c.s.metrics.published()
-	return nil
-}
-
-func (r *jsState) takePub(m *nats.Msg) (pendingPub, bool) {
-	r.pubMu.Lock()
-	p, ok := r.pubs[m]
-	delete(r.pubs, m)
-	r.pubMu.Unlock()
-	return p, ok
-}
-
-// pubAcked runs on nats.go's ack goroutine; it only queues the ok.
-func (r *jsState) pubAcked(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
-	p, ok := r.takePub(m)
-	if !ok {
-		return
-	}
-	p.c.enqueueText(func(b []byte) []byte { return appendPubAck(b, p.ref, pa.Stream, pa.Sequence, pa.Duplicate) })
-}
-
-// pubFailed runs on nats.go's goroutines: no stream, timeout, disconnect
-// or an error from the stream.
-func (r *jsState) pubFailed(_ jetstream.JetStream, m *nats.Msg, err error) {
-	p, ok := r.takePub(m)
-	if !ok {
-		return
-	}
-	e := natsError(err)
-	if e.code == codeInternal {
-		r.s.log.Warn("acked publish failed", "subject", m.Subject, "err", err)
-	}
-	p.c.enqueueText(func(b []byte) []byte { return appendErr(b, p.ref, e) })
 }

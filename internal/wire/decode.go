@@ -1,11 +1,70 @@
-package bridge
+package wire
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
 )
+
+// Command is a client → bridge message on /ws (docs/PROTOCOL.md).
+type Command struct {
+	Op        string              `json:"op"`
+	ID        string              `json:"id"`
+	Subject   string              `json:"subject"`
+	Queue     string              `json:"queue"`
+	Data      json.RawMessage     `json:"data"`
+	B64       *string             `json:"b64"`
+	Headers   map[string][]string `json:"headers"`
+	TimeoutMS int64               `json:"timeout_ms"`
+	From      json.RawMessage     `json:"from"`   // sub: JetStream start position
+	Ack       bool                `json:"ack"`    // pub: through JetStream, ok carries stream and seq
+	MsgID     string              `json:"msg_id"` // pub: Nats-Msg-Id for stream deduplication
+	Token     string              `json:"token"`  // auth: the refreshed token
+}
+
+// Decode parses one text message. On failure it still returns the id when
+// one could be read, so the err can carry a ref. The Command holds no
+// reference to p.
+func Decode(p []byte) (Command, *Error) {
+	var cmd Command
+	if decodeFast(p, &cmd) {
+		if cmd.Op == "" {
+			return cmd, Errf(CodeBadRequest, "missing op")
+		}
+		return cmd, nil
+	}
+	cmd = Command{}
+	if err := json.Unmarshal(p, &cmd); err != nil {
+		var idOnly struct {
+			ID string `json:"id"`
+		}
+		_ = json.Unmarshal(p, &idOnly)
+		cmd.ID = idOnly.ID
+		return cmd, Errf(CodeBadRequest, "malformed command: expected a JSON object with string op")
+	}
+	if cmd.Op == "" {
+		return cmd, Errf(CodeBadRequest, "missing op")
+	}
+	return cmd, nil
+}
+
+// Payload returns the NATS payload a pub or req carries: the JSON text of
+// data exactly as sent, the bytes of b64, or nothing.
+func (cmd *Command) Payload() ([]byte, *Error) {
+	switch {
+	case cmd.Data != nil && cmd.B64 != nil:
+		return nil, Errf(CodeBadRequest, "data and b64 are mutually exclusive")
+	case cmd.B64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*cmd.B64)
+		if err != nil {
+			return nil, Errf(CodeBadRequest, "b64 is not valid standard base64")
+		}
+		return b, nil
+	}
+	return cmd.Data, nil
+}
 
 // decodeFast decodes the common shape of a command without reflection:
 // an object whose keys are the exact field names and whose strings need
@@ -14,7 +73,7 @@ import (
 // back to encoding/json, whose result is the reference
 // (FuzzDecodeCommand checks they agree). Strings are copied: p is the
 // read buffer.
-func decodeFast(p []byte, cmd *command) bool {
+func decodeFast(p []byte, cmd *Command) bool {
 	i := skipSpace(p, 0)
 	if i == len(p) || p[i] != '{' {
 		return false

@@ -1,4 +1,4 @@
-package bridge
+package wire
 
 import (
 	"encoding/json"
@@ -42,7 +42,7 @@ func TestDecodeFastTakesCommonCommands(t *testing.T) {
 		if s == `{"op":"pub","subject":"a","data":"q\"uote","id":"p"}` || s == `{"op":"req","id":"r","subject":"s","timeout_ms":2.5}` {
 			continue
 		}
-		var cmd command
+		var cmd Command
 		if !decodeFast([]byte(s), &cmd) {
 			t.Errorf("fast path declined %s", s)
 		}
@@ -58,11 +58,11 @@ func FuzzDecodeFast(f *testing.F) {
 
 func checkFast(t *testing.T, p []byte) {
 	t.Helper()
-	var fast command
+	var fast Command
 	if !decodeFast(p, &fast) {
 		return
 	}
-	var ref command
+	var ref Command
 	if err := json.Unmarshal(p, &ref); err != nil {
 		t.Fatalf("fast path accepted %q, encoding/json refuses it: %v", p, err)
 	}
@@ -75,7 +75,7 @@ func BenchmarkDecodeCommandSlow(b *testing.B) {
 	p := []byte(`{"op":"pub","subject":"orders.new","data":{"id":1,"qty":2},"id":"p1"}`)
 	b.ReportAllocs()
 	for range b.N {
-		var cmd command
+		var cmd Command
 		if err := json.Unmarshal(p, &cmd); err != nil {
 			b.Fatal(err)
 		}

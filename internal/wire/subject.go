@@ -1,13 +1,13 @@
-package bridge
+package wire
 
 import "strings"
 
-// validSubject reports whether s is a NATS subject: dot-separated non-empty
+// ValidSubject reports whether s is a NATS subject: dot-separated non-empty
 // tokens without whitespace or control characters. With wildcards, "*" and
 // ">" may stand as whole tokens and ">" only last; without, they may not
 // appear as tokens at all.
-func validSubject(s string, wildcards bool) bool {
-	if s == "" || len(s) > maxSubjectLen {
+func ValidSubject(s string, wildcards bool) bool {
+	if s == "" || len(s) > MaxSubjectLen {
 		return false
 	}
 	start := 0
@@ -39,13 +39,13 @@ func validSubject(s string, wildcards bool) bool {
 	return true
 }
 
-// maxSubjectLen bounds subjects and queue names; NATS has no hard limit
+// MaxSubjectLen bounds subjects and queue names; NATS has no hard limit
 // but nothing legitimate comes close.
-const maxSubjectLen = 1024
+const MaxSubjectLen = 1024
 
-// validQueue reports whether q is usable as a NATS queue group name.
-func validQueue(q string) bool {
-	if q == "" || len(q) > maxSubjectLen {
+// ValidQueue reports whether q is usable as a NATS queue group name.
+func ValidQueue(q string) bool {
+	if q == "" || len(q) > MaxSubjectLen {
 		return false
 	}
 	for i := 0; i < len(q); i++ {
@@ -56,9 +56,9 @@ func validQueue(q string) bool {
 	return true
 }
 
-// reserved reports whether a subject or pattern names the JetStream API,
+// Reserved reports whether a subject or pattern names the JetStream API,
 // system traffic or reply inboxes: clients may never publish, request or
 // subscribe there, whatever their permissions.
-func reserved(s string) bool {
+func Reserved(s string) bool {
 	return strings.HasPrefix(s, "$") || s == "_INBOX" || strings.HasPrefix(s, "_INBOX.")
 }

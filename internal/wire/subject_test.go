@@ -1,4 +1,4 @@
-package bridge
+package wire
 
 import (
 	"strings"
@@ -38,18 +38,18 @@ func TestValidSubject(t *testing.T) {
 		{"a\fb", false, false},
 		{"a\x00b", false, false},
 		{"a\x7fb", false, false},
-		{strings.Repeat("a", maxSubjectLen), true, true},
-		{strings.Repeat("a", maxSubjectLen+1), false, false},
+		{strings.Repeat("a", MaxSubjectLen), true, true},
+		{strings.Repeat("a", MaxSubjectLen+1), false, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.s, func(t *testing.T) {
-			if got := validSubject(tc.s, false); got != tc.literal {
-				t.Errorf("validSubject(%q, false) = %v, want %v", tc.s, got, tc.literal)
+			if got := ValidSubject(tc.s, false); got != tc.literal {
+				t.Errorf("ValidSubject(%q, false) = %v, want %v", tc.s, got, tc.literal)
 			}
-			if got := validSubject(tc.s, true); got != tc.wildcards {
-				t.Errorf("validSubject(%q, true) = %v, want %v", tc.s, got, tc.wildcards)
+			if got := ValidSubject(tc.s, true); got != tc.wildcards {
+				t.Errorf("ValidSubject(%q, true) = %v, want %v", tc.s, got, tc.wildcards)
 			}
-			if got, ref := validSubject(tc.s, true), refValidSubject(tc.s, true); got != ref {
+			if got, ref := ValidSubject(tc.s, true), refValidSubject(tc.s, true); got != ref {
 				t.Errorf("reference disagrees on %q", tc.s)
 			}
 		})
@@ -69,12 +69,12 @@ func TestValidQueue(t *testing.T) {
 		{"a\tb", false},
 		{"a\x00", false},
 		{"a\x7f", false},
-		{strings.Repeat("q", maxSubjectLen), true},
-		{strings.Repeat("q", maxSubjectLen+1), false},
+		{strings.Repeat("q", MaxSubjectLen), true},
+		{strings.Repeat("q", MaxSubjectLen+1), false},
 	}
 	for _, tc := range cases {
-		if got := validQueue(tc.q); got != tc.want {
-			t.Errorf("validQueue(%q) = %v, want %v", tc.q, got, tc.want)
+		if got := ValidQueue(tc.q); got != tc.want {
+			t.Errorf("ValidQueue(%q) = %v, want %v", tc.q, got, tc.want)
 		}
 	}
 }
@@ -94,19 +94,19 @@ func TestReserved(t *testing.T) {
 		{"_inbox.abc", false},
 		{"orders.$x", false},
 		{"a._INBOX", false},
-		{">", false}, // deliveries from reserved subjects are filtered instead
+		{">", false}, // deliveries from Reserved subjects are filtered instead
 		{"orders.new", false},
 	}
 	for _, tc := range cases {
-		if got := reserved(tc.s); got != tc.want {
-			t.Errorf("reserved(%q) = %v, want %v", tc.s, got, tc.want)
+		if got := Reserved(tc.s); got != tc.want {
+			t.Errorf("Reserved(%q) = %v, want %v", tc.s, got, tc.want)
 		}
 	}
 }
 
-// refValidSubject is validSubject written the obvious way, for the fuzzer.
+// refValidSubject is ValidSubject written the obvious way, for the fuzzer.
 func refValidSubject(s string, wildcards bool) bool {
-	if s == "" || len(s) > maxSubjectLen {
+	if s == "" || len(s) > MaxSubjectLen {
 		return false
 	}
 	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == ' ' || r == 0x7f }) {

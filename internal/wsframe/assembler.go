@@ -1,49 +1,23 @@
-package bridge
+package wsframe
 
 import (
 	"encoding/binary"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
 
-// closeError ends a connection with a WebSocket close code and a reason
-// that is sent to the peer (RFC 6455 §7.4). It is the one type every
-// protocol failure becomes; see closeCodes for the table of reasons.
-type closeError struct {
-	code   ws.StatusCode
-	reason string
-}
-
-func (e *closeError) Error() string {
-	return "bridge: close " + strconv.Itoa(int(e.code)) + ": " + e.reason
-}
-
-var (
-	errUnmasked        = &closeError{ws.StatusProtocolError, "unmasked client frame"}
-	errReservedBits    = &closeError{ws.StatusProtocolError, "reserved bits set"}
-	errReservedOpCode  = &closeError{ws.StatusProtocolError, "reserved opcode"}
-	errControlTooLong  = &closeError{ws.StatusProtocolError, "control frame too long"}
-	errControlFragment = &closeError{ws.StatusProtocolError, "fragmented control frame"}
-	errUnexpectedCont  = &closeError{ws.StatusProtocolError, "continuation without a started message"}
-	errExpectedCont    = &closeError{ws.StatusProtocolError, "data frame inside a fragmented message"}
-	errBadLength       = &closeError{ws.StatusProtocolError, "invalid payload length"}
-	errCloseLength     = &closeError{ws.StatusProtocolError, "invalid close payload"}
-	errCloseCode       = &closeError{ws.StatusProtocolError, "invalid close code"}
-	errInvalidUTF8     = &closeError{ws.StatusInvalidFramePayloadData, "invalid utf-8"}
-	errTooBig          = &closeError{ws.StatusMessageTooBig, "message too big"}
-)
-
-// assembler turns a byte stream from a client into complete messages and
+// Assembler turns a byte stream from a client into complete messages and
 // control frames, incrementally: it can be fed any split of the stream, one
 // byte at a time included, and never blocks or reads on its own. It
 // enforces RFC 6455 §5 framing rules, incremental UTF-8 validation of text
 // (§8.1) and the message size limit, which it checks against the
 // assembled length before buffering any payload.
 //
-// An idle assembler holds no buffer. It is not safe for concurrent use.
-type assembler struct {
+// The zero Assembler refuses every data frame (its limit is 0): call
+// Configure first. An idle Assembler holds no buffer. It is not safe for
+// concurrent use.
+type Assembler struct {
 	maxPayload int64
 	// extended allows RSV1 on the first frame of a data message
 	// (permessage-deflate, RFC 7692).
@@ -64,22 +38,38 @@ type assembler struct {
 	err     error     // the first error: the stream is unusable past it
 }
 
-// sink receives a complete message or control frame. p is valid only until
-// sink returns. rsv carries the RSV bits of the message's first frame.
-type sink func(op ws.OpCode, rsv byte, p []byte) error
+// Sink receives a complete message or control frame. p is valid only until
+// the Sink returns. rsv carries the RSV bits of the message's first frame
+// (see Compressed).
+type Sink func(op ws.OpCode, rsv byte, p []byte) error
 
-// feed consumes all of p, which it may modify in place (unmasking). It calls
+// Configure sets the limit on an assembled message in bytes and whether
+// permessage-deflate was negotiated, which allows RSV1 on a message's
+// first frame (RFC 7692 §6).
+func (a *Assembler) Configure(maxPayload int64, deflate bool) {
+	a.maxPayload, a.extended = maxPayload, deflate
+}
+
+// Done reports that nothing more will be delivered: a close frame arrived,
+// or Feed failed, or Stop was called.
+func (a *Assembler) Done() bool { return a.done }
+
+// Stop makes the Assembler ignore all further input, for a stream its
+// owner gave up on (after a protocol violation or an internal error).
+func (a *Assembler) Stop() { a.done = true }
+
+// Feed consumes all of p, which it may modify in place (unmasking). It calls
 // fn for every complete message and control frame and stops at the first
-// error, which is either a *closeError or fn's own. Once it has returned an
+// error, which is either a *CloseError or fn's own. Once it has returned an
 // error it delivers nothing more and returns that error again.
-func (a *assembler) feed(p []byte, fn sink) error {
+func (a *Assembler) Feed(p []byte, fn Sink) error {
 	if a.err == nil {
 		a.err = a.consume(p, fn)
 	}
 	return a.err
 }
 
-func (a *assembler) consume(p []byte, fn sink) error {
+func (a *Assembler) consume(p []byte, fn Sink) error {
 	for len(p) > 0 && !a.done {
 		if !a.inFrame {
 			n, err := a.readHeader(p)
@@ -123,13 +113,13 @@ func (a *assembler) consume(p []byte, fn sink) error {
 				continue
 			}
 			if a.msg == nil {
-				a.msg = getBuf()
+				a.msg = GetBuffer()
 			}
 			*a.msg = append(*a.msg, chunk...)
 			if a.op == ws.OpText && a.rsv == 0 {
 				n, ok := utf8Prefix((*a.msg)[a.checked:])
 				if !ok {
-					return errInvalidUTF8
+					return ErrInvalidUTF8
 				}
 				a.checked += n
 			}
@@ -145,7 +135,7 @@ func (a *assembler) consume(p []byte, fn sink) error {
 
 // readHeader copies header bytes from p until the header is complete, then
 // parses and checks it. It returns how many bytes of p it used.
-func (a *assembler) readHeader(p []byte) (int, error) {
+func (a *Assembler) readHeader(p []byte) (int, error) {
 	used := 0
 	need := 2
 	for {
@@ -158,7 +148,7 @@ func (a *assembler) readHeader(p []byte) (int, error) {
 				need += 8
 			}
 			if a.hdr[1]&0x80 == 0 {
-				return used, errUnmasked // checked early: a length is never trusted without a mask
+				return used, ErrUnmasked // checked early: a length is never trusted without a mask
 			}
 		}
 		if a.hn == need {
@@ -193,7 +183,7 @@ func (a *assembler) readHeader(p []byte) (int, error) {
 	}
 	copy(h.Mask[:], b)
 	if length > 1<<63-1 {
-		return used, errBadLength
+		return used, ErrBadLength
 	}
 	h.Length = int64(length)
 	if err := a.check(h); err != nil {
@@ -208,22 +198,22 @@ func (a *assembler) readHeader(p []byte) (int, error) {
 	return used, nil
 }
 
-func (a *assembler) check(h ws.Header) error {
+func (a *Assembler) check(h ws.Header) error {
 	switch {
 	case h.OpCode.IsReserved():
-		return errReservedOpCode
+		return ErrReservedOpCode
 	case h.OpCode.IsControl() && !h.Fin:
-		return errControlFragment
+		return ErrControlFragment
 	case h.OpCode.IsControl() && h.Length > ws.MaxControlFramePayloadSize:
-		return errControlTooLong
+		return ErrControlTooLong
 	case h.Rsv != 0 && !(a.extended && h.Rsv == 0x4 && startsMessage(h.OpCode)):
 		// Only RSV1, only with a negotiated extension, only on a
 		// message's first frame (RFC 7692 §6).
-		return errReservedBits
+		return ErrReservedBits
 	case h.OpCode == ws.OpContinuation && a.op == 0:
-		return errUnexpectedCont
+		return ErrUnexpectedCont
 	case startsMessage(h.OpCode) && a.op != 0:
-		return errExpectedCont
+		return ErrExpectedCont
 	}
 	if !h.OpCode.IsControl() {
 		var have int64
@@ -231,7 +221,7 @@ func (a *assembler) check(h ws.Header) error {
 			have = int64(len(*a.msg))
 		}
 		if h.Length > a.maxPayload-have {
-			return errTooBig
+			return ErrTooBig
 		}
 	}
 	return nil
@@ -243,7 +233,7 @@ func startsMessage(op ws.OpCode) bool { return op == ws.OpText || op == ws.OpBin
 
 // endFrame finishes the current frame. whole, when not nil, is the entire
 // unfragmented payload still in the caller's buffer.
-func (a *assembler) endFrame(whole []byte, fn sink) error {
+func (a *Assembler) endFrame(whole []byte, fn Sink) error {
 	a.inFrame = false
 	h := a.h
 	if h.OpCode.IsControl() {
@@ -267,7 +257,7 @@ func (a *assembler) endFrame(whole []byte, fn sink) error {
 	a.op, a.rsv = 0, 0
 	if whole != nil {
 		if op == ws.OpText && rsv == 0 && !utf8.Valid(whole) {
-			return errInvalidUTF8
+			return ErrInvalidUTF8
 		}
 		return fn(op, rsv, whole)
 	}
@@ -276,17 +266,18 @@ func (a *assembler) endFrame(whole []byte, fn sink) error {
 		p = *a.msg
 	}
 	if op == ws.OpText && rsv == 0 && a.checked != len(p) {
-		return errInvalidUTF8
+		return ErrInvalidUTF8
 	}
 	err := fn(op, rsv, p)
-	a.release()
+	a.Release()
 	return err
 }
 
-// release returns the message buffer to its pool.
-func (a *assembler) release() {
+// Release returns the buffer of a partly assembled message to its pool.
+// The owner calls it when the connection ends.
+func (a *Assembler) Release() {
 	if a.msg != nil {
-		putBuf(a.msg)
+		PutBuffer(a.msg)
 		a.msg = nil
 	}
 	a.checked = 0
@@ -299,22 +290,22 @@ func checkClose(p []byte) error {
 	case len(p) == 0:
 		return nil
 	case len(p) == 1:
-		return errCloseLength
+		return ErrCloseLength
 	}
-	if !validCloseCode(ws.StatusCode(binary.BigEndian.Uint16(p))) {
-		return errCloseCode
+	if !ValidCloseCode(ws.StatusCode(binary.BigEndian.Uint16(p))) {
+		return ErrCloseCode
 	}
 	if !utf8.Valid(p[2:]) {
-		return errInvalidUTF8
+		return ErrInvalidUTF8
 	}
 	return nil
 }
 
-// validCloseCode reports whether a peer may send code in a close frame:
+// ValidCloseCode reports whether a peer may send code in a close frame:
 // the codes RFC 6455 §7.4.1 defines for the wire, the ones IANA registered
 // since (1012–1014), and the registered and private ranges 3000–4999.
 // 1004–1006 and 1015 must never be sent.
-func validCloseCode(code ws.StatusCode) bool {
+func ValidCloseCode(code ws.StatusCode) bool {
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
 		return true

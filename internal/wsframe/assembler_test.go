@@ -1,4 +1,4 @@
-package bridge
+package wsframe
 
 import (
 	"bytes"
@@ -83,14 +83,14 @@ func (e event) String() string { return fmt.Sprintf("{%v rsv=%d %q}", e.op, e.rs
 // feedChunks feeds each chunk in turn, as separate reads would, and returns
 // what was delivered and the first error. It copies the chunks: feed
 // unmasks in place.
-func feedChunks(a *assembler, chunks [][]byte) ([]event, error) {
+func feedChunks(a *Assembler, chunks [][]byte) ([]event, error) {
 	var evs []event
 	fn := func(op ws.OpCode, rsv byte, p []byte) error {
 		evs = append(evs, event{op, rsv, string(p)})
 		return nil
 	}
 	for _, c := range chunks {
-		if err := a.feed(bytes.Clone(c), fn); err != nil {
+		if err := a.Feed(bytes.Clone(c), fn); err != nil {
 			return evs, err
 		}
 	}
@@ -124,11 +124,11 @@ type assemblerCase struct {
 	extended   bool
 	stream     []byte
 	want       []event
-	err        *closeError
+	err        *CloseError
 }
 
-func (tc assemblerCase) newAssembler() *assembler {
-	a := &assembler{maxPayload: tc.maxPayload, extended: tc.extended}
+func (tc assemblerCase) newAssembler() *Assembler {
+	a := &Assembler{maxPayload: tc.maxPayload, extended: tc.extended}
 	if a.maxPayload == 0 {
 		a.maxPayload = 1 << 20
 	}
@@ -155,17 +155,17 @@ func assemblerCases() []assemblerCase {
 		{name: "text 65536", stream: textFrame(repeatStr(65536)), want: []event{textEv(repeatStr(65536))}},
 		{name: "binary", stream: clientFrame(bFin|bBinary, []byte{0, 1, 0xff}), want: []event{binEv("\x00\x01\xff")}},
 		{name: "two messages", stream: cat(textFrame("a"), textFrame("b")), want: []event{textEv("a"), textEv("b")}},
-		{name: "unmasked", stream: unmaskedFrame(bFin|bText, []byte("hi")), err: errUnmasked},
-		{name: "unmasked after a message", stream: cat(textFrame("a"), unmaskedFrame(bFin|bText, []byte("hi"))), want: []event{textEv("a")}, err: errUnmasked},
-		{name: "length with top bit set", stream: cat(clientHeader(bFin|bBinary, 1<<63)), err: errBadLength},
+		{name: "unmasked", stream: unmaskedFrame(bFin|bText, []byte("hi")), err: ErrUnmasked},
+		{name: "unmasked after a message", stream: cat(textFrame("a"), unmaskedFrame(bFin|bText, []byte("hi"))), want: []event{textEv("a")}, err: ErrUnmasked},
+		{name: "length with top bit set", stream: cat(clientHeader(bFin|bBinary, 1<<63)), err: ErrBadLength},
 
 		// Control frames (§5.5).
 		{name: "ping empty", stream: clientFrame(bFin|bPing, nil), want: []event{pingEv("")}},
 		{name: "ping 125", stream: clientFrame(bFin|bPing, repeat(125)), want: []event{pingEv(repeatStr(125))}},
-		{name: "ping 126", stream: clientFrame(bFin|bPing, repeat(126)), err: errControlTooLong},
+		{name: "ping 126", stream: clientFrame(bFin|bPing, repeat(126)), err: ErrControlTooLong},
 		{name: "pong", stream: clientFrame(bFin|bPong, []byte("x")), want: []event{pongEv("x")}},
-		{name: "fragmented ping", stream: clientFrame(bPing, []byte("x")), err: errControlFragment},
-		{name: "fragmented pong", stream: clientFrame(bPong, nil), err: errControlFragment},
+		{name: "fragmented ping", stream: clientFrame(bPing, []byte("x")), err: ErrControlFragment},
+		{name: "fragmented pong", stream: clientFrame(bPong, nil), err: ErrControlFragment},
 		{
 			name: "ping between fragments",
 			stream: cat(clientFrame(bText, []byte("fra")), clientFrame(bFin|bPing, []byte("p")),
@@ -181,19 +181,19 @@ func assemblerCases() []assemblerCase {
 		},
 
 		// Reserved bits and opcodes (§5.2).
-		{name: "rsv1 text", stream: clientFrame(bFin|bRsv1|bText, []byte("x")), err: errReservedBits},
-		{name: "rsv2 text", stream: clientFrame(bFin|bRsv2|bText, []byte("x")), err: errReservedBits},
-		{name: "rsv3 binary", stream: clientFrame(bFin|bRsv3|bBinary, []byte("x")), err: errReservedBits},
-		{name: "rsv on ping", stream: clientFrame(bFin|bRsv1|bRsv2|bPing, nil), err: errReservedBits},
-		{name: "rsv on close", stream: clientFrame(bFin|bRsv3|bClose, nil), err: errReservedBits},
+		{name: "rsv1 text", stream: clientFrame(bFin|bRsv1|bText, []byte("x")), err: ErrReservedBits},
+		{name: "rsv2 text", stream: clientFrame(bFin|bRsv2|bText, []byte("x")), err: ErrReservedBits},
+		{name: "rsv3 binary", stream: clientFrame(bFin|bRsv3|bBinary, []byte("x")), err: ErrReservedBits},
+		{name: "rsv on ping", stream: clientFrame(bFin|bRsv1|bRsv2|bPing, nil), err: ErrReservedBits},
+		{name: "rsv on close", stream: clientFrame(bFin|bRsv3|bClose, nil), err: ErrReservedBits},
 		{name: "rsv1 with extension", extended: true, stream: clientFrame(bFin|bRsv1|bText, []byte{0xff}), want: []event{{ws.OpText, 4, "\xff"}}},
-		{name: "rsv2 with extension", extended: true, stream: clientFrame(bFin|bRsv2|bText, nil), err: errReservedBits},
-		{name: "rsv1 on continuation with extension", extended: true, stream: cat(clientFrame(bRsv1|bText, nil), clientFrame(bFin|bRsv1|bCont, nil)), err: errReservedBits},
-		{name: "rsv1 on ping with extension", extended: true, stream: clientFrame(bFin|bRsv1|bPing, nil), err: errReservedBits},
-		{name: "opcode 3", stream: clientFrame(bFin|3, nil), err: errReservedOpCode},
-		{name: "opcode 7", stream: clientFrame(bFin|7, []byte("x")), err: errReservedOpCode},
-		{name: "opcode 0xb", stream: clientFrame(bFin|0xb, nil), err: errReservedOpCode},
-		{name: "opcode 0xf", stream: clientFrame(bFin|0xf, []byte("x")), err: errReservedOpCode},
+		{name: "rsv2 with extension", extended: true, stream: clientFrame(bFin|bRsv2|bText, nil), err: ErrReservedBits},
+		{name: "rsv1 on continuation with extension", extended: true, stream: cat(clientFrame(bRsv1|bText, nil), clientFrame(bFin|bRsv1|bCont, nil)), err: ErrReservedBits},
+		{name: "rsv1 on ping with extension", extended: true, stream: clientFrame(bFin|bRsv1|bPing, nil), err: ErrReservedBits},
+		{name: "opcode 3", stream: clientFrame(bFin|3, nil), err: ErrReservedOpCode},
+		{name: "opcode 7", stream: clientFrame(bFin|7, []byte("x")), err: ErrReservedOpCode},
+		{name: "opcode 0xb", stream: clientFrame(bFin|0xb, nil), err: ErrReservedOpCode},
+		{name: "opcode 0xf", stream: clientFrame(bFin|0xf, []byte("x")), err: ErrReservedOpCode},
 
 		// Fragmentation (§5.4).
 		{name: "two fragments", stream: cat(clientFrame(bText, []byte("ab")), clientFrame(bFin|bCont, []byte("cd"))), want: []event{textEv("abcd")}},
@@ -202,42 +202,42 @@ func assemblerCases() []assemblerCase {
 		{name: "empty last fragment", stream: cat(clientFrame(bText, []byte("x")), clientFrame(bFin|bCont, nil)), want: []event{textEv("x")}},
 		{name: "all fragments empty", stream: cat(clientFrame(bText, nil), clientFrame(bCont, nil), clientFrame(bFin|bCont, nil)), want: []event{textEv("")}},
 		{name: "message after fragmented one", stream: cat(clientFrame(bText, []byte("a")), clientFrame(bFin|bCont, []byte("b")), textFrame("c")), want: []event{textEv("ab"), textEv("c")}},
-		{name: "continuation without message", stream: clientFrame(bFin|bCont, []byte("x")), err: errUnexpectedCont},
-		{name: "unfinished continuation without message", stream: clientFrame(bCont, nil), err: errUnexpectedCont},
-		{name: "continuation after finished message", stream: cat(textFrame("a"), clientFrame(bFin|bCont, nil)), want: []event{textEv("a")}, err: errUnexpectedCont},
-		{name: "text inside fragmented text", stream: cat(clientFrame(bText, []byte("a")), textFrame("b")), err: errExpectedCont},
-		{name: "binary inside fragmented text", stream: cat(clientFrame(bText, nil), clientFrame(bFin|bBinary, nil)), err: errExpectedCont},
+		{name: "continuation without message", stream: clientFrame(bFin|bCont, []byte("x")), err: ErrUnexpectedCont},
+		{name: "unfinished continuation without message", stream: clientFrame(bCont, nil), err: ErrUnexpectedCont},
+		{name: "continuation after finished message", stream: cat(textFrame("a"), clientFrame(bFin|bCont, nil)), want: []event{textEv("a")}, err: ErrUnexpectedCont},
+		{name: "text inside fragmented text", stream: cat(clientFrame(bText, []byte("a")), textFrame("b")), err: ErrExpectedCont},
+		{name: "binary inside fragmented text", stream: cat(clientFrame(bText, nil), clientFrame(bFin|bBinary, nil)), err: ErrExpectedCont},
 
 		// UTF-8 (§8.1).
 		{name: "valid utf-8", stream: textFrame(kosme), want: []event{textEv(kosme)}},
 		{name: "code point split across fragments", stream: cat(clientFrame(bText, []byte(kosme[:3])), clientFrame(bFin|bCont, []byte(kosme[3:]))), want: []event{textEv(kosme)}},
-		{name: "invalid utf-8", stream: textFrame("a\xffb"), err: errInvalidUTF8},
-		{name: "surrogate", stream: textFrame("\xed\xa0\x80"), err: errInvalidUTF8},
-		{name: "overlong", stream: textFrame("\xc0\xaf"), err: errInvalidUTF8},
-		{name: "beyond U+10FFFF", stream: textFrame("\xf4\x90\x80\x80"), err: errInvalidUTF8},
-		{name: "truncated code point at the end", stream: textFrame("a\xce"), err: errInvalidUTF8},
-		{name: "truncated code point at the end of fragments", stream: cat(clientFrame(bText, []byte("a\xce")), clientFrame(bFin|bCont, nil)), err: errInvalidUTF8},
-		{name: "invalid in first fragment", stream: cat(clientFrame(bText, []byte("\xff")), clientFrame(bFin|bCont, []byte("a"))), err: errInvalidUTF8},
-		{name: "invalid across fragments", stream: cat(clientFrame(bText, []byte("\xf4")), clientFrame(bFin|bCont, []byte("\x90\x80\x80"))), err: errInvalidUTF8},
+		{name: "invalid utf-8", stream: textFrame("a\xffb"), err: ErrInvalidUTF8},
+		{name: "surrogate", stream: textFrame("\xed\xa0\x80"), err: ErrInvalidUTF8},
+		{name: "overlong", stream: textFrame("\xc0\xaf"), err: ErrInvalidUTF8},
+		{name: "beyond U+10FFFF", stream: textFrame("\xf4\x90\x80\x80"), err: ErrInvalidUTF8},
+		{name: "truncated code point at the end", stream: textFrame("a\xce"), err: ErrInvalidUTF8},
+		{name: "truncated code point at the end of fragments", stream: cat(clientFrame(bText, []byte("a\xce")), clientFrame(bFin|bCont, nil)), err: ErrInvalidUTF8},
+		{name: "invalid in first fragment", stream: cat(clientFrame(bText, []byte("\xff")), clientFrame(bFin|bCont, []byte("a"))), err: ErrInvalidUTF8},
+		{name: "invalid across fragments", stream: cat(clientFrame(bText, []byte("\xf4")), clientFrame(bFin|bCont, []byte("\x90\x80\x80"))), err: ErrInvalidUTF8},
 		{name: "binary is not utf-8 checked", stream: clientFrame(bFin|bBinary, []byte{0xff}), want: []event{binEv("\xff")}},
 
 		// Close (§5.5.1, §7.4).
 		{name: "close empty", stream: clientFrame(bFin|bClose, nil), want: []event{closeEv(nil)}},
 		{name: "close with code", stream: clientFrame(bFin|bClose, closePayload(1000, "")), want: []event{closeEv(closePayload(1000, ""))}},
 		{name: "close with reason", stream: clientFrame(bFin|bClose, closePayload(4999, "bye")), want: []event{closeEv(closePayload(4999, "bye"))}},
-		{name: "close 1 byte", stream: clientFrame(bFin|bClose, []byte{3}), err: errCloseLength},
-		{name: "close code 1005", stream: clientFrame(bFin|bClose, closePayload(1005, "")), err: errCloseCode},
-		{name: "close code 999", stream: clientFrame(bFin|bClose, closePayload(999, "")), err: errCloseCode},
-		{name: "close reason not utf-8", stream: clientFrame(bFin|bClose, closePayload(1000, "\xff")), err: errInvalidUTF8},
+		{name: "close 1 byte", stream: clientFrame(bFin|bClose, []byte{3}), err: ErrCloseLength},
+		{name: "close code 1005", stream: clientFrame(bFin|bClose, closePayload(1005, "")), err: ErrCloseCode},
+		{name: "close code 999", stream: clientFrame(bFin|bClose, closePayload(999, "")), err: ErrCloseCode},
+		{name: "close reason not utf-8", stream: clientFrame(bFin|bClose, closePayload(1000, "\xff")), err: ErrInvalidUTF8},
 		{name: "frames after close ignored", stream: cat(clientFrame(bFin|bClose, nil), textFrame("late"), unmaskedFrame(0xff, nil)), want: []event{closeEv(nil)}},
 
 		// Limits.
 		{name: "at the limit", maxPayload: 10, stream: textFrame(repeatStr(10)), want: []event{textEv(repeatStr(10))}},
-		{name: "over the limit", maxPayload: 10, stream: textFrame(repeatStr(11)), err: errTooBig},
-		{name: "fragments over the limit", maxPayload: 10, stream: cat(clientFrame(bText, repeat(6)), clientFrame(bFin|bCont, repeat(5))), err: errTooBig},
+		{name: "over the limit", maxPayload: 10, stream: textFrame(repeatStr(11)), err: ErrTooBig},
+		{name: "fragments over the limit", maxPayload: 10, stream: cat(clientFrame(bText, repeat(6)), clientFrame(bFin|bCont, repeat(5))), err: ErrTooBig},
 		{name: "fragments at the limit", maxPayload: 10, stream: cat(clientFrame(bText, repeat(5)), clientFrame(bFin|bCont, repeat(5))), want: []event{textEv(repeatStr(10))}},
-		{name: "endless fragments", maxPayload: 10, stream: cat(clientFrame(bText, repeat(4)), clientFrame(bCont, repeat(4)), clientFrame(bCont, repeat(4)), clientFrame(bCont, repeat(4))), err: errTooBig},
-		{name: "huge length announced", maxPayload: 10, stream: clientHeader(bFin|bBinary, 1<<40), err: errTooBig},
+		{name: "endless fragments", maxPayload: 10, stream: cat(clientFrame(bText, repeat(4)), clientFrame(bCont, repeat(4)), clientFrame(bCont, repeat(4)), clientFrame(bCont, repeat(4))), err: ErrTooBig},
+		{name: "huge length announced", maxPayload: 10, stream: clientHeader(bFin|bBinary, 1<<40), err: ErrTooBig},
 		{name: "control frames do not count", maxPayload: 10, stream: cat(clientFrame(bText, repeat(10)), clientFrame(bFin|bPing, repeat(100)), clientFrame(bFin|bCont, nil)), want: []event{pingEv(repeatStr(100)), textEv(repeatStr(10))}},
 	}
 }
@@ -286,18 +286,18 @@ func TestAssemblerFailsFast(t *testing.T) {
 	cases := []struct {
 		name   string
 		stream []byte
-		err    *closeError
+		err    *CloseError
 	}{
-		{"invalid utf-8 in an unfinished fragment", clientFrame(bText, []byte("ok\xffmore")), errInvalidUTF8},
-		{"invalid utf-8 in a partly read frame", clientFrame(bFin|bText, []byte("ok\xc0"))[:6+3], errInvalidUTF8},
-		{"unmasked, second byte", []byte{bFin | bText, 0x7f}, errUnmasked},
-		{"too big, header only", clientHeader(bFin|bText, 1<<40), errTooBig},
-		{"reserved opcode, header only", clientHeader(bFin|0x3, 10), errReservedOpCode},
-		{"long ping, header only", clientHeader(bFin|bPing, 200), errControlTooLong},
+		{"invalid utf-8 in an unfinished fragment", clientFrame(bText, []byte("ok\xffmore")), ErrInvalidUTF8},
+		{"invalid utf-8 in a partly read frame", clientFrame(bFin|bText, []byte("ok\xc0"))[:6+3], ErrInvalidUTF8},
+		{"unmasked, second byte", []byte{bFin | bText, 0x7f}, ErrUnmasked},
+		{"too big, header only", clientHeader(bFin|bText, 1<<40), ErrTooBig},
+		{"reserved opcode, header only", clientHeader(bFin|0x3, 10), ErrReservedOpCode},
+		{"long ping, header only", clientHeader(bFin|bPing, 200), ErrControlTooLong},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			a := &assembler{maxPayload: 4096}
+			a := &Assembler{maxPayload: 4096}
 			_, err := feedChunks(a, [][]byte{tc.stream})
 			if !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
@@ -309,13 +309,13 @@ func TestAssemblerFailsFast(t *testing.T) {
 // TestAssemblerStopsAfterError checks that an assembler that reported a
 // violation delivers nothing more, whatever it is fed.
 func TestAssemblerStopsAfterError(t *testing.T) {
-	a := &assembler{maxPayload: 4096}
+	a := &Assembler{maxPayload: 4096}
 	_, err := feedChunks(a, [][]byte{clientFrame(bFin|0x3, []byte("xx"))})
-	if !errors.Is(err, errReservedOpCode) {
-		t.Fatalf("err = %v, want %v", err, errReservedOpCode)
+	if !errors.Is(err, ErrReservedOpCode) {
+		t.Fatalf("err = %v, want %v", err, ErrReservedOpCode)
 	}
 	got, err := feedChunks(a, [][]byte{textFrame("after")})
-	if len(got) != 0 || !errors.Is(err, errReservedOpCode) {
+	if len(got) != 0 || !errors.Is(err, ErrReservedOpCode) {
 		t.Fatalf("after an error: delivered %v, err %v; want nothing and the same error", got, err)
 	}
 }
@@ -324,9 +324,9 @@ func TestAssemblerStopsAfterError(t *testing.T) {
 // and is returned as is.
 func TestAssemblerSinkError(t *testing.T) {
 	stop := errors.New("stop")
-	a := &assembler{maxPayload: 4096}
+	a := &Assembler{maxPayload: 4096}
 	n := 0
-	err := a.feed(cat(textFrame("a"), textFrame("b")), func(ws.OpCode, byte, []byte) error { n++; return stop })
+	err := a.Feed(cat(textFrame("a"), textFrame("b")), func(ws.OpCode, byte, []byte) error { n++; return stop })
 	if err != stop || n != 1 {
 		t.Fatalf("err = %v after %d calls, want %v after 1", err, n, stop)
 	}
@@ -335,7 +335,7 @@ func TestAssemblerSinkError(t *testing.T) {
 // TestAssemblerReleases checks that an idle assembler holds no buffer once
 // a fragmented message has been delivered.
 func TestAssemblerReleases(t *testing.T) {
-	a := &assembler{maxPayload: 4096}
+	a := &Assembler{maxPayload: 4096}
 	stream := cat(clientFrame(bText, []byte("a")), clientFrame(bFin|bCont, []byte("b")))
 	if _, err := feedChunks(a, bytewise(stream)); err != nil {
 		t.Fatal(err)
@@ -349,13 +349,13 @@ func TestValidCloseCode(t *testing.T) {
 	valid := []uint16{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999}
 	invalid := []uint16{0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535}
 	for _, c := range valid {
-		if !validCloseCode(ws.StatusCode(c)) {
-			t.Errorf("validCloseCode(%d) = false, want true", c)
+		if !ValidCloseCode(ws.StatusCode(c)) {
+			t.Errorf("ValidCloseCode(%d) = false, want true", c)
 		}
 	}
 	for _, c := range invalid {
-		if validCloseCode(ws.StatusCode(c)) {
-			t.Errorf("validCloseCode(%d) = true, want false", c)
+		if ValidCloseCode(ws.StatusCode(c)) {
+			t.Errorf("ValidCloseCode(%d) = true, want false", c)
 		}
 	}
 }
@@ -363,13 +363,13 @@ func TestValidCloseCode(t *testing.T) {
 func BenchmarkAssembler(b *testing.B) {
 	stream := cat(textFrame(`{"op":"pub","subject":"a.b","data":{"x":1}}`), clientFrame(bText, repeat(512)), clientFrame(bFin|bCont, repeat(512)))
 	buf := make([]byte, len(stream))
-	a := &assembler{maxPayload: 1 << 20}
+	a := &Assembler{maxPayload: 1 << 20}
 	fn := func(ws.OpCode, byte, []byte) error { return nil }
 	b.ReportAllocs()
 	b.SetBytes(int64(len(stream)))
 	for b.Loop() {
 		copy(buf, stream)
-		if err := a.feed(buf, fn); err != nil {
+		if err := a.Feed(buf, fn); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,10 +1,12 @@
-package bridge
+package wsframe
 
-// shapes holds the frames built for one message, one per distinct receiver
+// Cache holds the frames built for one message, one per distinct receiver
 // shape K (subscription id, protocol, compression), so a message fanned
 // out to many clients is encoded once per shape, not once per client. Its
-// owner resets it for each message; it is not safe for concurrent use.
-type shapes[K comparable] struct {
+// owner resets it for each message. Frames it returns are valid until the
+// next Reset. It is not safe for concurrent use; the zero Cache is empty
+// and ready.
+type Cache[K comparable] struct {
 	frames []byte // the frames, back to back
 	built  []shape[K]
 	byKey  map[K]int // index into built, once it outgrows linear search
@@ -19,13 +21,14 @@ type shape[K comparable] struct {
 // index map is used.
 const maxLinear = 8
 
-func (s *shapes[K]) reset() {
+// Reset forgets every frame, keeping the memory for the next message.
+func (s *Cache[K]) Reset() {
 	s.frames, s.built = s.frames[:0], s.built[:0]
 	clear(s.byKey)
 }
 
-// lookup returns the frame built for k, valid until the next reset.
-func (s *shapes[K]) lookup(k K) ([]byte, bool) {
+// Lookup returns the frame built for k.
+func (s *Cache[K]) Lookup(k K) ([]byte, bool) {
 	if len(s.built) > maxLinear {
 		if i, ok := s.byKey[k]; ok {
 			b := s.built[i]
@@ -41,9 +44,19 @@ func (s *shapes[K]) lookup(k K) ([]byte, bool) {
 	return nil, false
 }
 
-// add records that s.frames[off:] is the frame for k and returns it.
-func (s *shapes[K]) add(k K, off int) []byte {
-	s.built = append(s.built, shape[K]{key: k, off: off, end: len(s.frames)})
+// Len is the number of frames built since the last Reset.
+func (s *Cache[K]) Len() int { return len(s.built) }
+
+// Buffer returns the cache's frame buffer. The caller appends one frame
+// to it and hands the result to Add.
+func (s *Cache[K]) Buffer() []byte { return s.frames }
+
+// Add records that frames, the result of appending to Buffer, ends with
+// the frame for k, and returns that frame.
+func (s *Cache[K]) Add(k K, frames []byte) []byte {
+	off := len(s.frames)
+	s.frames = frames
+	s.built = append(s.built, shape[K]{key: k, off: off, end: len(frames)})
 	switch {
 	case len(s.built) == maxLinear+1:
 		if s.byKey == nil {
@@ -55,31 +68,14 @@ func (s *shapes[K]) add(k K, off int) []byte {
 	case len(s.built) > maxLinear+1:
 		s.byKey[k] = len(s.built) - 1
 	}
-	return s.frames[off:]
+	return frames[off:]
 }
 
-// deflated returns the compressed variant of a frame already built for
-// plainKey, compressing it on first use under key.
-func (s *shapes[K]) deflated(key K, plain []byte) []byte {
-	if f, ok := s.lookup(key); ok {
+// Deflated returns the compressed variant of plain, a frame built for
+// another key, compressing it on first use under key.
+func (s *Cache[K]) Deflated(key K, plain []byte) []byte {
+	if f, ok := s.Lookup(key); ok {
 		return f
 	}
-	off := len(s.frames)
-	s.frames = appendDeflated(s.frames, plain)
-	return s.add(key, off)
-}
-
-// swapRemove drops s[i] by moving the last element into its place. It
-// returns the shorter slice and the element now at i, whose index its
-// owner must update, or the zero value when s[i] was the last.
-func swapRemove[T comparable](s []T, i int) ([]T, T) {
-	var zero T
-	last := len(s) - 1
-	s[i] = s[last]
-	s[last] = zero
-	s = s[:last]
-	if i < last {
-		return s, s[i]
-	}
-	return s, zero
+	return s.Add(key, AppendDeflated(s.frames, plain))
 }

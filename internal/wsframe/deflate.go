@@ -1,4 +1,4 @@
-package bridge
+package wsframe
 
 import (
 	"bytes"
@@ -16,19 +16,22 @@ import (
 // connection keeps no compression window, and a message fanned out to many
 // clients is compressed once and the same bytes written to all.
 
-// negotiator accepts permessage-deflate offers during one handshake.
-func negotiator() *wsflate.Extension {
+// Negotiator accepts permessage-deflate offers during one handshake; after
+// it, Accepted reports whether the extension is on.
+func Negotiator() *wsflate.Extension {
 	return &wsflate.Extension{Parameters: wsflate.Parameters{
 		ServerNoContextTakeover: true,
 		ClientNoContextTakeover: true,
 	}}
 }
 
-var _ func(httphead.Option) (httphead.Option, error) = negotiator().Negotiate
+var _ func(httphead.Option) (httphead.Option, error) = Negotiator().Negotiate
 
 const rsv1 = 0x40 // the "compressed" bit of a frame's first byte
 
-var closeBadDeflate = &closeError{ws.StatusInvalidFramePayloadData, "invalid compressed data"}
+// Compressed reports whether a message's RSV bits, as a Sink receives
+// them, mark it as compressed (RSV1, RFC 7692 §6).
+func Compressed(rsv byte) bool { return rsv&0x4 != 0 }
 
 // sliceWriter appends what is written to b.
 type sliceWriter struct{ b []byte }
@@ -49,9 +52,10 @@ var deflaters = sync.Pool{New: func() any {
 	return d
 }}
 
-// appendDeflated appends to b a compressed copy of the server frame f, or
-// f itself when compression does not make it smaller.
-func appendDeflated(b, f []byte) []byte {
+// AppendDeflated appends to b a compressed copy of the server frame f, or
+// f itself when compression does not make it smaller. b and f must not
+// overlap, except that b may be f[len(f):].
+func AppendDeflated(b, f []byte) []byte {
 	hdr := len(f) - payloadLen(f)
 	d := deflaters.Get().(*deflater)
 	defer deflaters.Put(d)
@@ -66,7 +70,7 @@ func appendDeflated(b, f []byte) []byte {
 		return append(b, f...)
 	}
 	start := len(b)
-	b = appendFrameHeader(b, ws.OpCode(f[0]&0x0f), len(z))
+	b = AppendFrameHeader(b, ws.OpCode(f[0]&0x0f), len(z))
 	b[start] |= rsv1
 	return append(b, z...)
 }
@@ -75,7 +79,7 @@ func appendDeflated(b, f []byte) []byte {
 func payloadLen(f []byte) int {
 	switch l := f[1] & 0x7f; l {
 	case 126, 127:
-		return frameLen(f) - headerLen(l)
+		return FrameLen(f) - headerLen(l)
 	default:
 		return int(l)
 	}
@@ -109,20 +113,20 @@ var inflaters = sync.Pool{New: func() any {
 	return in
 }}
 
-// inflate decompresses a client message into a pooled buffer, failing with
-// 1009 as soon as it would exceed max bytes (decompression bombs stop
-// there) and 1007 when the data is not valid deflate. The caller returns
-// the buffer with putBuf.
-func inflate(p []byte, max int64) (*[]byte, error) {
+// Inflate decompresses a client message into a pooled buffer, failing with
+// ErrTooBig (1009) as soon as it would exceed max bytes (decompression
+// bombs stop there) and ErrBadDeflate (1007) when the data is not valid
+// deflate. The caller returns the buffer with PutBuffer.
+func Inflate(p []byte, max int64) (*[]byte, error) {
 	in := inflaters.Get().(*inflater)
 	defer inflaters.Put(in)
 	in.src.Reset(p)
 	in.tail.Reset(inflateTail)
 	in.mr = io.MultiReader(&in.src, &in.tail)
 	if err := in.fr.(flate.Resetter).Reset(in.mr, nil); err != nil {
-		return nil, closeBadDeflate
+		return nil, ErrBadDeflate
 	}
-	out := getBuf()
+	out := GetBuffer()
 	for {
 		b := *out
 		if len(b) == cap(b) {
@@ -132,15 +136,15 @@ func inflate(p []byte, max int64) (*[]byte, error) {
 		b = b[:len(b)+n]
 		*out = b
 		if int64(len(b)) > max {
-			putBuf(out)
-			return nil, errTooBig
+			PutBuffer(out)
+			return nil, ErrTooBig
 		}
 		if err == io.EOF {
 			return out, nil
 		}
 		if err != nil {
-			putBuf(out)
-			return nil, closeBadDeflate
+			PutBuffer(out)
+			return nil, ErrBadDeflate
 		}
 	}
 }

@@ -1,8 +1,6 @@
-package bridge
+package wsframe
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -43,7 +41,7 @@ func FuzzAssembler(f *testing.F) {
 		f.Add([]byte{3, 7, 2}, tc.stream, mp, tc.extended)
 	}
 	f.Fuzz(func(t *testing.T, sizes, stream []byte, maxPayload uint16, extended bool) {
-		newAsm := func() *assembler { return &assembler{maxPayload: int64(maxPayload), extended: extended} }
+		newAsm := func() *Assembler { return &Assembler{maxPayload: int64(maxPayload), extended: extended} }
 		whole, werr := feedChunks(newAsm(), [][]byte{stream})
 		a := newAsm()
 		split, serr := feedChunks(a, chunksOf(stream, sizes))
@@ -73,80 +71,6 @@ func FuzzAssembler(f *testing.F) {
 				t.Fatalf("after %v: delivered %v, err %v", serr, more, err)
 			}
 		}
-	})
-}
-
-// FuzzDecodeCommand checks that decodeCommand never panics and that a pub's
-// payload is the JSON text of data exactly as sent.
-func FuzzDecodeCommand(f *testing.F) {
-	for _, s := range []string{
-		`{"op":"ping","id":"1"}`,
-		`{"op":"pub","subject":"a","data": {"b" : [1, 2.50,"x"]} }`,
-		`{"op":"pub","subject":"a","data":"\u00e9","id":"p"}`,
-		`{"op":"pub","subject":"a","data":null}`,
-		`{"op":"pub","subject":"a","data":1,"data":[2]}`,
-		`{"op":"pub","subject":"a","b64":"aGk="}`,
-		`{"op":"pub","subject":"a","data":1,"b64":""}`,
-		`{"op":"sub","id":"x","subject":7}`,
-		`{"op":"req","id":"r","subject":"s","timeout_ms":-1,"headers":{"k":["v"]}}`,
-		`[1]`, ``, `{"op":"sub",`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, p []byte) {
-		cmd, oerr := decodeCommand(bytes.Clone(p))
-		if oerr != nil {
-			if oerr.code == "" || oerr.message == "" {
-				t.Fatalf("error without code or message: %+v", oerr)
-			}
-			return
-		}
-		if cmd.Op == "" {
-			t.Fatal("decoded without an op")
-		}
-		payload, perr := cmd.payload()
-		if cmd.Op != "pub" || cmd.Data == nil || cmd.B64 != nil {
-			return
-		}
-		if perr != nil {
-			t.Fatalf("payload of data: %v", perr)
-		}
-		var ref struct {
-			Data json.RawMessage `json:"data"`
-		}
-		if err := json.Unmarshal(p, &ref); err != nil {
-			t.Fatalf("decodeCommand accepted what encoding/json refuses: %v", err)
-		}
-		if !bytes.Equal(payload, ref.Data) {
-			t.Fatalf("payload = %q, data as sent = %q", payload, ref.Data)
-		}
-		if !json.Valid(payload) {
-			t.Fatalf("payload %q is not a JSON value", payload)
-		}
-	})
-}
-
-// FuzzValidSubject compares validSubject with refValidSubject.
-func FuzzValidSubject(f *testing.F) {
-	for _, s := range []string{"a", "a.b", "*", ">", "a.>", "a.>.b", "a..b", ".", "a b", "a.*b", "\x7f", "κόσμε.*"} {
-		f.Add(s, true)
-		f.Add(s, false)
-	}
-	f.Fuzz(func(t *testing.T, s string, wildcards bool) {
-		if got, want := validSubject(s, wildcards), refValidSubject(s, wildcards); got != want {
-			t.Fatalf("validSubject(%q, %v) = %v, reference %v", s, wildcards, got, want)
-		}
-	})
-}
-
-// FuzzAppendString checks that appendString always writes valid JSON that
-// decodes to the input.
-func FuzzAppendString(f *testing.F) {
-	for _, s := range appendStringSamples {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		checkAppendString(t, s)
 	})
 }
 

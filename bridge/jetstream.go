@@ -1,0 +1,195 @@
+package bridge
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"wsbridge/internal/streams"
+	"wsbridge/internal/wire"
+)
+
+// JetStream on the bridge's side: subscriptions with "from" are delivered
+// by internal/streams, to which each such sub is a streams.Member; acked
+// publishes go through jetstream's async publisher and are answered from
+// its callbacks.
+
+// maxPendingPubs bounds acked publishes awaiting their PubAck.
+const maxPendingPubs = 1 << 16
+
+// publisher tracks acked publishes in flight. It is safe for concurrent
+// use.
+type publisher struct {
+	s    *Server
+	js   jetstream.JetStream
+	mu   sync.Mutex
+	pubs map[*nats.Msg]pendingPub
+}
+
+type pendingPub struct {
+	c   *conn
+	ref string
+}
+
+// newJetStream opens the JetStream API on s.nc for acked publishes and
+// stream subscriptions.
+func newJetStream(s *Server) (*publisher, *streams.Streams, error) {
+	p := &publisher{s: s, pubs: make(map[*nats.Msg]pendingPub)}
+	js, err := jetstream.New(s.nc,
+		jetstream.WithDefaultTimeout(s.cfg.RequestTimeout),
+		jetstream.WithPublishAsyncTimeout(s.cfg.RequestTimeout),
+		jetstream.WithPublishAsyncMaxPending(maxPendingPubs),
+		jetstream.WithPublishAsyncAckHandler(p.acked),
+		jetstream.WithPublishAsyncErrHandler(p.failed),
+	)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.js = js
+	st := streams.New(streams.Config{
+		JS:             js,
+		RequestTimeout: s.cfg.RequestTimeout,
+		WriteBuffer:    s.cfg.WriteBuffer,
+		Logger:         s.log,
+		Clock:          s.clock,
+		Delivered: func(n, bytes, dropped int) {
+			s.metrics.delivered(fanout{n: n, bytes: bytes, dropped: dropped})
+		},
+	})
+	return p, st, nil
+}
+
+// jsSubscribe starts a JetStream subscription for cmd, whose id, subject,
+// queue, uniqueness and the subscription limit are already checked. The
+// ok, or the err, comes once the subscription is attached to its feed.
+func (c *conn) jsSubscribe(cmd *wire.Command) *wire.Error {
+	if cmd.Queue != "" {
+		return wire.Errf(wire.CodeBadRequest, "queue cannot be combined with from: a stream subscription delivers every message to each subscriber")
+	}
+	from, e := wire.ParseFrom(cmd.From)
+	if e != nil {
+		return e
+	}
+	sb := &sub{c: c, id: cmd.ID, subject: cmd.Subject}
+	js, err := c.s.streams.Subscribe(sb, cmd.Subject, from)
+	switch err {
+	case nil:
+	case streams.ErrBusy:
+		return wire.Errf(wire.CodeUnavailable, "too many stream subscriptions are starting; retry")
+	default:
+		return wire.Errf(wire.CodeUnavailable, "shutting down")
+	}
+	sb.js = js
+	c.addSub(sb)
+	return nil
+}
+
+// The streams.Member side of a JetStream sub. streams calls these from
+// its goroutines with feed locks held; each takes at most c.mu.
+
+// SID implements streams.Member.
+func (sb *sub) SID() string { return sb.id }
+
+// Enqueue implements streams.Member.
+func (sb *sub) Enqueue(frames []byte, at int64) bool {
+	ok, _ := sb.c.push(frames, at, true)
+	return ok
+}
+
+// Queued implements streams.Member.
+func (sb *sub) Queued() (int, bool) { return sb.c.queued() }
+
+// Compress implements streams.Member.
+func (sb *sub) Compress(n int) bool { return sb.c.compress(n) }
+
+// Attached implements streams.Member: the sub's ok.
+func (sb *sub) Attached() {
+	if sb.acked.CompareAndSwap(false, true) {
+		sb.c.pushText(func(b []byte) []byte { return wire.AppendOK(b, sb.id) }, true)
+	}
+}
+
+// Fail implements streams.Member: the worker drops the sub and answers
+// the err (jsSettle).
+func (sb *sub) Fail(err error) {
+	e := natsError(err)
+	if e.Code == wire.CodeInternal {
+		sb.c.s.log.Error("stream subscription failed", "subject", sb.subject, "err", err)
+	}
+	sb.jsErr.Store(e)
+	c := sb.c
+	c.mu.Lock()
+	c.acks = append(c.acks, sb)
+	c.mu.Unlock()
+	c.s.poller.Schedule(c.desc, evAcks)
+}
+
+// jsSettle runs on the worker for a JetStream sub whose setup failed: it
+// drops the sub and sends the err, unless the client already unsubscribed.
+func (c *conn) jsSettle(sb *sub) {
+	e := sb.jsErr.Load()
+	if e == nil {
+		return
+	}
+	i := slices.Index(c.subs, sb)
+	if i < 0 {
+		return
+	}
+	c.subs = slices.Delete(c.subs, i, i+1)
+	c.release(sb)
+	sb.acked.Store(true)
+	c.pushText(func(b []byte) []byte { return wire.AppendErr(b, sb.id, e) }, false)
+}
+
+// jsPublish publishes m through JetStream and answers ref with the stream
+// and sequence from the PubAck callback. It never waits for the ack.
+func (c *conn) jsPublish(ref string, m *nats.Msg) *wire.Error {
+	p := c.s.pub
+	p.mu.Lock()
+	p.pubs[m] = pendingPub{c: c, ref: ref}
+	p.mu.Unlock()
+	// A tiny stall wait: at maxPendingPubs we refuse rather than block
+	// the worker.
+	if _, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Microsecond)); err != nil {
+		p.take(m)
+		return natsError(err)
+	}
+	c.s.metrics.published()
+	return nil
+}
+
+func (p *publisher) take(m *nats.Msg) (pendingPub, bool) {
+	p.mu.Lock()
+	pp, ok := p.pubs[m]
+	delete(p.pubs, m)
+	p.mu.Unlock()
+	return pp, ok
+}
+
+// acked runs on nats.go's ack goroutine; it only queues the ok.
+func (p *publisher) acked(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
+	pp, ok := p.take(m)
+	if !ok {
+		return
+	}
+	pp.c.pushText(func(b []byte) []byte {
+		return wire.AppendPubAck(b, pp.ref, pa.Stream, pa.Sequence, pa.Duplicate)
+	}, true)
+}
+
+// failed runs on nats.go's goroutines: no stream, timeout, disconnect or
+// an error from the stream.
+func (p *publisher) failed(_ jetstream.JetStream, m *nats.Msg, err error) {
+	pp, ok := p.take(m)
+	if !ok {
+		return
+	}
+	e := natsError(err)
+	if e.Code == wire.CodeInternal {
+		p.s.log.Warn("acked publish failed", "subject", m.Subject, "err", err)
+	}
+	pp.c.pushText(func(b []byte) []byte { return wire.AppendErr(b, pp.ref, e) }, true)
+}

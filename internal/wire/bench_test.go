@@ -1,0 +1,33 @@
+package wire
+
+import "testing"
+
+func BenchmarkAppendMsgFrame(b *testing.B) {
+	data := []byte(`{"id":7,"items":[1,2,3]}`)
+	header := map[string][]string{"Trace": {"abc"}}
+	var body, out []byte
+	b.ReportAllocs()
+	for range b.N {
+		body = AppendBody(body[:0], data, header, "")
+		out = AppendMsgFrame(out[:0], "s1", "orders.eu.7", body, 0)
+	}
+}
+
+func BenchmarkValidSubject(b *testing.B) {
+	b.ReportAllocs()
+	for range b.N {
+		if !ValidSubject("orders.eu.*.items.>", true) {
+			b.Fatal("invalid")
+		}
+	}
+}
+
+func BenchmarkDecodeCommand(b *testing.B) {
+	p := []byte(`{"op":"pub","subject":"orders.new","data":{"id":1,"qty":2},"id":"p1"}`)
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := Decode(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
