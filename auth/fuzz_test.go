@@ -263,3 +263,44 @@ func FuzzOriginPolicy(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHostPolicy checks that parsing never panics, that a listed entry is
+// allowed as a Host header in any letter case (and on any port when listed
+// without one), and that an allowed Host names the listed host and port.
+func FuzzHostPolicy(f *testing.F) {
+	for _, s := range []string{"bridge.example.com", "ws.example.com:8443", "10.0.0.1", "[2001:db8::1]:443", "[::1]", "example.com.", "a..b", "::1", "[fe80::1%eth0]", "x:0080", " a.b ", "https://a.b"} {
+		f.Add(s, "bridge.example.com:443")
+	}
+	f.Fuzz(func(t *testing.T, entry, host string) {
+		var none *HostPolicy
+		if !none.Allow(host) {
+			t.Fatal("nil policy refused a host")
+		}
+		p, err := NewHostPolicy([]string{entry})
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "auth: invalid public host ") {
+				t.Fatalf("error %q does not name the entry", err)
+			}
+			return
+		}
+		e, detail := parseHostPort(strings.TrimSpace(entry))
+		if detail != "" {
+			t.Fatalf("entry %q accepted but does not parse: %s", entry, detail)
+		}
+		listed := strings.TrimSpace(entry)
+		for _, h := range []string{listed, strings.ToUpper(listed), strings.ToLower(listed)} {
+			if !p.Allow(h) {
+				t.Fatalf("listed %q refused as %q", entry, h)
+			}
+		}
+		if e.port == "" && !p.Allow(listed+":8080") {
+			t.Fatalf("%q listed without a port refused on 8080", entry)
+		}
+		if p.Allow(host) {
+			h, detail := parseHostPort(host)
+			if detail != "" || h.host != e.host || e.port != "" && h.port != e.port {
+				t.Fatalf("policy %q allows %q (%v, %q)", entry, host, h, detail)
+			}
+		}
+	})
+}
