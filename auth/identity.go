@@ -26,7 +26,10 @@ func (id *Identity) Expires() time.Time { return id.expires }
 // CanPublish reports whether the client may publish or send requests to the
 // literal subject: some "pub" allow pattern matches it and no deny pattern
 // does. Invalid subjects, subjects containing wildcards and reserved
-// subjects ("$..." and "_INBOX...") are refused.
+// subjects ("$..." and "_INBOX...") are refused. A literal subject is one or
+// more tokens separated by '.', each non-empty valid UTF-8 without '*', '>',
+// whitespace (unicode.IsSpace) or control characters (unicode.IsControl,
+// DEL included).
 func (id *Identity) CanPublish(subject string) bool {
 	if !validSubject(subject, false) || reserved(subject) {
 		return false

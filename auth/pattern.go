@@ -82,7 +82,10 @@ func parseEntries(list []string, sub string, queues bool) ([]entry, error) {
 // validSubject reports whether s is a well-formed subject: non-empty
 // dot-separated tokens with no whitespace or control characters. With
 // wildcards, "*" may be any token and ">" the last one; a token that merely
-// contains '*' or '>' is refused to avoid literal-versus-wildcard confusion.
+// contains '*' or '>' ("a*", "*a", "b>") is refused everywhere to avoid
+// literal-versus-wildcard confusion. The bridge's subject validation must
+// accept exactly the same subjects (it adds only a length bound), or a
+// client would see permission_denied where invalid_subject is due.
 func validSubject(s string, wildcards bool) bool {
 	if s == "" {
 		return false
