@@ -109,12 +109,12 @@ func FuzzPermissions(f *testing.F) {
 // that CanSubscribe is CanSubscribeQueue with no queue; and that publish lists
 // refuse every entry with a queue. Lists are separated by ','.
 func FuzzQueuePermissions(f *testing.F) {
-	f.Add("svc.> web", "", "svc.a", "web", "")
-	f.Add("svc.> web", "", "svc.a", "workers", "")
-	f.Add("svc.>", "svc.> workers", "svc.a", "workers", "")
-	f.Add("svc.>", "svc.secret", "svc.secret", "q", "")
-	f.Add("svc.> web.*", "svc.x web.eu", "svc.x", "web.eu", "")
-	f.Add("svc.> >", "", "svc.a", "a.b.c", "")
+	for _, tt := range queueTests {
+		f.Add(strings.Join(tt.allow, ","), strings.Join(tt.deny, ","), tt.pattern, tt.queue, "")
+	}
+	for _, tt := range entryTests {
+		f.Add(tt.entry, "", "a.b", "q", tt.sub)
+	}
 	f.Add("users.{sub}.> q.{sub}", "", "users.bob.x", "q.bob", "bob")
 	f.Add("svc.>  web", "", "svc.a", "web", "")
 	f.Add("svc.> ", " web", "svc.a", "", "")
@@ -268,8 +268,11 @@ func FuzzOriginPolicy(f *testing.F) {
 // allowed as a Host header in any letter case (and on any port when listed
 // without one), and that an allowed Host names the listed host and port.
 func FuzzHostPolicy(f *testing.F) {
-	for _, s := range []string{"bridge.example.com", "ws.example.com:8443", "10.0.0.1", "[2001:db8::1]:443", "[::1]", "example.com.", "a..b", "::1", "[fe80::1%eth0]", "x:0080", " a.b ", "https://a.b"} {
-		f.Add(s, "bridge.example.com:443")
+	for i, e := range hostEntryTests {
+		f.Add(e.entry, hostAllowTests[i%len(hostAllowTests)].host)
+	}
+	for i, h := range hostAllowTests {
+		f.Add(hostAllowList[i%len(hostAllowList)], h.host)
 	}
 	f.Fuzz(func(t *testing.T, entry, host string) {
 		var none *HostPolicy
