@@ -99,8 +99,12 @@ func newIdentity(sub string, exp time.Time, p *permissions) (*Identity, error) {
 	}
 	for _, l := range lists {
 		es, err := parseEntries(l.src, sub, l.queues)
-		if ee := (*entryError)(nil); errors.As(err, &ee) {
-			return nil, ee.reason
+		if err != nil {
+			// Clients get the short reason; the entry stays unnamed.
+			if ee := (*entryError)(nil); errors.As(err, &ee) {
+				return nil, ee.reason
+			}
+			return nil, errInvalidPermissions
 		}
 		*l.dst = es
 	}
