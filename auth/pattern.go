@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -10,35 +11,81 @@ import (
 // matches exactly one token, ">" (last token only) one or more.
 type pattern []string
 
-// parsePatterns validates a permission list after replacing "{sub}" with
-// sub; nil stays nil (nothing allowed). On failure it returns the offending
-// pattern and errInvalidSubject (sub is not a single literal token) or
-// errInvalidPermissions.
-func parsePatterns(list []string, sub string) ([]pattern, string, error) {
+// entry is one permission: a subject pattern and, for a subscribe entry
+// written "SUBJECT QUEUE" (NATS syntax, one space), a queue pattern. A nil
+// queue means the entry applies to the subject with or without a queue.
+type entry struct {
+	subject pattern
+	queue   pattern
+}
+
+// entryError says which permission entry is invalid and why. Error is for
+// operators (it names the entry); reason is the short client-safe error
+// Verify returns for a token carrying it.
+type entryError struct {
+	entry  string // as written, before "{sub}" substitution
+	detail string
+	reason error // errInvalidSubject or errInvalidPermissions
+}
+
+func (e *entryError) Error() string {
+	return fmt.Sprintf("invalid pattern %q: %s", e.entry, e.detail)
+}
+
+// parseEntries validates a permission list after replacing "{sub}" with
+// sub, in the queue part as well as the subject; nil stays nil (nothing
+// allowed). queues says whether "SUBJECT QUEUE" entries are accepted
+// (subscribe lists) or refused (publish lists). Both parts must be valid
+// subject patterns; sub must be a single literal token where "{sub}" is
+// used, so it can add neither a token nor a space. Errors are *entryError.
+func parseEntries(list []string, sub string, queues bool) ([]entry, error) {
 	if list == nil {
-		return nil, "", nil
+		return nil, nil
 	}
-	ps := make([]pattern, 0, len(list))
+	es := make([]entry, 0, len(list))
 	for _, s := range list {
+		bad := func(detail string) error {
+			return &entryError{entry: s, detail: detail, reason: errInvalidPermissions}
+		}
 		expanded := s
 		if strings.Contains(s, "{sub}") {
 			if !validToken(sub) {
-				return nil, s, errInvalidSubject
+				return nil, &entryError{entry: s, detail: "{sub} needs a sub claim that is a single literal token", reason: errInvalidSubject}
 			}
 			expanded = strings.ReplaceAll(s, "{sub}", sub)
 		}
-		if !validSubject(expanded, true) {
-			return nil, s, errInvalidPermissions
+		subj, queue, hasQueue := strings.Cut(expanded, " ")
+		var e entry
+		switch {
+		case hasQueue && !queues:
+			return nil, bad("a queue is not allowed in a publish permission")
+		case hasQueue && strings.Contains(queue, " "):
+			return nil, bad(`more than one space (want "SUBJECT" or "SUBJECT QUEUE")`)
+		case hasQueue && subj == "":
+			return nil, bad("empty subject")
+		case hasQueue && queue == "":
+			return nil, bad("empty queue")
+		case !validSubject(subj, true):
+			return nil, bad("invalid subject")
+		case hasQueue && !validSubject(queue, true):
+			return nil, bad("invalid queue")
 		}
-		ps = append(ps, strings.Split(expanded, "."))
+		e.subject = strings.Split(subj, ".")
+		if hasQueue {
+			e.queue = strings.Split(queue, ".")
+		}
+		es = append(es, e)
 	}
-	return ps, "", nil
+	return es, nil
 }
 
 // validSubject reports whether s is a well-formed subject: non-empty
 // dot-separated tokens with no whitespace or control characters. With
 // wildcards, "*" may be any token and ">" the last one; a token that merely
-// contains '*' or '>' is refused to avoid literal-versus-wildcard confusion.
+// contains '*' or '>' ("a*", "*a", "b>") is refused everywhere to avoid
+// literal-versus-wildcard confusion. The bridge's subject validation must
+// accept exactly the same subjects (it adds only a length bound), or a
+// client would see permission_denied where invalid_subject is due.
 func validSubject(s string, wildcards bool) bool {
 	if s == "" {
 		return false
@@ -136,12 +183,14 @@ func intersects(d pattern, s string) bool {
 	return s == ""
 }
 
-// permitted reports whether some allow pattern covers s and no deny pattern
-// intersects it; s must already be valid.
-func permitted(allow, deny []pattern, s string) bool {
+// permitted reports whether some allow entry covers s and no deny entry
+// intersects it, counting only entries without a queue or, when q is not
+// empty, entries whose queue pattern matches q. s must be a valid pattern
+// and q empty or a valid literal.
+func permitted(allow, deny []entry, s, q string) bool {
 	ok := false
 	for _, a := range allow {
-		if covers(a, s) {
+		if appliesTo(a, q) && covers(a.subject, s) {
 			ok = true
 			break
 		}
@@ -150,9 +199,19 @@ func permitted(allow, deny []pattern, s string) bool {
 		return false
 	}
 	for _, d := range deny {
-		if intersects(d, s) {
+		if appliesTo(d, q) && intersects(d.subject, s) {
 			return false
 		}
 	}
 	return true
+}
+
+// appliesTo reports whether e counts for a subscription in queue q ("" for
+// none): a plain entry counts for every subscription, a queue entry only for
+// a queue its pattern matches.
+func appliesTo(e entry, q string) bool {
+	if e.queue == nil {
+		return true
+	}
+	return q != "" && covers(e.queue, q)
 }

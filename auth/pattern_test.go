@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -121,6 +122,170 @@ func TestCanSubscribe(t *testing.T) {
 	}
 }
 
+// queueTests are subscribe lists with queue entries; they also seed
+// FuzzQueuePermissions.
+var queueTests = []struct {
+	name    string
+	allow   []string
+	deny    []string
+	pattern string
+	queue   string
+	want    bool
+}{
+	// A plain allow permits the subject with or without any queue.
+	{"plain allow, no queue", []string{"svc.>"}, nil, "svc.a", "", true},
+	{"plain allow, any queue", []string{"svc.>"}, nil, "svc.a", "workers", true},
+	{"plain allow, pattern in queue", []string{"svc.>"}, nil, "svc.*", "web.eu", true},
+	// An allow with a queue permits only that queue on that subject.
+	{"queue allow, that queue", []string{"svc.> web"}, nil, "svc.a", "web", true},
+	{"queue allow, other queue", []string{"svc.> web"}, nil, "svc.a", "workers", false},
+	{"queue allow, no queue", []string{"svc.> web"}, nil, "svc.a", "", false},
+	{"queue allow, subject not covered", []string{"svc.a web"}, nil, "svc.*", "web", false},
+	{"queue allow, other subject", []string{"svc.a web"}, nil, "svc.b", "web", false},
+	{"queue allow beside plain allow", []string{"svc.a", "svc.> web"}, nil, "svc.b", "web", true},
+	{"plain allow beside queue allow", []string{"svc.a", "svc.> web"}, nil, "svc.a", "workers", true},
+	{"queue star", []string{"svc.> web.*"}, nil, "svc.a", "web.eu", true},
+	{"queue star, too deep", []string{"svc.> web.*"}, nil, "svc.a", "web.eu.1", false},
+	{"queue star, too shallow", []string{"svc.> web.*"}, nil, "svc.a", "web", false},
+	{"queue gt", []string{"svc.> web.>"}, nil, "svc.a", "web.eu.1", true},
+	{"queue gt only", []string{"svc.> >"}, nil, "svc.a", "anything", true},
+	{"queue gt, no queue", []string{"svc.> >"}, nil, "svc.a", "", false},
+	// A deny with a queue denies that queue only; a plain deny denies
+	// the subject with or without a queue.
+	{"queue deny, that queue", []string{"svc.>"}, []string{"svc.> workers"}, "svc.a", "workers", false},
+	{"queue deny, other queue", []string{"svc.>"}, []string{"svc.> workers"}, "svc.a", "web", true},
+	{"queue deny, no queue", []string{"svc.>"}, []string{"svc.> workers"}, "svc.a", "", true},
+	{"queue deny, intersecting pattern", []string{"svc.>"}, []string{"svc.secret workers"}, "svc.*", "workers", false},
+	{"queue deny, disjoint subject", []string{"svc.>"}, []string{"svc.secret workers"}, "svc.public", "workers", true},
+	{"queue deny star", []string{"svc.>"}, []string{"svc.> workers.*"}, "svc.a", "workers.eu", false},
+	{"queue deny star, other depth", []string{"svc.>"}, []string{"svc.> workers.*"}, "svc.a", "workers", true},
+	{"queue deny gt, every queue", []string{"svc.>"}, []string{"svc.> >"}, "svc.a", "x.y", false},
+	{"queue deny gt, no queue", []string{"svc.>"}, []string{"svc.> >"}, "svc.a", "", true},
+	{"plain deny, queue", []string{"svc.>"}, []string{"svc.secret"}, "svc.secret", "workers", false},
+	{"plain deny, no queue", []string{"svc.>"}, []string{"svc.secret"}, "svc.secret", "", false},
+	{"deny wins over queue allow", []string{"svc.> web"}, []string{"svc.> web"}, "svc.a", "web", false},
+	{"deny wins over plain allow", []string{"svc.>", "svc.> web"}, []string{"svc.a"}, "svc.a", "web", false},
+	// Queue names are literal subjects.
+	{"dotted queue", []string{">"}, nil, "a", "eu.workers", true},
+	{"star queue refused", []string{">"}, nil, "a", "*", false},
+	{"gt queue refused", []string{">"}, nil, "a", ">", false},
+	{"wildcard token in queue refused", []string{"a >"}, nil, "a", "w.*", false},
+	{"partial wildcard queue refused", []string{">"}, nil, "a", "w*", false},
+	{"empty token in queue refused", []string{">"}, nil, "a", "w..x", false},
+	{"space in queue refused", []string{">"}, nil, "a", "w x", false},
+	{"tab in queue refused", []string{">"}, nil, "a", "w\tx", false},
+	{"control in queue refused", []string{">"}, nil, "a", "w\x00", false},
+	{"bad utf-8 in queue refused", []string{">"}, nil, "a", "w\xff", false},
+	{"unicode queue", []string{">"}, nil, "a", "ouvrières", true},
+	{"reserved-looking queue is just a name", []string{">"}, nil, "a", "$SYS", true},
+	// The subject part keeps its rules.
+	{"reserved subject with queue", []string{"> >"}, nil, "$SYS.x", "q", false},
+	{"invalid subject with queue", []string{"> >"}, nil, "a*", "q", false},
+}
+
+func TestCanSubscribeQueue(t *testing.T) {
+	for _, tt := range queueTests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := identityWith(t, "", permissions{Sub: direction{Allow: tt.allow, Deny: tt.deny}})
+			if got := id.CanSubscribeQueue(tt.pattern, tt.queue); got != tt.want {
+				t.Errorf("allow %q deny %q: CanSubscribeQueue(%q, %q) = %v, want %v", tt.allow, tt.deny, tt.pattern, tt.queue, got, tt.want)
+			}
+			if tt.queue == "" && id.CanSubscribe(tt.pattern) != tt.want {
+				t.Errorf("CanSubscribe(%q) differs from CanSubscribeQueue with no queue", tt.pattern)
+			}
+		})
+	}
+}
+
+// TestParseEntries checks which permission entries are accepted, in publish
+// and subscribe lists, and the operator-facing error naming the entry.
+// entryTests are single permission entries; they also seed
+// FuzzQueuePermissions.
+var entryTests = []struct {
+	name    string
+	entry   string
+	sub     string
+	queues  bool
+	wantErr string // substring; empty means valid
+	reason  error
+}{
+	{"subject", "orders.>", "", true, "", nil},
+	{"subject and queue", "orders.> workers", "", true, "", nil},
+	{"wildcard queue", "orders.> workers.*", "", true, "", nil},
+	{"gt queue", "orders.> >", "", true, "", nil},
+	{"sub in queue", "users.{sub}.> q.{sub}", "alice", true, "", nil},
+	{"sub only in queue", "users.> {sub}", "alice", true, "", nil},
+	{"queue in publish list", "orders.> workers", "", false, `invalid pattern "orders.> workers": a queue is not allowed in a publish permission`, errInvalidPermissions},
+	{"two spaces", "orders.>  workers", "", true, `"orders.>  workers": more than one space`, errInvalidPermissions},
+	{"two queues", "orders.> a b", "", true, "more than one space", errInvalidPermissions},
+	{"empty queue", "orders.> ", "", true, `"orders.> ": empty queue`, errInvalidPermissions},
+	{"empty subject", " workers", "", true, `" workers": empty subject`, errInvalidPermissions},
+	{"only a space", " ", "", true, "empty subject", errInvalidPermissions},
+	{"tab separator", "orders.>\tworkers", "", true, "invalid subject", errInvalidPermissions},
+	{"bad queue", "orders.> a..b", "", true, `"orders.> a..b": invalid queue`, errInvalidPermissions},
+	{"gt not last in queue", "orders.> >.a", "", true, "invalid queue", errInvalidPermissions},
+	{"partial wildcard queue", "orders.> w*", "", true, "invalid queue", errInvalidPermissions},
+	{"control in queue", "orders.> w\x01", "", true, "invalid queue", errInvalidPermissions},
+	{"bad subject with queue", "orders..x workers", "", true, `"orders..x workers": invalid subject`, errInvalidPermissions},
+	{"sub needed in queue", "users.> {sub}", "", true, "{sub} needs a sub claim", errInvalidSubject},
+	{"sub cannot add a space", "users.> {sub}", "a b", true, "{sub} needs a sub claim", errInvalidSubject},
+	{"sub cannot add a token to the queue", "users.> q.{sub}", "a.>", true, "{sub} needs a sub claim", errInvalidSubject},
+	// Tokens mixing a wildcard with other characters are invalid.
+	{"star suffix", "a*", "", true, "invalid subject", errInvalidPermissions},
+	{"star prefix", "*a", "", true, "invalid subject", errInvalidPermissions},
+	{"gt suffix", "b>", "", true, "invalid subject", errInvalidPermissions},
+	{"gt prefix", "a.>b", "", true, "invalid subject", errInvalidPermissions},
+	{"double star", "a.**", "", true, "invalid subject", errInvalidPermissions},
+	{"double gt", "a.>>", "", true, "invalid subject", errInvalidPermissions},
+	{"star in middle token", "a.b*c.d", "", false, "invalid subject", errInvalidPermissions},
+}
+
+func TestParseEntries(t *testing.T) {
+	for _, tt := range entryTests {
+		t.Run(tt.name, func(t *testing.T) {
+			es, err := parseEntries([]string{tt.entry}, tt.sub, tt.queues)
+			if tt.wantErr == "" {
+				if err != nil || len(es) != 1 {
+					t.Fatalf("parseEntries(%q) = %v, %v", tt.entry, es, err)
+				}
+				return
+			}
+			var ee *entryError
+			if !errors.As(err, &ee) {
+				t.Fatalf("parseEntries(%q) = %v, want an *entryError", tt.entry, err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q, want it to contain %q", err, tt.wantErr)
+			}
+			if ee.reason != tt.reason {
+				t.Errorf("client reason %v, want %v", ee.reason, tt.reason)
+			}
+		})
+	}
+}
+
+// TestWildcardTokens checks that a token mixing '*' or '>' with other
+// characters is refused as a subject and as a pattern, whatever the
+// permissions, so the bridge can answer invalid_subject for it.
+func TestWildcardTokens(t *testing.T) {
+	p := direction{Allow: []string{">"}}
+	id := identityWith(t, "", permissions{Pub: p, Sub: p})
+	for _, s := range []string{"a*", "*a", "b>", ">b", "a.b*", "a.*b.c", "a.>>", "a.**", "*>", "a.b>.c", "x.\u2217"} {
+		t.Run(s, func(t *testing.T) {
+			wantValid := s == "x.\u2217" // U+2217 is not '*'
+			if got := id.CanPublish(s); got != wantValid {
+				t.Errorf("CanPublish(%q) = %v", s, got)
+			}
+			if got := id.CanSubscribe(s); got != wantValid {
+				t.Errorf("CanSubscribe(%q) = %v", s, got)
+			}
+			if got := id.CanSubscribeQueue("a", s); got != wantValid {
+				t.Errorf("CanSubscribeQueue(a, %q) = %v", s, got)
+			}
+		})
+	}
+}
+
 // TestCoversIntersectsReference compares covers and intersects with their
 // definitions, evaluated over every subject of a small universe: tokens a, b
 // and c (c stands for "anything else"), up to one token longer than the
@@ -209,6 +374,22 @@ func BenchmarkCanPublish(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if !id.CanPublish("users.alice.inbox.x") {
+			b.Fatal("refused")
+		}
+	}
+}
+
+func BenchmarkCanSubscribeQueue(b *testing.B) {
+	var allow, deny []string
+	for i := range 10 {
+		allow = append(allow, fmt.Sprintf("tenant%d.*.events.> web.*", i))
+		deny = append(deny, fmt.Sprintf("tenant%d.*.events.secret web.>", i))
+	}
+	p := direction{Allow: append(allow, "users.{sub}.>"), Deny: deny}
+	id := identityWith(b, "alice", permissions{Sub: p})
+	b.ReportAllocs()
+	for b.Loop() {
+		if !id.CanSubscribeQueue("tenant9.eu.events.orders.*", "web.eu") {
 			b.Fatal("refused")
 		}
 	}

@@ -26,7 +26,10 @@ type Config struct {
 	Mode string
 	// AnonPub and AnonSub are the NATS subject patterns anonymous clients
 	// may publish and subscribe to in ModeNone. Nil means [">"]; an empty
-	// non-nil slice allows nothing.
+	// non-nil slice allows nothing. AnonSub entries may name a queue group
+	// as NATS does, "SUBJECT QUEUE" with one space: such an entry allows
+	// that queue only on that subject (see [Identity.CanSubscribeQueue]).
+	// "{sub}" is refused: anonymous clients have no sub claim.
 	AnonPub []string
 	AnonSub []string
 
@@ -105,13 +108,12 @@ func New(cfg Config) (*Verifier, error) {
 			return nil, errors.New("auth: jwt settings given but mode is none")
 		}
 		id := &Identity{}
-		var bad string
 		var err error
-		if id.pubAllow, bad, err = parsePatterns(orAll(cfg.AnonPub), ""); err != nil {
-			return nil, fmt.Errorf("auth: AnonPub: invalid pattern %q", bad)
+		if id.pubAllow, err = parseEntries(orAll(cfg.AnonPub), "", false); err != nil {
+			return nil, fmt.Errorf("auth: AnonPub: %w", err)
 		}
-		if id.subAllow, bad, err = parsePatterns(orAll(cfg.AnonSub), ""); err != nil {
-			return nil, fmt.Errorf("auth: AnonSub: invalid pattern %q", bad)
+		if id.subAllow, err = parseEntries(orAll(cfg.AnonSub), "", true); err != nil {
+			return nil, fmt.Errorf("auth: AnonSub: %w", err)
 		}
 		v.anon = id
 	case ModeJWT:

@@ -297,7 +297,7 @@ func TestSubInjection(t *testing.T) {
 	v := newVerifier(t, Config{Mode: ModeJWT, JWTSecret: string(k.secret)})
 	perms := map[string]any{
 		"pub": map[string]any{"allow": []string{"users.{sub}.>"}},
-		"sub": map[string]any{"allow": []string{"users.{sub}.>", "public.>"}},
+		"sub": map[string]any{"allow": []string{"users.{sub}.>", "public.>", "rpc.> w.{sub}"}},
 	}
 	tests := []struct {
 		name string
@@ -331,12 +331,88 @@ func TestSubInjection(t *testing.T) {
 			if !id.CanPublish(own) || id.CanPublish("users.bob.inbox") || id.CanSubscribe("users.>") {
 				t.Errorf("permissions of %q wrong", id.Subject())
 			}
+			if !id.CanSubscribeQueue("rpc.x", "w."+id.Subject()) || id.CanSubscribeQueue("rpc.x", "w.bob") || id.CanSubscribeQueue("rpc.x", "w.*") {
+				t.Errorf("queue permissions of %q wrong", id.Subject())
+			}
 		})
 	}
 	t.Run("sub unused", func(t *testing.T) {
 		token := sign(t, jwt.SigningMethodHS256, k.secret, "", claimsAt(jwt.MapClaims{"sub": "a.b"}))
 		if _, err := v.Verify(token); err != nil {
 			t.Fatalf("Verify = %v; sub is only checked where {sub} is used", err)
+		}
+	})
+}
+
+// TestQueuePermissions checks queue entries in the "nats" claim and in
+// AnonSub end to end, and that a queue in a publish list refuses the token.
+func TestQueuePermissions(t *testing.T) {
+	k := testKeys()
+	v := newVerifier(t, Config{Mode: ModeJWT, JWTSecret: string(k.secret)})
+	verify := func(t *testing.T, nats map[string]any) (*Identity, error) {
+		t.Helper()
+		token := sign(t, jwt.SigningMethodHS256, k.secret, "", claimsAt(jwt.MapClaims{"nats": nats}))
+		id, err := v.Verify(token)
+		if err != nil {
+			checkReason(t, err, token)
+		}
+		return id, err
+	}
+	t.Run("claim", func(t *testing.T) {
+		id, err := verify(t, map[string]any{
+			"pub": map[string]any{"allow": []string{"svc.>"}},
+			"sub": map[string]any{
+				"allow": []string{"svc.> web.{sub}", "public.>"},
+				"deny":  []string{"public.> workers", "public.secret"},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			pattern, queue string
+			want           bool
+		}{
+			{"svc.a", "web.alice", true},
+			{"svc.a", "web.bob", false},
+			{"svc.a", "workers", false},
+			{"svc.a", "", false},
+			{"public.a", "", true},
+			{"public.a", "web.alice", true},
+			{"public.a", "workers", false},
+			{"public.secret", "", false},
+			{"public.secret", "web.alice", false},
+		} {
+			if got := id.CanSubscribeQueue(c.pattern, c.queue); got != c.want {
+				t.Errorf("CanSubscribeQueue(%q, %q) = %v, want %v", c.pattern, c.queue, got, c.want)
+			}
+		}
+	})
+	for _, tt := range []struct {
+		name string
+		nats map[string]any
+		want error
+	}{
+		{"queue in pub allow", map[string]any{"pub": map[string]any{"allow": []string{"svc.> web"}}}, errInvalidPermissions},
+		{"queue in pub deny", map[string]any{"pub": map[string]any{"allow": []string{">"}, "deny": []string{"svc.> web"}}}, errInvalidPermissions},
+		{"two spaces", map[string]any{"sub": map[string]any{"allow": []string{"svc.>  web"}}}, errInvalidPermissions},
+		{"empty queue", map[string]any{"sub": map[string]any{"deny": []string{"svc.> "}}}, errInvalidPermissions},
+		{"bad queue", map[string]any{"sub": map[string]any{"allow": []string{"svc.> w>"}}}, errInvalidPermissions},
+		{"partial wildcard subject", map[string]any{"sub": map[string]any{"allow": []string{"svc.a*"}}}, errInvalidPermissions},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := verify(t, tt.nats); err != tt.want {
+				t.Fatalf("Verify = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	t.Run("anonymous", func(t *testing.T) {
+		id, err := newVerifier(t, Config{AnonSub: []string{"svc.> web", "public.>"}}).Verify("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !id.CanSubscribeQueue("svc.a", "web") || id.CanSubscribeQueue("svc.a", "workers") || id.CanSubscribe("svc.a") || !id.CanSubscribeQueue("public.a", "workers") {
+			t.Error("AnonSub queue entries not applied")
 		}
 	})
 }
@@ -433,6 +509,13 @@ func TestNewConfig(t *testing.T) {
 		{"bad anon pub", Config{AnonPub: []string{"ok", "a..b"}}, `AnonPub: invalid pattern "a..b"`},
 		{"bad anon sub", Config{AnonSub: []string{"a.>.b"}}, `AnonSub: invalid pattern "a.>.b"`},
 		{"anon {sub}", Config{AnonSub: []string{"users.{sub}"}}, `invalid pattern "users.{sub}"`},
+		{"anon sub queue", Config{AnonSub: []string{"public.>", "svc.> web"}}, ""},
+		{"anon pub queue", Config{AnonPub: []string{"svc.> web"}}, `AnonPub: invalid pattern "svc.> web": a queue is not allowed`},
+		{"anon sub two spaces", Config{AnonSub: []string{"svc.>  web"}}, `AnonSub: invalid pattern "svc.>  web": more than one space`},
+		{"anon sub empty queue", Config{AnonSub: []string{"svc.> "}}, `AnonSub: invalid pattern "svc.> ": empty queue`},
+		{"anon sub bad queue", Config{AnonSub: []string{"svc.> w*"}}, `AnonSub: invalid pattern "svc.> w*": invalid queue`},
+		{"anon partial wildcard", Config{AnonSub: []string{"a*"}}, `AnonSub: invalid pattern "a*"`},
+		{"anon partial gt", Config{AnonPub: []string{"b>"}}, `AnonPub: invalid pattern "b>"`},
 		{"secret in mode none", Config{JWTSecret: "x"}, "mode is none"},
 		{"jwt without key", Config{Mode: ModeJWT}, "exactly one"},
 		{"jwt with two keys", Config{Mode: ModeJWT, JWTSecret: "x", JWTPublicKeyFile: rsaPEM}, "exactly one"},
