@@ -174,7 +174,7 @@ func (c *conn) message(cmd *wire.Command) (*nats.Msg, *wire.Error) {
 	if int64(len(data)) > c.s.cfg.MaxPayload {
 		return nil, wire.Errf(wire.CodePayloadTooLarge, "payload exceeds max_payload")
 	}
-	if !c.s.nc.IsConnected() {
+	if !c.s.natsUp.Load() {
 		return nil, wire.Errf(wire.CodeUnavailable, "NATS is unavailable")
 	}
 	m := &nats.Msg{Subject: cmd.Subject, Data: data}
@@ -208,14 +208,8 @@ func (c *conn) pub(cmd *wire.Command) *wire.Error {
 			return c.jsPublish(cmd.ID, m)
 		}
 	}
-	if err := c.s.nc.PublishMsg(m); err != nil {
-		return natsError(err)
-	}
-	c.s.metrics.published()
-	if cmd.ID != "" {
-		c.pushText(func(b []byte) []byte { return wire.AppendOK(b, cmd.ID) }, false)
-	}
-	return nil
+	// The ok comes from the outbox once nats.go has taken the message.
+	return c.s.out.send(pubJob{kind: jobPub, c: c, m: m, ref: cmd.ID})
 }
 
 func (c *conn) req(cmd *wire.Command) *wire.Error {
@@ -228,13 +222,12 @@ func (c *conn) req(cmd *wire.Command) *wire.Error {
 	}
 	timeout := c.s.cfg.RequestTimeout
 	if cmd.TimeoutMS > 0 {
-		timeout = time.Duration(cmd.TimeoutMS) * time.Millisecond
+		// Clamped before the multiplication, which would overflow for
+		// large values into a negative, immediate timeout.
+		timeout = time.Duration(min(cmd.TimeoutMS, c.s.cfg.MaxRequestTimeout.Milliseconds())) * time.Millisecond
 	}
 	timeout = min(timeout, c.s.cfg.MaxRequestTimeout)
-	if err := c.s.req.request(c, cmd.ID, m, timeout); err != nil {
-		return natsError(err)
-	}
-	return nil
+	return c.s.req.request(c, cmd.ID, m, timeout)
 }
 
 // refresh replaces the connection's identity with a new token's. The

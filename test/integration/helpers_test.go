@@ -117,6 +117,7 @@ type frame struct {
 	Reply      string              `json:"reply"`
 	Node       string              `json:"node"`
 	MaxPayload int64               `json:"max_payload"`
+	NATS       string              `json:"nats"` // hello, status: "up" or "down"
 	Seq        uint64              `json:"seq"`
 	Stream     string              `json:"stream"`
 	raw        []byte

@@ -76,7 +76,9 @@ func TestNATSRestart(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	eventually(t, "bridge notices", func() bool { return !b.NATS().IsConnected() })
+	if f := c.expect("status", ""); f.NATS != "down" {
+		t.Fatalf("got %s, want status down", f.raw)
+	}
 	if code := httpStatus(t, b.Addr, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz = %d while NATS is down, want 503", code)
 	}
@@ -89,7 +91,9 @@ func TestNATSRestart(t *testing.T) {
 	opts.Port = port
 	ns2 := natstest.RunServer(&opts)
 	t.Cleanup(ns2.Shutdown)
-	eventually(t, "bridge reconnects", func() bool { return b.NATS().IsConnected() })
+	if f := c.expect("status", ""); f.NATS != "up" {
+		t.Fatalf("got %s, want status up", f.raw)
+	}
 	if code := httpStatus(t, b.Addr, "/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz = %d after reconnect", code)
 	}
