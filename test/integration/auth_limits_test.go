@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 
 	"wsbridge/auth"
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // dialFrom dials u from the local address ip.
@@ -20,7 +22,7 @@ func dialFrom(ip string) *websocket.DialOptions {
 }
 
 func TestLimitMaxConnections(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, auth.Config{}, nil, func(c *bridge.Config) { c.MaxConnections = 3 })
 	ws := "ws://" + b.Addr + "/ws"
 	var open []*wsClient
@@ -32,11 +34,11 @@ func TestLimitMaxConnections(t *testing.T) {
 		t.Fatalf("Refusals[503] = %d, want 1", got)
 	}
 	open[0].c.Close(websocket.StatusNormalClosure, "bye")
-	eventually(t, "a slot to free", func() bool { return tryConnect(t, ws, nil) })
+	testutil.Eventually(t, "a slot to free", func() bool { return tryConnect(t, ws, nil) })
 }
 
 func TestLimitMaxConnectionsPerIP(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, auth.Config{}, nil, func(c *bridge.Config) { c.MaxConnectionsPerIP = 2 })
 	ws := "ws://" + b.Addr + "/ws"
 	first := mustConnect(t, ws, dialFrom("127.0.0.1"))
@@ -49,11 +51,11 @@ func TestLimitMaxConnectionsPerIP(t *testing.T) {
 		t.Fatalf("Refusals[429] = %d, want 1", got)
 	}
 	first.c.Close(websocket.StatusNormalClosure, "bye")
-	eventually(t, "the address's slot to free", func() bool { return tryConnect(t, ws, dialFrom("127.0.0.1")) })
+	testutil.Eventually(t, "the address's slot to free", func() bool { return tryConnect(t, ws, dialFrom("127.0.0.1")) })
 }
 
 func TestLimitMaxSubscriptions(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, func(c *bridge.Config) { c.MaxSubscriptions = 2 })
 	c := connectAs(t, b.Addr, userToken(t, "alice", allowAll()))
 	c.subscribe("s1", "a", "")
@@ -66,8 +68,8 @@ func TestLimitMaxSubscriptions(t *testing.T) {
 }
 
 func TestRateLimitBurstGetsErrors(t *testing.T) {
-	ns := startNATS(t, false)
-	svc := natsClient(t, ns)
+	ns := testutil.StartNATS(t, false, nil)
+	svc := testutil.NATSClient(t, ns)
 	b := authBridge(t, ns, hsConfig(), nil, func(c *bridge.Config) { c.RateLimit, c.RateBurst = 5, 5 })
 	c := connectAs(t, b.Addr, userToken(t, "alice", allowAll()))
 	c.subscribe("s", "rl.x", "") // takes one token
@@ -103,7 +105,7 @@ func TestRateLimitBurstGetsErrors(t *testing.T) {
 }
 
 func TestRateLimitFloodCloses1008(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, func(c *bridge.Config) { c.RateLimit, c.RateBurst = 5, 5 })
 	c := connectAs(t, b.Addr, userToken(t, "alice", allowAll()))
 	ctx, cancel := ctxWait()
@@ -116,11 +118,11 @@ func TestRateLimitFloodCloses1008(t *testing.T) {
 	if code, reason := c.closeStatus(); code != websocket.StatusPolicyViolation || !strings.Contains(reason, "rate") {
 		t.Fatalf("close %d %q, want 1008 rate limit", code, reason)
 	}
-	eventually(t, "the close to be counted", func() bool { return b.Stats().Closes[1008] >= 1 })
+	testutil.Eventually(t, "the close to be counted", func() bool { return b.Stats().Closes[1008] >= 1 })
 }
 
 func TestLimitStatsCountRefusals(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), []string{"https://app.example.com"}, func(c *bridge.Config) { c.MaxConnectionsPerIP = 1 })
 	ws := "ws://" + b.Addr + "/ws"
 	tok := userToken(t, "alice", &perms{Pub: permDir{Allow: []string{"a"}}, Sub: permDir{Allow: []string{"a"}}})
@@ -150,12 +152,12 @@ func TestLimitStatsCountRefusals(t *testing.T) {
 // its slot back promptly: epoll is edge-triggered, so the data and the FIN
 // can come as one event.
 func TestLimitSlotFreedWhenClientSendsAndQuits(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, auth.Config{}, nil, func(c *bridge.Config) { c.MaxConnectionsPerIP = 1 })
-	r := rawDial(t, b.Addr, "/ws")
-	r.expectText(`{"op":"hello"`)
-	r.write(maskedFrame(true, 0x1, []byte(`{"op":"pub","subject":"bye","data":1}`)))
-	_ = r.nc.Close()
+	r := testutil.DialWS(t, b.Addr, "/ws")
+	r.ExpectText(`{"op":"hello"`)
+	r.Write(testutil.MaskedFrame(true, ws.OpText, []byte(`{"op":"pub","subject":"bye","data":1}`)))
+	_ = r.Close()
 	deadline := time.Now().Add(2 * time.Second)
 	for b.Stats().Connections != 0 {
 		if time.Now().After(deadline) {

@@ -7,10 +7,11 @@ import (
 	"github.com/coder/websocket"
 
 	"wsbridge/auth"
+	"wsbridge/internal/testutil"
 )
 
 func TestOriginPolicy(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, auth.Config{}, []string{"https://app.example.com", "https://*.example.org"}, nil)
 	ws := "ws://" + b.Addr + "/ws"
 	cases := []struct {

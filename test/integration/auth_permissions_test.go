@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"wsbridge/internal/testutil"
 
 	"github.com/coder/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -13,7 +14,7 @@ import (
 // echoService answers requests on subject with their data.
 func echoService(t *testing.T, ns *natsserver.Server, subject string) {
 	t.Helper()
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	if _, err := svc.Subscribe(subject, func(m *natsMsg) { _ = m.Respond(m.Data) }); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +52,7 @@ func runOps(t *testing.T, c *wsClient, cases []opCase) {
 }
 
 func TestPermissionMatrix(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	echoService(t, ns, "svc.echo")
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	c := connectAs(t, b.Addr, userToken(t, "alice", &perms{
@@ -86,13 +87,13 @@ func TestPermissionMatrix(t *testing.T) {
 }
 
 func TestPermissionRawHandshake(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	tok := userToken(t, "alice", &perms{
 		Pub: permDir{Allow: []string{"in.>"}, Deny: []string{"in.secret"}},
 		Sub: permDir{Allow: []string{"out.>"}},
 	})
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	cases := []struct {
 		name, query string
 		want        int
@@ -127,7 +128,7 @@ func TestPermissionRawHandshake(t *testing.T) {
 				}
 				// Every accepted case subscribes: prove it is live.
 				sub := q.Get("sub")
-				eventually(t, "the raw subscription", func() bool { return natsSubsOf(t, ns, sub) > 0 })
+				testutil.Eventually(t, "the raw subscription", func() bool { return natsSubsOf(t, ns, sub) > 0 })
 				if err := svc.Publish("out.x", []byte("raw")); err != nil {
 					t.Fatal(err)
 				}
@@ -170,7 +171,7 @@ func TestPermissionRawHandshake(t *testing.T) {
 }
 
 func TestPermissionDenyWins(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	c := connectAs(t, b.Addr, userToken(t, "alice", &perms{
 		Pub: permDir{Allow: []string{">"}, Deny: []string{"secret.>"}},
@@ -189,7 +190,7 @@ func TestPermissionDenyWins(t *testing.T) {
 }
 
 func TestPermissionMissingAllowListAllowsNothing(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	ops := []opCase{
 		{"pub", `{"op":"pub","id":"?","subject":"a.b","data":1}`, "permission_denied"},
@@ -212,7 +213,7 @@ func TestPermissionMissingAllowListAllowsNothing(t *testing.T) {
 }
 
 func TestPermissionNarrowerAllowRefusesWider(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	c := connectAs(t, b.Addr, userToken(t, "alice", &perms{
 		Pub: permDir{Allow: []string{"orders.eu.>"}},
@@ -230,7 +231,7 @@ func TestPermissionNarrowerAllowRefusesWider(t *testing.T) {
 }
 
 func TestPermissionSubSubstitution(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	p := &perms{Pub: permDir{Allow: []string{"users.{sub}.>"}}, Sub: permDir{Allow: []string{"users.{sub}.>"}}}
 	c := connectAs(t, b.Addr, userToken(t, "alice", p))
@@ -246,7 +247,7 @@ func TestPermissionSubSubstitution(t *testing.T) {
 }
 
 func TestPermissionSubInjectionRefused(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	p := &perms{Pub: permDir{Allow: []string{"users.{sub}.>"}}, Sub: permDir{Allow: []string{"users.{sub}.>"}}}
 	for _, sub := range []string{"a.b", "*", ">", "a b", "", "a\tb", "x.>"} {
@@ -258,7 +259,7 @@ func TestPermissionSubInjectionRefused(t *testing.T) {
 }
 
 func TestPermissionReservedSubjects(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	c := connectAs(t, b.Addr, userToken(t, "alice", allowAll()))
 	runOps(t, c, []opCase{
@@ -276,10 +277,10 @@ func TestPermissionReservedSubjects(t *testing.T) {
 }
 
 func TestPermissionWildcardSnoopersSeeNoRepliesOrSystemTraffic(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	echoService(t, ns, "svc.echo")
 	b := authBridge(t, ns, hsConfig(), nil, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	snoop := connectAs(t, b.Addr, userToken(t, "mallory", allowAll()))
 	snoop.subscribe("all", ">", "")
 	snoop2 := connectAs(t, b.Addr, userToken(t, "mallory", allowAll()))

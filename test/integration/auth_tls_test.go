@@ -23,6 +23,7 @@ import (
 
 	"wsbridge/auth"
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // writeSelfSigned writes a fresh self-signed certificate for 127.0.0.1 and
@@ -95,9 +96,9 @@ func trusting(certs ...*x509.Certificate) *http.Client {
 }
 
 func TestTLSRoundTrip(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b, _, cert, _ := tlsBridge(t, ns)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	c := mustConnect(t, "wss://"+b.Addr+"/ws", &websocket.DialOptions{HTTPClient: trusting(cert)})
 	c.subscribe("s", "tls.out", "")
 	in := make(chan *natsMsg, 4096)
@@ -202,7 +203,7 @@ func TestTLSRoundTrip(t *testing.T) {
 }
 
 func TestTLSHealthz(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b, _, cert, _ := tlsBridge(t, ns)
 	resp, err := trusting(cert).Get("https://" + b.Addr + "/healthz")
 	if err != nil {
@@ -221,7 +222,7 @@ func TestTLSHealthz(t *testing.T) {
 }
 
 func TestTLSCertReload(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b, r, oldCert, files := tlsBridge(t, ns)
 	served := func() *x509.Certificate {
 		t.Helper()

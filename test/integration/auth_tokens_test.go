@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -17,14 +16,16 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 	"github.com/golang-jwt/jwt/v5"
 
 	"wsbridge/auth"
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 func TestAuthValidTokensAllAlgorithms(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func TestAuthValidTokensAllAlgorithms(t *testing.T) {
 }
 
 func TestAuthInvalidTokensGet401(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	var logs logBuffer
 	cfg := hsConfig()
 	cfg.Issuer, cfg.Audience = "https://issuer.test", "wsbridge"
@@ -161,7 +162,7 @@ func TestAuthInvalidTokensGet401(t *testing.T) {
 }
 
 func TestAuthLeewayHonoured(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	cfg := hsConfig()
 	cfg.Leeway = 5 * time.Second
 	b := authBridge(t, ns, cfg, nil, nil)
@@ -183,7 +184,7 @@ func TestAuthLeewayHonoured(t *testing.T) {
 }
 
 func TestTokenTransports(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	var logs logBuffer
 	b := authBridge(t, ns, hsConfig(), []string{"https://app.example.com"}, func(c *bridge.Config) {
 		c.TokenCookie = "wsb_token"
@@ -246,7 +247,7 @@ func TestTokenTransports(t *testing.T) {
 }
 
 func TestRefreshSameSubjectOK(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	c := connectAs(t, b.Addr, userToken(t, "alice", allowAll()))
 	c.send(map[string]any{"op": "auth", "id": "a1", "token": userToken(t, "alice", allowAll())})
@@ -256,7 +257,7 @@ func TestRefreshSameSubjectOK(t *testing.T) {
 }
 
 func TestRefreshDifferentSubjectDenied(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	c := connectAs(t, b.Addr, userToken(t, "alice", &perms{Pub: permDir{Allow: []string{"alice.>"}}, Sub: permDir{Allow: []string{"alice.>"}}}))
 	c.send(map[string]any{"op": "auth", "id": "a1", "token": userToken(t, "bob", allowAll())})
@@ -269,9 +270,9 @@ func TestRefreshDifferentSubjectDenied(t *testing.T) {
 }
 
 func TestRefreshNarrowingDropsSubscriptions(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	c := connectAs(t, b.Addr, userToken(t, "alice", allowAll()))
 	c.subscribe("keep", "news.>", "")
 	c.subscribe("drop", "orders.>", "")
@@ -293,7 +294,7 @@ func TestRefreshNarrowingDropsSubscriptions(t *testing.T) {
 	if _, ok := got["ok:a1"]; !ok {
 		t.Fatalf("want ok a1, got %v", got)
 	}
-	eventually(t, "NATS interest in orders.> to go", func() bool {
+	testutil.Eventually(t, "NATS interest in orders.> to go", func() bool {
 		return natsSubsOf(t, ns, "orders.>") == 0 && natsSubsOf(t, ns, "orders.eu.*") == 0
 	})
 
@@ -321,19 +322,19 @@ func TestRefreshNarrowingDropsSubscriptions(t *testing.T) {
 // A sub whose ok is still waiting for the NATS flush when a refresh removes
 // it must not get that ok after its err.
 func TestRefreshDropsPendingSubscription(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
-	r := rawDial(t, b.Addr, "/ws?token="+userToken(t, "alice", allowAll()))
-	r.expectText(`{"op":"hello"`)
+	r := testutil.DialWS(t, b.Addr, "/ws?token="+userToken(t, "alice", allowAll()))
+	r.ExpectText(`{"op":"hello"`)
 	narrow := &perms{Pub: permDir{Allow: []string{">"}}, Sub: permDir{Allow: []string{"late.>"}}}
 	// One write: both commands are handled in one turn, before the flush
 	// that would acknowledge the sub.
 	auth := mustJSON(t, map[string]any{"op": "auth", "id": "a1", "token": userToken(t, "alice", narrow)})
-	r.write(append(maskedFrame(true, 0x1, []byte(`{"op":"sub","id":"s1","subject":"pending.x"}`)), maskedFrame(true, 0x1, auth)...))
-	r.sendText(`{"op":"sub","id":"s2","subject":"late.fresh"}`)
+	r.Write(append(testutil.MaskedFrame(true, ws.OpText, []byte(`{"op":"sub","id":"s1","subject":"pending.x"}`)), testutil.MaskedFrame(true, ws.OpText, auth)...))
+	r.SendText(`{"op":"sub","id":"s2","subject":"late.fresh"}`)
 	var seen []string
 	for {
-		f := r.recvFrame()
+		f := rawRecv(t, r)
 		seen = append(seen, f.Op+":"+f.Ref)
 		if f.Op == "ok" && f.Ref == "s2" {
 			break
@@ -345,7 +346,7 @@ func TestRefreshDropsPendingSubscription(t *testing.T) {
 }
 
 func TestRefreshInvalidTokenErr(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	c := connectAs(t, b.Addr, userToken(t, "alice", allowAll()))
 	for _, tc := range []struct{ name, token string }{
@@ -367,7 +368,7 @@ func TestRefreshInvalidTokenErr(t *testing.T) {
 }
 
 func TestTokenExpiryCloses1008(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	exp := time.Now().Add(2 * time.Second)
 	c := connectAs(t, b.Addr, hsToken(t, claimsFor("alice", exp, allowAll())))
@@ -394,50 +395,41 @@ func TestTokenExpiryCloses1008(t *testing.T) {
 }
 
 func TestRefreshExtendsPastOldExpiry(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := authBridge(t, ns, hsConfig(), nil, nil)
 	oldExp := time.Now().Add(2 * time.Second)
-	r := rawDial(t, b.Addr, "/ws?token="+hsToken(t, claimsFor("alice", oldExp, allowAll())))
-	r.expectText(`{"op":"hello"`)
-	r.sendText(string(mustJSON(t, map[string]any{"op": "auth", "id": "a1", "token": userToken(t, "alice", allowAll())})))
-	r.expectText(`{"op":"ok","ref":"a1"}`)
+	r := testutil.DialWS(t, b.Addr, "/ws?token="+hsToken(t, claimsFor("alice", oldExp, allowAll())))
+	r.ExpectText(`{"op":"hello"`)
+	r.SendText(string(mustJSON(t, map[string]any{"op": "auth", "id": "a1", "token": userToken(t, "alice", allowAll())})))
+	r.ExpectText(`{"op":"ok","ref":"a1"}`)
 	// Waiting for the old exp to pass is the point of the test.
-	if !r.quietUntil(time.Unix(oldExp.Unix(), 0).Add(1500 * time.Millisecond)) {
-		t.Fatalf("got a frame before the deadline: %s", r.recvFrame().raw)
+	if !r.QuietUntil(time.Unix(oldExp.Unix(), 0).Add(1500 * time.Millisecond)) {
+		t.Fatalf("got a frame before the deadline: %s", rawRecv(t, r).raw)
 	}
-	r.sendText(`{"op":"ping","id":"after"}`)
-	r.expectText(`{"op":"pong","ref":"after"}`)
+	r.SendText(`{"op":"ping","id":"after"}`)
+	r.ExpectText(`{"op":"pong","ref":"after"}`)
 }
 
-// recvFrame reads one text frame and decodes it.
-func (r *rawConn) recvFrame() frame {
-	r.t.Helper()
-	op, p := r.readFrame()
-	if op != 0x1 {
-		r.t.Fatalf("got opcode %d %q, want a text frame", op, p)
+// rawRecv reads one text frame from r and decodes it.
+func rawRecv(t *testing.T, r *testutil.RawConn) frame {
+	t.Helper()
+	f := r.ReadFrame()
+	if f.Op != ws.OpText {
+		t.Fatalf("got frame %v, want a text frame", f)
 	}
-	var f frame
-	if err := json.Unmarshal(p, &f); err != nil {
-		r.t.Fatalf("invalid JSON %q: %v", p, err)
+	var fr frame
+	if err := json.Unmarshal(f.Payload, &fr); err != nil {
+		t.Fatalf("invalid JSON %q: %v", f.Payload, err)
 	}
-	f.raw = p
-	return f
-}
-
-// quietUntil reports whether nothing arrives before deadline.
-func (r *rawConn) quietUntil(deadline time.Time) bool {
-	r.t.Helper()
-	_ = r.nc.SetReadDeadline(deadline)
-	_, err := r.br.Peek(1)
-	ne, ok := err.(net.Error)
-	return ok && ne.Timeout()
+	fr.raw = f.Payload
+	return fr
 }
 
 // A Shutdown right after the 101 (what happens at the end of any test
 // whose last step is a handshake) must find every registered connection
 // fully prepared: no race between registration and the poller.
 func TestAuthShutdownRightAfterHandshake(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	for i := range 20 {
 		t.Run(itoa(i), func(t *testing.T) {
 			b := startBridge(t, ns, nil)

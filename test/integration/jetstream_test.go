@@ -9,10 +9,10 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // jsEnv is a JetStream-enabled nats-server with stream ORDERS on
@@ -27,7 +27,7 @@ type jsEnv struct {
 
 func startJS(t *testing.T, mutate func(*bridge.Config)) *jsEnv {
 	t.Helper()
-	ns := startNATS(t, true)
+	ns := testutil.StartNATS(t, true, nil)
 	e := &jsEnv{t: t, ns: ns}
 	e.connect()
 	e.b = startBridge(t, ns, mutate)
@@ -37,7 +37,7 @@ func startJS(t *testing.T, mutate func(*bridge.Config)) *jsEnv {
 // connect (re)connects the service side and makes sure ORDERS exists.
 func (e *jsEnv) connect() {
 	e.t.Helper()
-	js, err := jetstream.New(natsClient(e.t, e.ns))
+	js, err := jetstream.New(testutil.NATSClient(e.t, e.ns))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -423,13 +423,7 @@ func TestJetStreamConsumersCleanedUp(t *testing.T) {
 func TestJetStreamNATSRestart(t *testing.T) {
 	dir := t.TempDir()
 	run := func(port int) *natsserver.Server {
-		opts := natstest.DefaultTestOptions
-		opts.Port = port
-		opts.JetStream = true
-		opts.StoreDir = dir
-		ns := natstest.RunServer(&opts)
-		t.Cleanup(ns.Shutdown)
-		return ns
+		return testutil.StartNATS(t, true, func(o *natsserver.Options) { o.Port, o.StoreDir = port, dir })
 	}
 	ns := run(-1)
 	port := ns.Addr().(*net.TCPAddr).Port
@@ -443,9 +437,9 @@ func TestJetStreamNATSRestart(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	eventually(t, "bridge notices", func() bool { return !e.b.NATS().IsConnected() })
+	testutil.Eventually(t, "bridge notices", func() bool { return !e.b.NATS().IsConnected() })
 	e.ns = run(port)
-	eventually(t, "bridge reconnects", func() bool { return e.b.NATS().IsConnected() })
+	testutil.Eventually(t, "bridge reconnects", func() bool { return e.b.NATS().IsConnected() })
 	e.connect()
 	e.publish("orders.x", 6, 5)
 	c.expectRange("live", 6, 10)
@@ -463,7 +457,7 @@ func TestJetStreamNATSRestart(t *testing.T) {
 // TestJetStreamNotEnabled: against a NATS without JetStream, JetStream
 // operations fail with no_stream at once, not after the request timeout.
 func TestJetStreamNotEnabled(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = time.Minute })
 	c := dial(t, b.Addr)
 	c.send(`{"op":"sub","id":"s","subject":"orders.>","from":"all"}`)

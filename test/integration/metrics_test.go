@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // scrape reads a Prometheus text exposition from url: series (name plus
@@ -52,7 +53,7 @@ func scrape(t *testing.T, url string) map[string]float64 {
 // allowed) that serves its registry on /metrics.
 func metricsBridge(t *testing.T, mutate func(*bridge.Config)) (*testBridge, string) {
 	t.Helper()
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	reg := prometheus.NewRegistry()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -102,7 +103,7 @@ func TestMetricsFollowClients(t *testing.T) {
 			t.Fatalf("got %s, want msg", f.Op)
 		}
 	}
-	eventually(t, "deliveries timed", func() bool {
+	testutil.Eventually(t, "deliveries timed", func() bool {
 		return scrape(t, url)["wsbridge_delivery_latency_seconds_count"] >= 1
 	})
 	m = scrape(t, url)
@@ -144,7 +145,7 @@ func TestMetricsFollowClients(t *testing.T) {
 
 	// A normal close and its subscription going away.
 	_ = a.c.Close(websocket.StatusNormalClosure, "bye")
-	eventually(t, "the close counted", func() bool {
+	testutil.Eventually(t, "the close counted", func() bool {
 		m = scrape(t, url)
 		return m[`wsbridge_connections_closed_total{code="1000"}`] == 1 && m["wsbridge_connections"] == 2
 	})
@@ -158,10 +159,10 @@ func TestMetricsFollowClients(t *testing.T) {
 func TestMetricsSlowConsumer(t *testing.T) {
 	b, url := metricsBridge(t, func(c *bridge.Config) { c.WriteBuffer = 16 << 10 })
 	tok := userToken(t, "slow", allowAll())
-	stuck := rawDial(t, b.Addr, "/ws?token="+tok)
-	stuck.expectText(`{"op":"hello"`)
-	stuck.sendText(`{"op":"sub","id":"s","subject":"metrics.slow"}`)
-	stuck.expectText(`{"op":"ok"`)
+	stuck := testutil.DialWS(t, b.Addr, "/ws?token="+tok)
+	stuck.ExpectText(`{"op":"hello"`)
+	stuck.SendText(`{"op":"sub","id":"s","subject":"metrics.slow"}`)
+	stuck.ExpectText(`{"op":"ok"`)
 	// The client reads nothing more: its socket buffers fill, then its
 	// write queue.
 	pub := connectAs(t, b.Addr, tok)
