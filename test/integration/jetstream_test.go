@@ -254,15 +254,28 @@ func TestJetStreamCatchUpBoundaryMoves(t *testing.T) {
 	pad := strings.Repeat("x", 2000)
 	ctx, cancel := ctxWait()
 	defer cancel()
-	for i := 1; i <= before; i++ {
-		if _, err := e.js.PublishAsync("orders.x", fmt.Appendf(nil, `{"i":%d,"p":"%s"}`, i, pad)); err != nil {
-			t.Fatal(err)
+	// In batches well under nats.go's limit of outstanding async
+	// publishes (4,000 by default: past it PublishAsync stalls, then
+	// fails), each acknowledged before the next.
+	const batch = 500
+	for lo := 1; lo <= before; lo += batch {
+		acks := make([]jetstream.PubAckFuture, 0, batch)
+		for i := lo; i < lo+batch && i <= before; i++ {
+			f, err := e.js.PublishAsync("orders.x", fmt.Appendf(nil, `{"i":%d,"p":"%s"}`, i, pad))
+			if err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+			acks = append(acks, f)
 		}
-	}
-	select {
-	case <-e.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		t.Fatal("history not stored")
+		for _, f := range acks {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				t.Fatalf("publish of %s: %v", f.Msg().Data[:12], err)
+			case <-ctx.Done():
+				t.Fatal("history not stored")
+			}
+		}
 	}
 	c := dial(t, e.b.Addr)
 	c.jsSub("s1", "orders.>", "all")
