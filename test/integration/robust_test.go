@@ -362,6 +362,9 @@ func TestHeartbeat(t *testing.T) {
 		}
 		break
 	}
+	// The close is counted after its frame is queued: the client may read
+	// the frame first.
+	testutil.Eventually(t, "the silent client's 1001 counted", func() bool { return b.Stats().Closes[1001] >= 1 })
 	if b.Stats().Closes[1001] != 1 {
 		t.Fatalf("closes = %v, want exactly one 1001", b.Stats().Closes)
 	}
