@@ -398,9 +398,7 @@ func TestJetStreamConsumersCleanedUp(t *testing.T) {
 	c.jsSub("a", "orders.>", "all")
 	c.expectRange("a", 1, 3)
 	c.jsSub("b", "orders.x", "new")
-	if n := e.consumers(); n == 0 {
-		t.Fatal("no feed consumer while subscribed")
-	}
+	testutil.Eventually(t, "a feed consumer while subscribed", func() bool { return e.consumers() > 0 })
 	c.send(`{"op":"unsub","id":"a"}`)
 	c.expect("ok", "a")
 	c.send(`{"op":"unsub","id":"b"}`)
