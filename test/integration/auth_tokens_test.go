@@ -380,7 +380,9 @@ func TestTokenExpiryCloses1008(t *testing.T) {
 		t.Fatalf("close %d %q after %s, want 1008", code, reason, f.raw)
 	}
 	t.Run("raw mode closes 1008 without an envelope", func(t *testing.T) {
-		tok := hsToken(t, claimsFor("alice", time.Now().Add(time.Second), allowAll()))
+		// exp is in whole seconds: now+2s truncated leaves at least one
+		// for the handshake (now+1s could leave a few milliseconds).
+		tok := hsToken(t, claimsFor("alice", time.Now().Add(2*time.Second), allowAll()))
 		c, resp, body := handshake(t, "ws://"+b.Addr+"/ws/raw?sub=raw.x&token="+tok, nil)
 		if c == nil {
 			t.Fatalf("refused %d %q", resp.StatusCode, body)
