@@ -30,8 +30,8 @@ const maxFrame = 64 << 20
 
 // RawConn is a WebSocket client written by hand on one TCP (or TLS)
 // connection: no goroutine, no library between the test and the bytes.
-// Every read and write has a deadline of Wait. The connection is closed
-// at cleanup.
+// Every read and write has a deadline of Wait (QuietUntil takes its own).
+// The connection is closed at cleanup.
 type RawConn struct {
 	t    testing.TB
 	conn net.Conn
