@@ -9,55 +9,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
-// wait is the upper bound for any single expected event; tests never
-// sleep, they wait for a signal with this deadline.
-const wait = 10 * time.Second
-
-func startNATS(t *testing.T, jetstream bool) *natsserver.Server {
-	t.Helper()
-	return startNATSWith(t, jetstream, nil)
-}
-
-func startNATSWith(t *testing.T, jetstream bool, mutate func(*natsserver.Options)) *natsserver.Server {
-	t.Helper()
-	opts := natstest.DefaultTestOptions
-	if mutate != nil {
-		mutate(&opts)
-	}
-	opts.Port = -1
-	if jetstream {
-		opts.JetStream = true
-		opts.StoreDir = t.TempDir()
-	}
-	s := natstest.RunServer(&opts)
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
-// natsClient is a microservice's connection.
-func natsClient(t *testing.T, ns *natsserver.Server) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
+// wait bounds any single expected event; tests never sleep, they wait
+// for a signal with this deadline.
+const wait = testutil.Wait
 
 type testBridge struct {
 	*bridge.Server
@@ -70,7 +36,7 @@ func startBridge(t *testing.T, ns *natsserver.Server, mutate func(*bridge.Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := bridge.Config{NodeID: "test-node", Logger: testLogger(t)}
+	cfg := bridge.Config{NodeID: "test-node", Logger: testutil.Logger(t)}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -93,14 +59,6 @@ func startBridge(t *testing.T, ns *natsserver.Server, mutate func(*bridge.Config
 		}
 	})
 	return &testBridge{Server: srv, Addr: ln.Addr().String()}
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("WSBRIDGE_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 // frame is any bridge → client envelope.
@@ -258,18 +216,6 @@ func (w *wsClient) readClose(ctx context.Context) (websocket.CloseError, error) 
 			return ce, nil
 		}
 		return ce, err
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
