@@ -139,9 +139,21 @@ func (w *wsClient) recv() frame {
 	return f
 }
 
+// tryRecv reads the next frame within d, skipping status frames (the
+// bridge sends one to every client whenever its NATS link changes): only
+// expect("status", "") reads those.
 func (w *wsClient) tryRecv(d time.Duration) (frame, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	for {
+		f, err := w.read(ctx)
+		if err != nil || f.Op != "status" {
+			return f, err
+		}
+	}
+}
+
+func (w *wsClient) read(ctx context.Context) (frame, error) {
 	typ, b, err := w.c.Read(ctx)
 	if err != nil {
 		return frame{}, err
@@ -160,7 +172,17 @@ func (w *wsClient) tryRecv(d time.Duration) (frame, error) {
 // expect reads the next frame and checks its op and ref.
 func (w *wsClient) expect(op, ref string) frame {
 	w.t.Helper()
-	f := w.recv()
+	var f frame
+	if op == "status" {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		var err error
+		if f, err = w.read(ctx); err != nil {
+			w.t.Fatalf("read: %v", err)
+		}
+	} else {
+		f = w.recv()
+	}
 	if f.Op != op || f.Ref != ref {
 		w.t.Fatalf("got %s, want op=%s ref=%s", f.raw, op, ref)
 	}
