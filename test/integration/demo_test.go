@@ -224,10 +224,10 @@ func TestDemoPageShowsNATSState(t *testing.T) {
 		return `document.getElementById('nats').textContent === 'NATS: ` + s + `' &&
 			document.getElementById('nats').className === '` + s + `' && window.bridge.nats === '` + s + `'`
 	}
-	pg.poll("NATS: up", shows("up"), wait)
 	if h := pageEval[string](pg, `window.bridge.hello.nats || ''`); h != "up" {
-		t.Errorf("hello.nats = %q, want up", h)
+		t.Fatalf("hello.nats = %q, want up: the bridge must report its NATS state in hello and status frames (issue 12)", h)
 	}
+	pg.poll("NATS: up", shows("up"), wait)
 
 	cl.stop(0)
 	pg.poll("NATS: down", shows("down")+` && window.bridge.state === 'connected'`, wait)
