@@ -142,7 +142,11 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		return err
 	}
 	// /metrics is public only while there is no admin listener to keep it.
-	public := publicHandler(client.Handler(), metrics, cfg.AdminListen == "")
+	demo := client.Config{AllowOrigin: origins.Allow}
+	if cfg.NATSURL == "" { // embedded, a development setup: the demo page may name it
+		demo.NATSURL = natsShown
+	}
+	public := publicHandler(client.Handler(demo), metrics, cfg.AdminListen == "")
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
