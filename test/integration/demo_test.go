@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"wsbridge/client"
+	"wsbridge/internal/testutil"
 )
 
 // TestDemoPageTeaches walks the demo page as its instructions say, on the
@@ -294,8 +295,8 @@ const testSocket = `
 // testSocket.
 func openClientPage(t *testing.T) (*process, *page, jetstream.JetStream) {
 	t.Helper()
-	ns := startNATS(t, true)
-	js, err := jetstream.New(natsClient(t, ns))
+	ns := testutil.StartNATS(t, true, nil)
+	js, err := jetstream.New(testutil.NATSClient(t, ns))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,7 +457,7 @@ func TestBridgeJSCrossOrigin(t *testing.T) {
 	t.Cleanup(app.Close)
 	other := httptest.NewServer(page)
 	t.Cleanup(other.Close)
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	proc := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_ALLOWED_ORIGINS="+app.URL)
 
 	// The headers, as any HTTP client sees them.
