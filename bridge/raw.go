@@ -31,8 +31,8 @@ func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
 		return nil, http.StatusBadRequest, errors.New("invalid pub subject")
 	case rm.queue != "" && (rm.sub == "" || !wire.ValidQueue(rm.queue)):
 		return nil, http.StatusBadRequest, errors.New("invalid queue")
-	case rm.sub != "" && (wire.Reserved(rm.sub) || !ident.CanSubscribe(rm.sub)):
-		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub")
+	case rm.sub != "" && (wire.Reserved(rm.sub) || !ident.CanSubscribeQueue(rm.sub, rm.queue)):
+		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub (in this queue group)")
 	case rm.pub != "" && (wire.Reserved(rm.pub) || !ident.CanPublish(rm.pub)):
 		return nil, http.StatusForbidden, errors.New("not allowed to publish to pub")
 	}
@@ -71,6 +71,7 @@ func (c *conn) rawMessage(p []byte) error {
 	}
 	// p is the read buffer: the outbox gets a copy.
 	m := &nats.Msg{Subject: c.raw.pub, Data: append([]byte(nil), p...)}
+	c.stamp(m)
 	if c.s.out.send(pubJob{kind: jobRaw, c: c, m: m}) != nil {
 		return wsframe.CloseUnavailable
 	}

@@ -151,7 +151,8 @@ type Server struct {
 	everUp        atomic.Bool  // connected at least once: later ups are reconnects
 	natsDownSince atomic.Int64 // unix nanoseconds; 0 while up
 
-	helloUp, helloDown []byte // the hello frames, by NATS state
+	helloUp, helloDown []byte   // the hello frames, by NATS state
+	nodeHeader         []string // the Wsbridge-Node header value, shared by every message
 	refusalLog         *logLimiter
 	fdLog              *logLimiter  // accept and descriptor failures
 	inHandshake        atomic.Int64 // sockets counted against MaxHandshakes
@@ -212,6 +213,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, true))
 	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, false))
 	s.out = newOutbox(s)
+	s.nodeHeader = []string{cfg.NodeID}
 	// Listen before reading the state, so no change falls in between.
 	natsStatus := nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
 	s.natsUp.Store(nc.IsConnected())
