@@ -1,8 +1,8 @@
 // Command wsbridge is a WebSocket edge for NATS: browsers and other
 // WebSocket clients subscribe and publish on NATS subjects through it.
 // Configuration is by BRIDGE_* environment variables; `wsbridge -h` lists
-// them. `wsbridge version` and `wsbridge healthcheck` are the only
-// subcommands.
+// them. The subcommands are `wsbridge version`, `wsbridge healthcheck`
+// and `wsbridge token` (a development JWT).
 package main
 
 import (
@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	if len(args) == 0 {
 		return serve(ctx, stderr, ready)
 	}
+	if args[0] == "token" {
+		return tokenCommand(args[1:], stdout, stderr)
+	}
 	if len(args) > 1 {
 		return fmt.Errorf("%w: unexpected argument %q after %s (see wsbridge -h)", errUsage, args[1], args[0])
 	}
@@ -71,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	case "healthcheck":
 		return healthcheck(ctx, stdout, os.LookupEnv)
 	default:
-		return fmt.Errorf("%w: unknown argument %q (valid: version, healthcheck, -h; none starts the bridge)", errUsage, args[0])
+		return fmt.Errorf("%w: unknown argument %q (valid: version, healthcheck, token, -h; none starts the bridge)", errUsage, args[0])
 	}
 }
 
