@@ -259,7 +259,16 @@ func connectNATS(cfg config, urls string, embedded *natsserver.Server, log *slog
 		nats.DisconnectErrHandler(ll.down),
 		nats.ReconnectErrHandler(ll.failed),
 		nats.ReconnectHandler(ll.up),
-		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		// nats.go gives up for good after the same auth error twice in a
+		// row, which would leave the node unready until restarted; keep
+		// retrying, so that fixing the credentials on the NATS side heals
+		// it. Those failures come to ErrorHandler, not ReconnectErrHandler.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ErrorHandler(func(nc *nats.Conn, sub *nats.Subscription, err error) {
+			if sub == nil && isAuthError(err) && !nc.IsConnected() {
+				ll.failed(nc, err)
+				return
+			}
 			subject := ""
 			if sub != nil {
 				subject = sub.Subject
@@ -289,6 +298,16 @@ func connectNATS(cfg config, urls string, embedded *natsserver.Server, log *slog
 		log.Warn("NATS not reachable yet; retrying in the background, /readyz answers 503 until connected", "nats", redactURLs(urls))
 	}
 	return nc, nil
+}
+
+// isAuthError reports whether NATS refused the connection's credentials.
+func isAuthError(err error) bool {
+	for _, e := range []error{nats.ErrAuthorization, nats.ErrAuthExpired, nats.ErrAuthRevoked, nats.ErrAccountAuthExpired} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // redactURLs hides passwords in NATS URLs before they reach a log line.

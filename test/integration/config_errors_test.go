@@ -3,12 +3,14 @@ package integration
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -252,5 +254,65 @@ func TestNATSFailoverToOtherURL(t *testing.T) {
 	}
 	if !p.logs.waitFor(`"url":"`+second.ClientURL(), 0) {
 		t.Fatalf("not reconnected to %s:\n%s", second.ClientURL(), p.logs)
+	}
+}
+
+// authErrorCounter is a nats-server logger that counts refused
+// credentials.
+type authErrorCounter struct {
+	n    atomic.Int64
+	more chan struct{} // gets a token per refusal, without blocking
+}
+
+func (a *authErrorCounter) Noticef(string, ...any) {}
+func (a *authErrorCounter) Warnf(string, ...any)   {}
+func (a *authErrorCounter) Fatalf(string, ...any)  {}
+func (a *authErrorCounter) Debugf(string, ...any)  {}
+func (a *authErrorCounter) Tracef(string, ...any)  {}
+func (a *authErrorCounter) Errorf(format string, v ...any) {
+	if msg := strings.ToLower(fmt.Sprintf(format, v...)); strings.Contains(msg, "authentication error") || strings.Contains(msg, "authorization") {
+		a.n.Add(1)
+		select {
+		case a.more <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// TestNATSAuthFailureKeepsRetrying: credentials NATS refuses are logged
+// with the cause, and the bridge does not give up after the same error
+// twice (nats.go's default): once NATS takes its credentials, it connects.
+func TestNATSAuthFailureKeepsRetrying(t *testing.T) {
+	port := freePort(t)
+	run := func(token string) *natsserver.Server {
+		opts := natstest.DefaultTestOptions
+		opts.Port, opts.Authorization = port, token
+		ns := natstest.RunServer(&opts)
+		t.Cleanup(ns.Shutdown)
+		return ns
+	}
+	ns := run("right-token")
+	counter := &authErrorCounter{more: make(chan struct{}, 1)}
+	ns.SetLogger(counter, false, false)
+	p := startProcess(t, "BRIDGE_NATS_URL=nats://127.0.0.1:"+strconv.Itoa(port), "BRIDGE_NATS_TOKEN=wrong-token")
+	if !p.logs.waitFor(`"msg":"NATS connection attempt failed`, wait) || !p.logs.waitFor("Authorization Violation", 0) {
+		t.Fatalf("the refused credentials are not logged:\n%s", p.logs)
+	}
+	deadline := time.After(wait)
+	for counter.n.Load() < 3 { // nats.go aborts after the second by default
+		select {
+		case <-counter.more:
+		case <-deadline:
+			t.Fatalf("the bridge stopped trying after %d refusals:\n%s", counter.n.Load(), p.logs)
+		}
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	run("wrong-token") // the credentials are fixed on the NATS side
+	if !p.logs.waitFor(`"msg":"NATS connected"`, wait) {
+		t.Fatalf("the bridge did not connect once NATS took its credentials:\n%s", p.logs)
+	}
+	if strings.Contains(p.logs.String(), "wrong-token") {
+		t.Fatalf("the NATS token reached the log:\n%s", p.logs)
 	}
 }
