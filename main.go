@@ -123,13 +123,13 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listening on BRIDGE_LISTEN=%s: %w (another process may hold the port: stop it or choose another address)", cfg.Listen, err)
+		return fmt.Errorf("listening on BRIDGE_LISTEN=%s: %w%s", cfg.Listen, err, listenHint(err))
 	}
 	defer ln.Close() // after Shutdown, a no-op
 	var aln net.Listener
 	if cfg.AdminListen != "" {
 		if aln, err = net.Listen("tcp", cfg.AdminListen); err != nil {
-			return fmt.Errorf("listening on BRIDGE_ADMIN_LISTEN=%s: %w (another process may hold the port: stop it or choose another address)", cfg.AdminListen, err)
+			return fmt.Errorf("listening on BRIDGE_ADMIN_LISTEN=%s: %w%s", cfg.AdminListen, err, listenHint(err))
 		}
 		defer aln.Close()
 	}
@@ -219,6 +219,19 @@ wait:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenHint says what usually fixes a failed listen.
+func listenHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return " (another process holds the port: stop it or choose another address)"
+	case errors.Is(err, syscall.EACCES):
+		return " (ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a port above 1023)"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return " (no interface of this host has that address)"
+	}
+	return ""
 }
 
 // authorizer adapts auth.Verifier to the bridge's interface.
