@@ -252,7 +252,7 @@ func TestNATSFailoverToOtherURL(t *testing.T) {
 	if !p.logs.waitFor(`"msg":"NATS reconnected"`, wait) {
 		t.Fatalf("no NATS reconnected line:\n%s", p.logs)
 	}
-	if !p.logs.waitFor(`"url":"`+second.ClientURL(), 0) {
+	if !p.logs.waitFor(`"url":"`+second.ClientURL()+`"`, 0) {
 		t.Fatalf("not reconnected to %s:\n%s", second.ClientURL(), p.logs)
 	}
 }

@@ -106,7 +106,7 @@ func TestFrozenNATSDetected(t *testing.T) {
 	otherPort := freePort(t) // nothing there yet, so the bridge starts on the proxy
 	other := "nats://127.0.0.1:" + strconv.Itoa(otherPort)
 	p := startProcess(t, "BRIDGE_NATS_URL=nats://"+proxy.addr()+","+other, "BRIDGE_NATS_PING_INTERVAL="+interval.String())
-	if !p.logs.waitFor(`"msg":"NATS connected"`, wait) || !p.logs.waitFor(`"url":"nats://`+proxy.addr(), 0) {
+	if !p.logs.waitFor(`"msg":"NATS connected"`, wait) || !p.logs.waitFor(`"url":"nats://`+proxy.addr()+`"`, 0) {
 		t.Fatalf("not connected through the proxy:\n%s", p.logs)
 	}
 	opts := natstest.DefaultTestOptions
@@ -126,7 +126,7 @@ func TestFrozenNATSDetected(t *testing.T) {
 	if took > 3*interval+2*time.Second {
 		t.Errorf("noticed after %v, want about %v", took, 3*interval)
 	}
-	if !p.logs.waitFor(`"msg":"NATS reconnected"`, wait) || !p.logs.waitFor(`"url":"`+other, 0) {
+	if !p.logs.waitFor(`"msg":"NATS reconnected"`, wait) || !p.logs.waitFor(`"url":"`+other+`"`, 0) {
 		t.Fatalf("not reconnected to %s:\n%s", other, p.logs)
 	}
 }
