@@ -128,8 +128,9 @@ func explainEnvError(err error) error {
 	return fmt.Errorf("%s=%s is not %s", pe.KeyName, val, want)
 }
 
-// validate checks what envconfig's types cannot. It looks at no file and
-// starts nothing; see checkStartup for the checks that touch the system.
+// validate checks what envconfig's types cannot. It reads no file and
+// starts nothing: newVerifier, newOriginPolicy, loadCerts and
+// prepareDataDir check the rest, also before anything starts.
 func (c *config) validate() error {
 	positive := []struct {
 		name string
