@@ -144,18 +144,18 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 	if err != nil {
 		return err
 	}
-	// /metrics is public only while there is no admin listener to keep it.
-	demo := client.Config{AllowOrigin: origins.Allow}
-	if cfg.NATSURL == "" { // embedded, a development setup: the demo page may name it
-		demo.NATSURL = natsShown
-	}
-	public := publicHandler(client.Handler(demo), metrics, cfg.AdminListen == "")
-
 	nc, natsShown, stopEmbedded, err := openNATS(cfg, dataDir, log)
 	if err != nil {
 		return err
 	}
 	defer stopEmbedded()
+
+	demo := client.Config{AllowOrigin: origins.Allow}
+	if cfg.NATSURL == "" { // embedded, a development setup: the demo page may name it
+		demo.NATSURL = natsShown
+	}
+	// /metrics is public only while there is no admin listener to keep it.
+	public := publicHandler(client.Handler(demo), metrics, cfg.AdminListen == "")
 
 	srv, err := bridge.New(bridge.Config{
 		NodeID:              cfg.NodeID,
