@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"wsbridge/internal/testutil"
+
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	natstest "github.com/nats-io/nats-server/v2/test"
 )
@@ -239,7 +241,7 @@ func TestCleanShutdownNoNATSWarning(t *testing.T) {
 // TestNATSFailoverToOtherURL: with two URLs in BRIDGE_NATS_URL, losing
 // the server in use moves the bridge to the other one.
 func TestNATSFailoverToOtherURL(t *testing.T) {
-	a, b := startNATS(t, false), startNATS(t, false)
+	a, b := testutil.StartNATS(t, false, nil), testutil.StartNATS(t, false, nil)
 	p := startProcess(t, "BRIDGE_NATS_URL="+a.ClientURL()+","+b.ClientURL())
 	if !p.logs.waitFor(`"msg":"NATS connected"`, wait) {
 		t.Fatalf("no NATS connected line:\n%s", p.logs)

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"wsbridge/internal/testutil"
+
 	natstest "github.com/nats-io/nats-server/v2/test"
 )
 
@@ -101,7 +103,7 @@ func (p *freezeProxy) close() {
 // to the other URL of BRIDGE_NATS_URL.
 func TestFrozenNATSDetected(t *testing.T) {
 	const interval = 500 * time.Millisecond
-	a := startNATS(t, false)
+	a := testutil.StartNATS(t, false, nil)
 	proxy := startFreezeProxy(t, a.Addr().String())
 	otherPort := freePort(t) // nothing there yet, so the bridge starts on the proxy
 	other := "nats://127.0.0.1:" + strconv.Itoa(otherPort)

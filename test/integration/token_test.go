@@ -4,13 +4,15 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"wsbridge/internal/testutil"
 )
 
 // TestTokenSubcommandConnects: `wsbridge token` with the bridge's own
 // environment prints a URL that a real bridge accepts, and the token
 // carries the permissions asked for.
 func TestTokenSubcommandConnects(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	env := []string{"BRIDGE_AUTH_MODE=jwt", "BRIDGE_JWT_SECRET=integration-dev-secret"}
 	p := startProcess(t, append(env, "BRIDGE_NATS_URL="+ns.ClientURL())...)
 
