@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsflate"
 
 	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
@@ -210,7 +209,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 			return selected, true
 		},
 	}
-	var ext *wsflate.Extension
+	var ext *wsframe.Negotiation
 	if s.cfg.Compression {
 		ext = wsframe.Negotiator()
 		u.Negotiate = ext.Negotiate
@@ -259,7 +258,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 		return nil, err
 	}
 	if ext != nil {
-		_, c.deflate = ext.Accepted()
+		c.deflate = ext.Accepted()
 		c.asm.Configure(s.cfg.MaxPayload, c.deflate)
 	}
 	if br.Buffered() > 0 {
