@@ -274,8 +274,9 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		}
 	}
 	s.dispatchers = newDispatchers(s)
-	s.wg.Add(6 + len(s.dispatchers))
+	s.wg.Add(7 + len(s.dispatchers))
 	go s.watchNATS(natsStatus)
+	go s.pub.lookupLoop()
 	go s.out.run()
 	go s.out.watch()
 	for _, d := range s.dispatchers {
