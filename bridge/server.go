@@ -55,6 +55,10 @@ type Config struct {
 	// request's Host and whether it came over TLS; requests without Origin
 	// are not checked. Nil allows every origin.
 	CheckOrigin func(origin, host string, tls bool) bool
+	// CheckHost reports whether a handshake's Host header names this
+	// service (DNS rebinding defence); a refused one gets 403. Nil allows
+	// every Host.
+	CheckHost func(host string) bool
 	// TokenCookie names a cookie that may carry the token; empty disables
 	// cookies.
 	TokenCookie string
