@@ -21,12 +21,18 @@ type ikey struct{ subject, queue string }
 type interest struct {
 	s   *Server
 	key ikey
-	ns  *nats.Subscription
-	d   *dispatcher // delivers ns's messages
+	ns  *nats.Subscription // set and used by the flusher goroutine only
+	d   *dispatcher        // delivers ns's messages
 	// ready is set once the server has confirmed the SUB (a flush round
 	// trip): from then on an ok to a client means "live".
 	ready atomic.Bool
-	rr    atomic.Uint32 // round-robin cursor for queue groups
+	// err is why the NATS subscription could not be made; its subscribers
+	// get it instead of their ok.
+	err atomic.Pointer[wire.Error]
+	// live is closed once ready or err is set.
+	live     chan struct{}
+	liveOnce sync.Once
+	rr       atomic.Uint32 // round-robin cursor for queue groups
 
 	mu      sync.RWMutex
 	members []*sub
@@ -89,24 +95,24 @@ const (
 )
 
 // subscribe adds a local subscriber to the node's interest in (subject,
-// queue), subscribing on NATS when it is the first.
-func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, error) {
+// queue). The first subscriber creates the interest; its NATS
+// subscription is made by the flusher goroutine, never here: the caller
+// may be a worker, and nats.go's Subscribe takes the connection lock that
+// a stuck NATS write holds. imu is never held across a nats.go call.
+func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, *wire.Error) {
 	key := ikey{subject, queue}
 	s.imu.Lock()
-	defer s.imu.Unlock()
 	in := s.interests[key]
-	if in == nil {
-		in = &interest{s: s, key: key}
+	created := in == nil
+	if created {
+		if s.opsFull() {
+			s.imu.Unlock()
+			return nil, wire.Errf(wire.CodeUnavailable, "too many subscriptions are waiting for NATS; retry")
+		}
 		// A channel subscription feeding a shared dispatcher: nats.go
 		// starts no goroutine for it, so a node with 100,000 distinct
 		// subjects does not carry 100,000 goroutines.
-		d := s.dispatcherFor()
-		ns, err := s.nc.ChanQueueSubscribe(subject, queue, d.ch)
-		if err != nil {
-			return nil, err
-		}
-		in.ns, in.d = ns, d
-		d.add(ns, in)
+		in = &interest{s: s, key: key, d: s.dispatcherFor(), live: make(chan struct{})}
 		s.interests[key] = in
 	}
 	sb := &sub{c: c, id: id, in: in}
@@ -114,15 +120,18 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, error) {
 	sb.idx = len(in.members)
 	in.members = append(in.members, sb)
 	in.mu.Unlock()
+	if created {
+		s.natsOp(&natsOp{in: in, subscribe: true})
+	}
+	s.imu.Unlock()
 	return sb, nil
 }
 
-// unsubscribe removes a local subscriber and the NATS subscription with the
-// last one.
+// unsubscribe removes a local subscriber; with the last one the interest
+// goes and the flusher unsubscribes on NATS.
 func (s *Server) unsubscribe(sb *sub) {
 	in := sb.in
 	s.imu.Lock()
-	defer s.imu.Unlock()
 	in.mu.Lock()
 	var moved *sub
 	if in.members, moved = swapRemove(in.members, sb.idx); moved != nil {
@@ -130,11 +139,38 @@ func (s *Server) unsubscribe(sb *sub) {
 	}
 	empty := len(in.members) == 0
 	in.mu.Unlock()
-	if empty {
+	if empty && s.interests[in.key] == in {
 		delete(s.interests, in.key)
-		in.d.remove(in.ns)
-		_ = in.ns.Unsubscribe()
+		s.natsOp(&natsOp{in: in})
 	}
+	s.imu.Unlock()
+}
+
+// subscribeNATS makes in's NATS subscription; the flusher calls it.
+func (in *interest) subscribeNATS() {
+	ns, err := in.s.nc.ChanQueueSubscribe(in.key.subject, in.key.queue, in.d.ch)
+	if err != nil {
+		in.err.Store(natsError(err))
+		in.liveOnce.Do(func() { close(in.live) })
+		// Its subscribers get the err; a later sub tries afresh.
+		in.s.imu.Lock()
+		if in.s.interests[in.key] == in {
+			delete(in.s.interests, in.key)
+		}
+		in.s.imu.Unlock()
+		return
+	}
+	in.d.add(ns, in)
+	in.ns = ns
+}
+
+// unsubscribeNATS ends in's NATS subscription, if it was made.
+func (in *interest) unsubscribeNATS() {
+	if in.ns == nil {
+		return
+	}
+	in.d.remove(in.ns)
+	_ = in.ns.Unsubscribe()
 }
 
 // deliver builds each distinct frame of m once and queues it on the local
