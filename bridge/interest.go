@@ -208,3 +208,6 @@ func (fc *frameCache) build(k frameKey, sb *sub, m *nats.Msg) []byte {
 	}
 	return fc.Add(k, wire.AppendMsgFrame(fc.Buffer(), sb.id, m.Subject, fc.body, 0))
 }
+
+// retained is the memory fc holds, in bytes.
+func (fc *frameCache) retained() int { return cap(fc.body) + fc.Cap() }

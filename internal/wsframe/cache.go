@@ -79,3 +79,6 @@ func (s *Cache[K]) Deflated(key K, plain []byte) []byte {
 	}
 	return s.Add(key, AppendDeflated(s.frames, plain))
 }
+
+// Cap is the memory the cache holds for its frames, in bytes.
+func (s *Cache[K]) Cap() int { return cap(s.frames) }
