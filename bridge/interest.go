@@ -32,22 +32,22 @@ type interest struct {
 	members []*sub
 }
 
-// frameCache builds the frames of one message, each distinct shape once.
-// A dispatcher owns one and reuses it for every message it delivers.
+// frameCache builds the frames of one message for its local subscribers.
+// The envelope's receiver-independent tail is encoded, and compressed, once
+// per message; a subscriber's frame is its header and sid prefix in front
+// of it (wsframe.Fanout), so the cost does not depend on how clients name
+// their subscriptions. Raw connections get the payload alone. A
+// dispatcher owns one and reuses it for every message it delivers.
 type frameCache struct {
-	body []byte // receiver-independent part of the envelope
-	wsframe.Cache[frameKey]
+	env, raw wsframe.Fanout
+	prefix   []byte // the envelope prefix of sid
+	sid      string
 }
 
+// reset ends the message.
 func (fc *frameCache) reset() {
-	fc.body = fc.body[:0]
-	fc.Cache.Reset()
-}
-
-type frameKey struct {
-	raw     bool
-	deflate bool
-	sid     string
+	fc.env.Reset()
+	fc.raw.Reset()
 }
 
 // sub is one client's subscription.
@@ -129,9 +129,8 @@ func (s *Server) unsubscribe(sb *sub) {
 	}
 }
 
-// deliver builds each distinct frame of m once and queues it on the local
-// subscribers; connections whose queue was empty are added to d's wake
-// list. It never touches a socket, so one slow client cannot hold up NATS
+// deliver encodes m once and queues each local subscriber's frame of it;
+// connections whose queue was empty are added to d's wake list. It never touches a socket, so one slow client cannot hold up NATS
 // or the others. It runs on the interest's one dispatcher goroutine.
 func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	if wire.Reserved(m.Subject) {
@@ -146,7 +145,7 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 		return
 	}
 	fc := &d.fc
-	fc.reset()
+	defer fc.reset()
 	var out fanout
 	defer func() { in.s.metrics.delivered(out) }()
 	if in.key.queue != "" {
@@ -173,41 +172,28 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	}
 }
 
-// frame returns the frame for sb's shape of m, building it on first use.
-// The result is valid until the next reset.
+// frame returns sb's frame of m. It is valid until the next frame or
+// reset.
 func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
-	k := frameKey{raw: sb.c.raw != nil, deflate: sb.c.compress(len(m.Data)), sid: sb.id}
-	if k.raw {
-		k.sid = ""
-	}
-	if !k.deflate {
-		return fc.build(k, sb, m)
-	}
-	plain := k
-	plain.deflate = false
-	if f, ok := fc.Lookup(k); ok {
-		return f
-	}
-	return fc.Deflated(k, fc.build(plain, sb, m))
-}
-
-// build returns the plain frame of shape k, building it on first use.
-func (fc *frameCache) build(k frameKey, sb *sub, m *nats.Msg) []byte {
-	if f, ok := fc.Lookup(k); ok {
-		return f
-	}
-	if k.raw {
-		op := ws.OpBinary
-		if utf8.Valid(m.Data) {
-			op = ws.OpText
+	deflate := sb.c.compress(len(m.Data))
+	if sb.c.raw != nil {
+		if !fc.raw.Started() {
+			op := ws.OpBinary
+			if utf8.Valid(m.Data) {
+				op = ws.OpText
+			}
+			fc.raw.SetTail(append(fc.raw.Tail(op), m.Data...))
 		}
-		return fc.Add(k, wsframe.AppendFrame(fc.Buffer(), op, m.Data))
+		return fc.raw.Frame(nil, deflate)
 	}
-	if len(fc.body) == 0 {
-		fc.body = wire.AppendBody(fc.body, m.Data, m.Header, m.Reply)
+	if !fc.env.Started() {
+		fc.env.SetTail(wire.AppendMsgTail(fc.env.Tail(ws.OpText), m.Subject, m.Data, m.Header, m.Reply, 0))
 	}
-	return fc.Add(k, wire.AppendMsgFrame(fc.Buffer(), sb.id, m.Subject, fc.body, 0))
+	if sb.id != fc.sid || len(fc.prefix) == 0 {
+		fc.sid, fc.prefix = sb.id, wire.AppendMsgPrefix(fc.prefix[:0], sb.id)
+	}
+	return fc.env.Frame(fc.prefix, deflate)
 }
 
 // retained is the memory fc holds, in bytes.
-func (fc *frameCache) retained() int { return cap(fc.body) + fc.Cap() }
+func (fc *frameCache) retained() int { return fc.env.Cap() + fc.raw.Cap() + cap(fc.prefix) }
