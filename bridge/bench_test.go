@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
 )
@@ -52,12 +53,13 @@ func benchConns(s *Server, n int, deflate bool) []*conn {
 	return conns
 }
 
-// benchSID is the id of subscriber i: one shared id, or a distinct
-// UUID-shaped one per subscriber, as browsers that use crypto.randomUUID
-// choose them.
+// benchSID is the id of subscriber i: UUID-shaped, as browsers that use
+// crypto.randomUUID choose them, and either one id shared by all or a
+// distinct one per subscriber. Both have the same length, so the frames
+// (and the bytes queued) are the same size and only the naming differs.
 func benchSID(distinct bool, i int) string {
 	if !distinct {
-		return "s1"
+		i = 0
 	}
 	return fmt.Sprintf("%08x-4b1d-4e8a-9c3f-%012x", i, i*7919)
 }
@@ -108,7 +110,8 @@ func benchFanout(b *testing.B, n int, distinct, deflate bool, data []byte) {
 	in := &interest{s: s, key: ikey{subject: "prices.EURUSD"}}
 	conns := benchConns(s, n, deflate)
 	for i, c := range conns {
-		in.members = append(in.members, &sub{c: c, id: benchSID(distinct, i), in: in, idx: i})
+		id := benchSID(distinct, i)
+		in.members = append(in.members, &sub{c: c, id: id, pre: wire.AppendMsgPrefix(nil, id), in: in, idx: i})
 	}
 	m := &nats.Msg{Subject: "prices.EURUSD", Data: data}
 	d := &dispatcher{s: s}

@@ -40,8 +40,6 @@ type interest struct {
 // dispatcher owns one and reuses it for every message it delivers.
 type frameCache struct {
 	env, raw wsframe.Fanout
-	prefix   []byte // the envelope prefix of sid
-	sid      string
 }
 
 // reset ends the message.
@@ -54,6 +52,7 @@ func (fc *frameCache) reset() {
 type sub struct {
 	c     *conn
 	id    string
+	pre   []byte // wire.AppendMsgPrefix of id, encoded once
 	in    *interest
 	idx   int                        // position in in.members, guarded by in.mu
 	acked atomic.Bool                // the client has its ok
@@ -84,6 +83,7 @@ const (
 // queue), subscribing on NATS when it is the first.
 func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, error) {
 	key := ikey{subject, queue}
+	pre := wire.AppendMsgPrefix(nil, id)
 	s.imu.Lock()
 	defer s.imu.Unlock()
 	in := s.interests[key]
@@ -101,7 +101,7 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, error) {
 		d.add(ns, in)
 		s.interests[key] = in
 	}
-	sb := &sub{c: c, id: id, in: in}
+	sb := &sub{c: c, id: id, pre: pre, in: in}
 	in.mu.Lock()
 	sb.idx = len(in.members)
 	in.members = append(in.members, sb)
@@ -189,11 +189,8 @@ func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
 	if !fc.env.Started() {
 		fc.env.SetTail(wire.AppendMsgTail(fc.env.Tail(ws.OpText), m.Subject, m.Data, m.Header, m.Reply, 0))
 	}
-	if sb.id != fc.sid || len(fc.prefix) == 0 {
-		fc.sid, fc.prefix = sb.id, wire.AppendMsgPrefix(fc.prefix[:0], sb.id)
-	}
-	return fc.env.Frame(fc.prefix, deflate)
+	return fc.env.Frame(sb.pre, deflate)
 }
 
 // retained is the memory fc holds, in bytes.
-func (fc *frameCache) retained() int { return fc.env.Cap() + fc.raw.Cap() + cap(fc.prefix) }
+func (fc *frameCache) retained() int { return fc.env.Cap() + fc.raw.Cap() }

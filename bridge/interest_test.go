@@ -73,7 +73,7 @@ func TestFrameCache(t *testing.T) {
 	var subs []*sub
 	for _, deflate := range []bool{false, true} {
 		for _, id := range []string{"s1", "s1", "0c8f2a4e-4b1d-4e8a-9c3f-2d5e6a7b8c9d", `q"\κ`, strings.Repeat("long", 16)} {
-			subs = append(subs, &sub{c: &conn{s: s, deflate: deflate}, id: id})
+			subs = append(subs, &sub{c: &conn{s: s, deflate: deflate}, id: id, pre: wire.AppendMsgPrefix(nil, id)})
 		}
 		subs = append(subs, &sub{c: &conn{s: s, deflate: deflate, raw: &rawMode{sub: "a.b"}}})
 	}
@@ -109,7 +109,8 @@ func TestDeflateOncePerMessage(t *testing.T) {
 	var last *byte
 	for i := range 200 {
 		c := &conn{s: s, deflate: true}
-		f := fc.frame(&sub{c: c, id: fmt.Sprintf("sub-%d", i)}, m)
+		id := fmt.Sprintf("sub-%d", i)
+		f := fc.frame(&sub{c: c, id: id, pre: wire.AppendMsgPrefix(nil, id)}, m)
 		if f[0]&0x40 == 0 { // RSV1
 			t.Fatal("frame not compressed")
 		}

@@ -36,11 +36,8 @@ type feed struct {
 	stopped bool
 
 	// Used only by the consumer's delivery goroutine (under mu): the
-	// message's frames, its envelope encoded and compressed once, and the
-	// envelope prefix of sid.
+	// message's frames, its envelope encoded and compressed once.
 	frames wsframe.Fanout
-	prefix []byte
-	sid    string
 }
 
 // acquire returns the running feed for subject, starting it if needed,
@@ -292,7 +289,7 @@ func (f *feed) deliver(m jetstream.Msg) {
 		if seq <= js.last {
 			continue // the client asked to start after it
 		}
-		fr := f.frame(js.sid, js.m.Compress(len(m.Data())))
+		fr := f.frames.Frame(js.pre, js.m.Compress(len(m.Data())))
 		switch {
 		case js.live:
 			js.last = seq
@@ -306,15 +303,6 @@ func (f *feed) deliver(m jetstream.Msg) {
 		}
 	}
 	f.r.cfg.Delivered(out.n, out.bytes, out.dropped)
-}
-
-// frame returns the frame of the message being delivered for a member
-// with subscription id sid, valid until the next frame.
-func (f *feed) frame(sid string, deflate bool) []byte {
-	if sid != f.sid || len(f.prefix) == 0 {
-		f.sid, f.prefix = sid, wire.AppendMsgPrefix(f.prefix[:0], sid)
-	}
-	return f.frames.Frame(f.prefix, deflate)
 }
 
 // fanout is one message's outcome across a feed's members, so that
