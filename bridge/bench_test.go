@@ -126,18 +126,18 @@ func benchFanout(b *testing.B, n int, distinct, deflate bool, data []byte) {
 
 	// Once the queues are drained, one more message, its queues not yet
 	// drained.
-	for queued(conns) > 0 {
+	for queuedBytes(conns) > 0 {
 		runtime.Gosched()
 	}
 	in.deliver(m, d)
-	peak := d.fc.retained() + queued(conns)
+	peak := d.fc.retained() + queuedBytes(conns)
 	b.ReportMetric(float64(d.fc.retained()), "cache-B")
 	b.ReportMetric(float64(peak), "peak-B")
 	d.wakeAll()
 }
 
-// queued is the number of bytes waiting in the queues of conns.
-func queued(conns []*conn) int {
+// queuedBytes is the number of bytes waiting in the queues of conns.
+func queuedBytes(conns []*conn) int {
 	n := 0
 	for _, c := range conns {
 		c.mu.Lock()
