@@ -130,8 +130,9 @@ func (s *Server) unsubscribe(sb *sub) {
 }
 
 // deliver encodes m once and queues each local subscriber's frame of it;
-// connections whose queue was empty are added to d's wake list. It never touches a socket, so one slow client cannot hold up NATS
-// or the others. It runs on the interest's one dispatcher goroutine.
+// connections whose queue was empty are added to d's wake list. It never
+// touches a socket, so one slow client cannot hold up NATS or the others.
+// It runs on the interest's one dispatcher goroutine.
 func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	if wire.Reserved(m.Subject) {
 		// Never leak system traffic or other clients' replies to a
