@@ -38,28 +38,27 @@ type interest struct {
 	members []*sub
 }
 
-// frameCache builds the frames of one message, each distinct shape once.
-// A dispatcher owns one and reuses it for every message it delivers.
+// frameCache builds the frames of one message for its local subscribers.
+// The envelope's receiver-independent tail is encoded, and compressed, once
+// per message; a subscriber's frame is its header and sid prefix in front
+// of it (wsframe.Fanout), so the cost does not depend on how clients name
+// their subscriptions. Raw connections get the payload alone. A
+// dispatcher owns one and reuses it for every message it delivers.
 type frameCache struct {
-	body []byte // receiver-independent part of the envelope
-	wsframe.Cache[frameKey]
+	env, raw wsframe.Fanout
 }
 
+// reset ends the message.
 func (fc *frameCache) reset() {
-	fc.body = fc.body[:0]
-	fc.Cache.Reset()
-}
-
-type frameKey struct {
-	raw     bool
-	deflate bool
-	sid     string
+	fc.env.Reset()
+	fc.raw.Reset()
 }
 
 // sub is one client's subscription.
 type sub struct {
 	c     *conn
 	id    string
+	pre   []byte // wire.AppendMsgPrefix of id, encoded once
 	in    *interest
 	idx   int                        // position in in.members, guarded by in.mu
 	acked atomic.Bool                // the client has its ok
@@ -101,6 +100,7 @@ const (
 // a stuck NATS write holds. imu is never held across a nats.go call.
 func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, *wire.Error) {
 	key := ikey{subject, queue}
+	pre := wire.AppendMsgPrefix(nil, id)
 	s.imu.Lock()
 	in := s.interests[key]
 	created := in == nil
@@ -115,7 +115,7 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, *wire.Erro
 		in = &interest{s: s, key: key, d: s.dispatcherFor(), live: make(chan struct{})}
 		s.interests[key] = in
 	}
-	sb := &sub{c: c, id: id, in: in}
+	sb := &sub{c: c, id: id, pre: pre, in: in}
 	in.mu.Lock()
 	sb.idx = len(in.members)
 	in.members = append(in.members, sb)
@@ -173,10 +173,10 @@ func (in *interest) unsubscribeNATS() {
 	_ = in.ns.Unsubscribe()
 }
 
-// deliver builds each distinct frame of m once and queues it on the local
-// subscribers; connections whose queue was empty are added to d's wake
-// list. It never touches a socket, so one slow client cannot hold up NATS
-// or the others. It runs on the interest's one dispatcher goroutine.
+// deliver encodes m once and queues each local subscriber's frame of it;
+// connections whose queue was empty are added to d's wake list. It never
+// touches a socket, so one slow client cannot hold up NATS or the others.
+// It runs on the interest's one dispatcher goroutine.
 func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	if wire.Reserved(m.Subject) {
 		// Never leak system traffic or other clients' replies to a
@@ -190,7 +190,7 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 		return
 	}
 	fc := &d.fc
-	fc.reset()
+	defer fc.reset()
 	var out fanout
 	defer func() { in.s.metrics.delivered(out) }()
 	if in.key.queue != "" {
@@ -217,38 +217,25 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	}
 }
 
-// frame returns the frame for sb's shape of m, building it on first use.
-// The result is valid until the next reset.
+// frame returns sb's frame of m. It is valid until the next frame or
+// reset.
 func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
-	k := frameKey{raw: sb.c.raw != nil, deflate: sb.c.compress(len(m.Data)), sid: sb.id}
-	if k.raw {
-		k.sid = ""
+	deflate := sb.c.compress(len(m.Data))
+	if sb.c.raw != nil {
+		if !fc.raw.Started() {
+			op := ws.OpBinary
+			if utf8.Valid(m.Data) {
+				op = ws.OpText
+			}
+			fc.raw.SetTail(append(fc.raw.Tail(op), m.Data...))
+		}
+		return fc.raw.Frame(nil, deflate)
 	}
-	if !k.deflate {
-		return fc.build(k, sb, m)
+	if !fc.env.Started() {
+		fc.env.SetTail(wire.AppendMsgTail(fc.env.Tail(ws.OpText), m.Subject, m.Data, m.Header, m.Reply, 0))
 	}
-	plain := k
-	plain.deflate = false
-	if f, ok := fc.Lookup(k); ok {
-		return f
-	}
-	return fc.Deflated(k, fc.build(plain, sb, m))
+	return fc.env.Frame(sb.pre, deflate)
 }
 
-// build returns the plain frame of shape k, building it on first use.
-func (fc *frameCache) build(k frameKey, sb *sub, m *nats.Msg) []byte {
-	if f, ok := fc.Lookup(k); ok {
-		return f
-	}
-	if k.raw {
-		op := ws.OpBinary
-		if utf8.Valid(m.Data) {
-			op = ws.OpText
-		}
-		return fc.Add(k, wsframe.AppendFrame(fc.Buffer(), op, m.Data))
-	}
-	if len(fc.body) == 0 {
-		fc.body = wire.AppendBody(fc.body, m.Data, m.Header, m.Reply)
-	}
-	return fc.Add(k, wire.AppendMsgFrame(fc.Buffer(), sb.id, m.Subject, fc.body, 0))
-}
+// retained is the memory fc holds, in bytes.
+func (fc *frameCache) retained() int { return fc.env.Cap() + fc.raw.Cap() }
