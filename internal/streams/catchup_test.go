@@ -321,7 +321,7 @@ func TestClientGoneEndsCatchUp(t *testing.T) {
 		name string
 		gone func(m *member)
 	}{
-		{"Enqueue refuses", func(m *member) { m.goneAt = 10 }},
+		{"Enqueue refuses", func(m *member) { m.goneAt = 10 }}, // once: the catch-up stops at the first refusal
 		{"Queued reports closed", func(m *member) { m.closeAt = 10 }},
 	}
 	for _, tc := range cases {
@@ -336,6 +336,9 @@ func TestClientGoneEndsCatchUp(t *testing.T) {
 			waitFor(t, "the catch-up to end", e.r.idle)
 			e.waitConsumers(1) // the feed's
 			e.check(m, "ev.a", hist[:10])
+			if n := m.refusals(); n > 1 {
+				t.Errorf("Enqueue refused %d times, want at most once", n)
+			}
 			m.noFail()
 
 			m2 := newMember(t, "s2", 1<<20)

@@ -468,6 +468,13 @@ func (m *member) messages() []msg {
 	return slices.Clone(m.msgs)
 }
 
+// refusals is how many Enqueue calls were refused.
+func (m *member) refusals() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.refused
+}
+
 // compressed is how many frames arrived compressed.
 func (m *member) compressed() int {
 	m.mu.Lock()
