@@ -52,10 +52,16 @@ func TestCatchUpAllWhileLive(t *testing.T) {
 
 			m := newMember(t, "s1", 1<<20)
 			m.compress = tc.compress
+			m.slots = make(chan struct{}, 1)
 			m.hold(holdAt)
 			js := e.subscribe(m, "ev.a", fromAll)
 			m.waitAttached()
 			m.waitHeld()
+			// Held, it keeps its client's slot but gives back the node's.
+			waitFor(t, "the held catch-up to free its node-wide slot", func() bool { return len(e.r.catchups) == 0 })
+			if n := len(m.slots); n != 1 {
+				t.Fatalf("%d of the client's catch-up slots taken while held, want 1", n)
+			}
 			if n := m.count(); n != holdAt {
 				t.Fatalf("held with %d messages delivered, want %d", n, holdAt)
 			}
@@ -84,6 +90,9 @@ func TestCatchUpAllWhileLive(t *testing.T) {
 
 			e.waitConsumers(1) // the catch-up deleted its own
 			waitFor(t, "the catch-up to end", e.r.idle)
+			if n := len(m.slots); n != 0 {
+				t.Errorf("%d of the client's catch-up slots still taken", n)
+			}
 			if n := e.r.Catchups(); n != 1 {
 				t.Errorf("Catchups() = %d, want 1", n)
 			}
@@ -330,10 +339,14 @@ func TestClientGoneEndsCatchUp(t *testing.T) {
 			hist := e.publish(100, "ev.a")
 
 			m := newMember(t, "s1", 1<<20)
+			m.slots = make(chan struct{}, 1)
 			tc.gone(m)
 			e.subscribe(m, "ev.a", fromAll)
 			m.waitAttached()
 			waitFor(t, "the catch-up to end", e.r.idle)
+			if n := len(m.slots); n != 0 {
+				t.Errorf("the client's catch-up slot still taken (%d)", n)
+			}
 			e.waitConsumers(1) // the feed's
 			e.check(m, "ev.a", hist[:10])
 			if n := m.refusals(); n > 1 {
@@ -348,6 +361,41 @@ func TestClientGoneEndsCatchUp(t *testing.T) {
 			e.check(m2, "ev.a", hist)
 			waitFor(t, "its catch-up to end", e.r.idle)
 		})
+	}
+}
+
+// TestCatchUpClientSlots runs two catch-ups of one client that allows
+// one at a time (Limited): the second waits for the first's slot, and the
+// first, held by a full queue, leaves the node-wide slot to others.
+func TestCatchUpClientSlots(t *testing.T) {
+	e := newEnv(t, 1<<20)
+	hist := e.publish(100, "ev.a")
+	slots := make(chan struct{}, 1)
+	m1, m2 := newMember(t, "s1", 1<<20), newMember(t, "s2", 1<<20)
+	m1.slots, m2.slots = slots, slots
+
+	m1.hold(5)
+	js1 := e.subscribe(m1, "ev.a", fromAll)
+	m1.waitHeld()
+	js2 := e.subscribe(m2, "ev.a", fromAll)
+	m2.waitAttached()
+	waitFor(t, "the held catch-up to free its node-wide slot", func() bool { return len(e.r.catchups) == 0 })
+	if n := m2.count(); n != 0 {
+		t.Fatalf("the second catch-up sent %d messages while the first held the client's slot", n)
+	}
+
+	m1.release()
+	for _, s := range []struct {
+		m  *member
+		js *Sub
+	}{{m1, js1}, {m2, js2}} {
+		s.m.waitCount(len(hist))
+		waitFor(t, s.m.sid+" to go live", func() bool { return stateOf(s.js).live })
+		e.check(s.m, "ev.a", hist)
+	}
+	waitFor(t, "the catch-ups to end", e.r.idle)
+	if n := len(slots); n != 0 {
+		t.Errorf("%d of the client's catch-up slots still taken", n)
 	}
 }
 

@@ -313,8 +313,9 @@ type msg struct {
 type member struct {
 	t        *testing.T
 	sid      string
-	full     int  // what Queued reports while holding: Config.WriteBuffer
-	compress bool // what Compress reports
+	full     int           // what Queued reports while holding: Config.WriteBuffer
+	compress bool          // what Compress reports
+	slots    chan struct{} // what CatchupSlots returns
 
 	attached chan struct{} // closed by Attached
 	failed   chan error    // receives Fail's error
@@ -332,7 +333,10 @@ type member struct {
 	once     sync.Once
 }
 
-var _ Member = (*member)(nil)
+var (
+	_ Member  = (*member)(nil)
+	_ Limited = (*member)(nil)
+)
 
 func newMember(t *testing.T, sid string, writeBuffer int) *member {
 	return &member{t: t, sid: sid, full: writeBuffer, attached: make(chan struct{}), failed: make(chan error, 1)}
@@ -414,6 +418,8 @@ func (m *member) Queued() (int, bool) {
 }
 
 func (m *member) Compress(int) bool { return m.compress }
+
+func (m *member) CatchupSlots() chan struct{} { return m.slots }
 
 func (m *member) Attached() { m.once.Do(func() { close(m.attached) }) }
 
