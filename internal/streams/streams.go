@@ -91,8 +91,11 @@ const (
 	// maxFeedStarts bounds concurrent feed creations (a few JetStream API
 	// round trips each).
 	maxFeedStarts = 64
-	// maxCatchups bounds the catch-up consumers alive at once; more
-	// subscriptions wait for a slot.
+	// maxCatchups bounds the catch-ups pulling history at once; more
+	// wait for a slot. A catch-up waiting for room in its client's queue
+	// gives its slot back but keeps its consumer, so consumers alive are
+	// bounded by the subscriptions starting (maxJSStarting) and each
+	// client's own slots (Limited), not by this.
 	maxCatchups = 256
 	// catchupPrefetch is how many messages a catch-up consumer buffers in
 	// the bridge.
