@@ -68,6 +68,10 @@ type Config struct {
 	// send history only while a member's queue is at most half full, and a
 	// member catching up buffers at most half of it from the feed.
 	WriteBuffer int
+	// MaxFrame is the largest frame sent to a member (hello's
+	// max_frame); a message whose frame is larger is dropped, counted by
+	// Delivered. Zero means no limit.
+	MaxFrame int
 	// Logger receives debug lines about consumers; nil discards them.
 	Logger *slog.Logger
 	// Clock timestamps deliveries for Member.Enqueue; nil passes 0.
@@ -148,6 +152,11 @@ func New(cfg Config) *Streams {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
+}
+
+// tooBig reports whether frame exceeds Config.MaxFrame.
+func (r *Streams) tooBig(frame []byte) bool {
+	return r.cfg.MaxFrame > 0 && len(frame) > r.cfg.MaxFrame
 }
 
 // Catchups is how many subscriptions so far had history to replay.
