@@ -60,7 +60,7 @@ func (c *conn) checkSubject(subject, queue string, pattern bool) *wire.Error {
 		return wire.Errf(wire.CodePermissionDenied, "subjects starting with $ or _INBOX. are reserved")
 	case pattern && queue != "" && !c.ident.CanSubscribeQueue(subject, queue):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to subscribe to this subject in this queue group")
-	case pattern && !c.ident.CanSubscribeQueue(subject, ""):
+	case pattern && queue == "" && !c.ident.CanSubscribeQueue(subject, ""):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to subscribe to this subject")
 	case !pattern && !c.ident.CanPublish(subject):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to publish to this subject")
