@@ -173,7 +173,7 @@ func (c *rawClient) expectUpgrade(srv *testServer) {
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != testAccept {
 		c.t.Fatalf("Sec-WebSocket-Accept = %q, want %q", got, testAccept)
 	}
-	c.expectFrame(ws.OpText, string(wire.AppendHello(nil, "t", srv.cfg.MaxPayload)))
+	c.expectFrame(ws.OpText, string(wire.AppendHello(nil, "t", srv.cfg.MaxPayload, true)))
 }
 
 // serverFrame is one frame from the bridge.
@@ -720,7 +720,7 @@ func TestHostilePingFlood(t *testing.T) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("flood handshake: %s", resp.Status)
 	}
-	flood.expectFrame(ws.OpText, string(srv.hello[2:]))
+	flood.expectFrame(ws.OpText, string(srv.helloUp[2:]))
 	pongs := 0
 	for {
 		f := flood.mustReadFrame()

@@ -77,7 +77,8 @@ type conn struct {
 	halfClosed bool        // our side of the TCP connection is shut down
 	closeTimer *time.Timer
 
-	lastRead atomic.Int64 // unix nanoseconds of the last bytes read
+	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read
+	natsShown atomic.Int32 // the NATS link state the client was last told (natslink.go)
 
 	mu         sync.Mutex
 	state      connState
@@ -444,8 +445,11 @@ func (c *conn) teardown() {
 		c.expiry.Stop()
 	}
 	c.dropInterest()
-	// Out of epoll before the fd number can be reused.
-	_ = c.s.poller.Remove(c.desc)
+	// Out of epoll before the fd number can be reused. desc is nil when
+	// the connection failed before it reached the poller.
+	if c.desc != nil {
+		_ = c.s.poller.Remove(c.desc)
+	}
 	switch {
 	case c.tls != nil:
 		c.tls.close()

@@ -3,7 +3,6 @@ package bridge
 import (
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -144,20 +143,18 @@ func (c *conn) jsSettle(sb *sub) {
 	c.pushText(func(b []byte) []byte { return wire.AppendErr(b, sb.id, e) }, false)
 }
 
-// jsPublish publishes m through JetStream and answers ref with the stream
-// and sequence from the PubAck callback. It never waits for the ack.
+// jsPublish publishes m through JetStream, by way of the outbox, and
+// answers ref with the stream and sequence from the PubAck callback. It
+// never waits for the ack.
 func (c *conn) jsPublish(ref string, m *nats.Msg) *wire.Error {
 	p := c.s.pub
 	p.mu.Lock()
 	p.pubs[m] = pendingPub{c: c, ref: ref}
 	p.mu.Unlock()
-	// A tiny stall wait: at maxPendingPubs we refuse rather than block
-	// the worker.
-	if _, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(time.Microsecond)); err != nil {
+	if e := c.s.out.send(pubJob{kind: jobAck, c: c, m: m}); e != nil {
 		p.take(m)
-		return natsError(err)
+		return e
 	}
-	c.s.metrics.published()
 	return nil
 }
 

@@ -21,6 +21,7 @@ type metrics struct {
 	dropped    atomic.Uint64
 	slow       atomic.Uint64
 	subs       atomic.Int64
+	reconnects atomic.Uint64
 
 	in, inBytes   [numInOps]atomic.Uint64
 	out, outBytes [numOutOps]atomic.Uint64
@@ -58,10 +59,11 @@ const (
 	outOK
 	outErr
 	outPong
+	outStatus
 	numOutOps
 )
 
-var outOpNames = [numOutOps]string{"hello", "msg", "reply", "ok", "err", "pong"}
+var outOpNames = [numOutOps]string{"hello", "msg", "reply", "ok", "err", "pong", "status"}
 
 // refusal is why a handshake was refused, the reason label of
 // wsbridge_handshakes_refused_total.
@@ -165,6 +167,8 @@ func outOpOf(p []byte) (outOp, bool) {
 		return outErr, true
 	case 'p':
 		return outPong, true
+	case 's':
+		return outStatus, true
 	}
 	return 0, false
 }
@@ -301,8 +305,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("nats_subscriptions", float64(nsubs))
 	gauge("jetstream_feeds", float64(s.streams.Feeds()))
 	counter("jetstream_catchups_total", s.streams.Catchups())
-	gauge("nats_connected", boolGauge(s.nc.IsConnected()))
-	counter("nats_reconnects_total", s.nc.Stats().Reconnects)
+	gauge("nats_connected", boolGauge(s.natsUp.Load()))
+	counter("nats_reconnects_total", m.reconnects.Load())
 	gauge("worker_queue_depth", float64(s.poller.Queued()))
 	gauge("draining", boolGauge(s.draining.Load()))
 	ch <- m.handshake

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/nats-io/nats.go"
+
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 )
@@ -29,8 +31,8 @@ func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
 		return nil, http.StatusBadRequest, errors.New("invalid pub subject")
 	case rm.queue != "" && (rm.sub == "" || !wire.ValidQueue(rm.queue)):
 		return nil, http.StatusBadRequest, errors.New("invalid queue")
-	case rm.sub != "" && (wire.Reserved(rm.sub) || !ident.CanSubscribe(rm.sub)):
-		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub")
+	case rm.sub != "" && (wire.Reserved(rm.sub) || !ident.CanSubscribeQueue(rm.sub, rm.queue)):
+		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub (in this queue group)")
 	case rm.pub != "" && (wire.Reserved(rm.pub) || !ident.CanPublish(rm.pub)):
 		return nil, http.StatusForbidden, errors.New("not allowed to publish to pub")
 	}
@@ -41,8 +43,14 @@ func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
 // subscription of /ws/raw.
 func (c *conn) start() {
 	c.armExpiry()
-	if c.raw == nil || c.raw.sub == "" {
-		return // the hello went out with the 101
+	if c.raw == nil {
+		// The hello went out with the 101; tell the client if the NATS
+		// link changed since, before it was registered for status frames.
+		c.tellNATS(c.s.natsUp.Load())
+		return
+	}
+	if c.raw.sub == "" {
+		return
 	}
 	sb, err := c.s.subscribe(c, "", c.raw.sub, c.raw.queue)
 	if err != nil {
@@ -58,12 +66,14 @@ func (c *conn) rawMessage(p []byte) error {
 	if c.raw.pub == "" {
 		return wsframe.CloseNoPublish
 	}
-	if err := c.s.nc.Publish(c.raw.pub, p); err != nil {
-		if natsError(err).Code == wire.CodePayloadTooLarge {
-			return wsframe.ErrTooBig
-		}
+	if !c.s.natsUp.Load() {
 		return wsframe.CloseUnavailable
 	}
-	c.s.metrics.published()
+	// p is the read buffer: the outbox gets a copy.
+	m := &nats.Msg{Subject: c.raw.pub, Data: append([]byte(nil), p...)}
+	c.stamp(m)
+	if c.s.out.send(pubJob{kind: jobRaw, c: c, m: m}) != nil {
+		return wsframe.CloseUnavailable
+	}
 	return nil
 }

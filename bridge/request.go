@@ -47,7 +47,7 @@ func newRequester(s *Server) (*requester, error) {
 
 // request publishes m with a reply subject of ours and answers the client
 // when a reply, a no-responders status or the timeout comes first.
-func (r *requester) request(c *conn, ref string, m *nats.Msg, timeout time.Duration) error {
+func (r *requester) request(c *conn, ref string, m *nats.Msg, timeout time.Duration) *wire.Error {
 	r.mu.Lock()
 	r.seq++
 	token := strconv.FormatUint(r.seq, 36)
@@ -56,9 +56,9 @@ func (r *requester) request(c *conn, ref string, m *nats.Msg, timeout time.Durat
 	p.timer = time.AfterFunc(timeout, func() { r.expire(token) })
 	r.mu.Unlock()
 	m.Reply = r.prefix + token
-	if err := r.s.nc.PublishMsg(m); err != nil {
+	if e := r.s.out.send(pubJob{kind: jobReq, c: c, m: m, ref: token}); e != nil {
 		r.take(token)
-		return err
+		return e
 	}
 	return nil
 }

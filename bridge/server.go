@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -60,6 +61,10 @@ type Config struct {
 	// MaxConnections caps open connections (503 at the handshake); zero
 	// means unlimited.
 	MaxConnections int
+	// MaxHandshakes caps sockets accepted but not yet upgraded (TLS and
+	// HTTP handshakes in progress, idle keep-alive HTTP connections);
+	// sockets beyond it are closed at once. Zero means 1024.
+	MaxHandshakes int
 	// MaxConnectionsPerIP caps connections from one remote address (429);
 	// zero means unlimited.
 	MaxConnectionsPerIP int
@@ -110,6 +115,9 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestTimeout <= 0 {
 		c.MaxRequestTimeout = 60 * time.Second
 	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = 1024
+	}
 	if c.CompressionMin <= 0 {
 		c.CompressionMin = 512
 	}
@@ -136,9 +144,19 @@ type Server struct {
 	streams *streams.Streams
 	metrics *metrics
 
-	hello      []byte // the hello frame, identical for every client
-	refusalLog *logLimiter
-	epoch      time.Time // Server.clock's origin
+	out *outbox
+
+	// The NATS link as client paths see it (natslink.go).
+	natsUp        atomic.Bool
+	everUp        atomic.Bool  // connected at least once: later ups are reconnects
+	natsDownSince atomic.Int64 // unix nanoseconds; 0 while up
+
+	helloUp, helloDown []byte   // the hello frames, by NATS state
+	nodeHeader         []string // the Wsbridge-Node header value, shared by every message
+	refusalLog         *logLimiter
+	fdLog              *logLimiter  // accept and descriptor failures
+	inHandshake        atomic.Int64 // sockets counted against MaxHandshakes
+	epoch              time.Time    // Server.clock's origin
 
 	slots slots
 
@@ -181,6 +199,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s := &Server{
 		epoch:      time.Now(),
 		refusalLog: newLogLimiter(refusalLogBurst, time.Second),
+		fdLog:      newLogLimiter(refusalLogBurst, time.Second),
 		cfg:        cfg,
 		nc:         nc,
 		log:        cfg.Logger,
@@ -191,7 +210,17 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		empty:      make(chan struct{}),
 	}
 	presizeFDTable()
-	s.hello = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload))
+	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, true))
+	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, false))
+	s.out = newOutbox(s)
+	s.nodeHeader = []string{cfg.NodeID}
+	// Listen before reading the state, so no change falls in between.
+	natsStatus := nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	s.natsUp.Store(nc.IsConnected())
+	s.everUp.Store(s.natsUp.Load())
+	if !s.natsUp.Load() {
+		s.natsDownSince.Store(time.Now().UnixNano())
+	}
 	p, err := netpoll.New(netpoll.Config{
 		Workers:     cfg.Workers,
 		OnWaitError: func(err error) { s.log.Error("epoll wait failed", "err", err) },
@@ -212,7 +241,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: cfg.HandshakeTimeout,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       30 * time.Second, // idle keep-alives hold a MaxHandshakes place
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if cfg.Registerer != nil {
@@ -222,7 +251,10 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		}
 	}
 	s.dispatchers = newDispatchers(s)
-	s.wg.Add(3 + len(s.dispatchers))
+	s.wg.Add(6 + len(s.dispatchers))
+	go s.watchNATS(natsStatus)
+	go s.out.run()
+	go s.out.watch()
 	for _, d := range s.dispatchers {
 		go d.run()
 	}
@@ -247,38 +279,76 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lnMu.Unlock()
 	var backoff time.Duration
 	for {
-		nc, err := ln.Accept()
+		netc, err := ln.Accept()
 		if err != nil {
 			if s.draining.Load() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				// Out of descriptors or a transient failure: back off
-				// instead of spinning.
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				select {
-				case <-time.After(backoff):
-					continue
-				case <-s.done:
-					return nil
-				}
+			if !retryAccept(err) {
+				return err
 			}
-			return err
+			// Out of descriptors (EMFILE, ENFILE) or a transient
+			// failure: back off instead of spinning, keep serving the
+			// clients we have, and accept again once some leave.
+			backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+			s.logLimited(s.fdLog, "accept failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-s.done:
+				return nil
+			}
 		}
 		backoff = 0
+		if s.inHandshake.Add(1) > int64(s.cfg.MaxHandshakes) {
+			// A flood of sockets that never finish their handshake must
+			// not pin a goroutine and a reader each.
+			s.inHandshake.Add(-1)
+			s.metrics.refused(refusedLimit, http.StatusServiceUnavailable)
+			_ = netc.Close()
+			continue
+		}
 		s.handshakes.Add(1)
 		go func() {
 			defer s.handshakes.Done()
-			s.handshake(nc)
+			s.handshake(netc)
 		}()
 	}
 }
 
+// retryAccept reports whether an accept error is worth retrying: a
+// timeout, descriptor or buffer exhaustion, or a connection aborted before
+// it was accepted. Anything else (the listener closed) ends Serve.
+func retryAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EPROTO} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// logLimited writes a warning through l: a burst, then one per second,
+// with the count of lines suppressed in between.
+func (s *Server) logLimited(l *logLimiter, msg string, attrs ...any) {
+	ok, suppressed := l.allow(time.Now())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	s.log.Warn(msg, attrs...)
+}
+
 // Ready reports whether the node should receive traffic: NATS is connected
-// and the server is not draining.
-func (s *Server) Ready() bool { return !s.draining.Load() && s.nc.IsConnected() }
+// and the server is not draining. It reads atomics only, so it answers at
+// once even while a NATS write is stuck.
+func (s *Server) Ready() bool { return !s.draining.Load() && s.natsUp.Load() }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()

@@ -56,8 +56,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	netc, rw, _, err := u.Upgrade(r, w) // writes the 101, or the refusal
 	if err == nil && c.raw == nil {
 		_ = netc.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-		if _, err = netc.Write(s.hello); err == nil {
-			s.metrics.sent(outHello, 1, len(s.hello))
+		hello := s.helloFrame(c)
+		if _, err = netc.Write(hello); err == nil {
+			s.metrics.sent(outHello, 1, len(hello))
 		}
 	}
 	if err != nil {
@@ -79,6 +80,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadFull(rw.Reader, in)
 	}
 	if pc, ok := netc.(*prefixConn); ok {
+		pc.done()                  // an upgraded connection counts under MaxConnections instead
 		in = append(in, pc.pre...) // replayed bytes net/http had not read yet
 		netc = pc.Conn
 	}

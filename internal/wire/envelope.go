@@ -82,13 +82,31 @@ func AppendPong(b []byte, ref string) []byte {
 	return append(b, '}')
 }
 
-// AppendHello appends the first message of a connection.
-func AppendHello(b []byte, node string, maxPayload int64) []byte {
+// AppendHello appends the first message of a connection: the node's name,
+// the largest payload a client may send, and whether the bridge has NATS.
+func AppendHello(b []byte, node string, maxPayload int64, natsUp bool) []byte {
 	b = append(b, `{"op":"hello","node":`...)
 	b = AppendString(b, node)
 	b = append(b, `,"max_payload":`...)
 	b = strconv.AppendInt(b, maxPayload, 10)
+	b = append(b, `,"nats":`...)
+	b = append(b, linkWord(natsUp)...)
 	return append(b, '}')
+}
+
+// AppendStatus appends the message that tells a client the bridge lost or
+// regained NATS: {"op":"status","nats":"down"} or "up".
+func AppendStatus(b []byte, natsUp bool) []byte {
+	b = append(b, `{"op":"status","nats":`...)
+	b = append(b, linkWord(natsUp)...)
+	return append(b, '}')
+}
+
+func linkWord(up bool) string {
+	if up {
+		return `"up"`
+	}
+	return `"down"`
 }
 
 // AppendBody appends the part of a msg or reply envelope that does not

@@ -31,6 +31,8 @@ import (
 	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"wsbridge/internal/testutil"
 )
 
 const (
@@ -1141,10 +1143,10 @@ func TestFaultDescriptorExhaustion(t *testing.T) {
 		limit = 300
 		flood = 600
 	)
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	p := startWrapped(t, []string{prlimit, "--nofile=" + strconv.Itoa(limit) + ":" + strconv.Itoa(limit)},
 		"BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_HANDSHAKE_TIMEOUT=3s")
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 
 	existing := make([]*wsClient, 3)
 	for i := range existing {
