@@ -310,8 +310,8 @@ type faultClient struct {
 	dups      int
 	jsAt      []int64 // unix ns each seq arrived, by seq
 	jsCount   int
+	coreFirst int // first core counter seen
 	coreLast  int
-	coreLost  int
 	coreAt    []int64 // unix ns of each core delivery, in order
 	pubN      int
 	pending   map[string]time.Time
@@ -494,17 +494,34 @@ func (c *faultClient) deliverJS(seq uint64, now time.Time) {
 func (c *faultClient) deliverCore(n int, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.coreLast > 0 && n > c.coreLast+1 {
-		c.coreLost += n - c.coreLast - 1
+	if c.coreFirst == 0 {
+		c.coreFirst = n
 	}
 	c.coreLast = max(c.coreLast, n)
 	c.coreAt = append(c.coreAt, now.UnixNano())
+}
+
+// coreLost is how many core messages from the first one the client saw
+// up to published never reached it; it runs under c.mu.
+func (c *faultClient) coreLost(published int) int {
+	if c.coreFirst == 0 {
+		return 0
+	}
+	return published - c.coreFirst + 1 - len(c.coreAt)
 }
 
 func (c *faultClient) counts() (js, core int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.jsCount, len(c.coreAt)
+}
+
+// caughtUp reports whether the client has JetStream seq js and core
+// message core.
+func (c *faultClient) caughtUp(js uint64, core int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastSeq >= js && c.coreLast >= core
 }
 
 func (c *faultClient) seq() uint64 {
@@ -776,7 +793,7 @@ func runNATSFault(t *testing.T, spec faultSpec) {
 	want := tp.lastSeq(t, ctx)
 	pollUntil(ctx, 20*time.Second, func() bool {
 		for _, c := range clients {
-			if c.seq() < want {
+			if !c.caughtUp(want, int(pub.coreN.Load())) {
 				return false
 			}
 		}
@@ -796,7 +813,7 @@ func runNATSFault(t *testing.T, spec faultSpec) {
 	}
 	var downs, ups []time.Time
 	for _, c := range clients {
-		down, up := checkFaultClient(t, c, tFault, tHeal, tEnd, want, &received)
+		down, up := checkFaultClient(t, c, tFault, tHeal, tEnd, want, int(pub.coreN.Load()), &received)
 		if !down.IsZero() {
 			downs = append(downs, down)
 		}
@@ -814,7 +831,7 @@ func runNATSFault(t *testing.T, spec faultSpec) {
 
 // checkFaultClient asserts one client's view of a NATS fault and logs its
 // figures; it returns its status down and up times (zero when missing).
-func checkFaultClient(t *testing.T, c *faultClient, tFault, tHeal, tEnd time.Time, want uint64, received *sync.Map) (down, up time.Time) {
+func checkFaultClient(t *testing.T, c *faultClient, tFault, tHeal, tEnd time.Time, want uint64, coreN int, received *sync.Map) (down, up time.Time) {
 	t.Helper()
 	down, up = c.upAfter(tFault)
 	c.mu.Lock()
@@ -922,7 +939,7 @@ func checkFaultClient(t *testing.T, c *faultClient, tFault, tHeal, tEnd time.Tim
 		}
 	}
 	if slow+unanswered > 0 {
-		t.Errorf("%s: %d pubs answered after more than %v, %d never answered (first slow: %s)", name, slow, pubBound, unanswered, firstSlow)
+		t.Errorf("%s: %d pubs answered after more than %v, %d never answered (first slow: %q)", name, slow, pubBound, unanswered, firstSlow)
 	}
 	for code, n := range codes {
 		if code != "ok" && code != "unavailable" {
@@ -935,9 +952,15 @@ func checkFaultClient(t *testing.T, c *faultClient, tFault, tHeal, tEnd time.Tim
 		}
 		return "+" + at.Sub(tFault).Round(time.Millisecond).String()
 	}
-	t.Logf("%s: down %s, up %s; JetStream %d/%d, longest stall %v (from +%v), lag after back %v; core lost %d, back after %v; pubs %v, slowest %v, %d ok but never reached NATS",
+	fmtD := func(d time.Duration) string {
+		if back.IsZero() || d < 0 {
+			return "n/a"
+		}
+		return d.Round(time.Millisecond).String()
+	}
+	t.Logf("%s: down %s, up %s; JetStream %d/%d, longest stall %v (from +%v), lag after back %s; core lost %d of %d, first after back %s; pubs %v, slowest %v, %d ok'd but never reached NATS",
 		name, fmtT(down), fmtT(up), c.lastSeq, want, stall.Round(time.Millisecond), stallAt.Round(time.Millisecond),
-		feedLag.Round(time.Millisecond), c.coreLost, coreBack.Round(time.Millisecond), codes, slowest.Round(time.Millisecond), lost)
+		fmtD(feedLag), c.coreLost(coreN), coreN, fmtD(coreBack), codes, slowest.Round(time.Millisecond), lost)
 	return down, up
 }
 
@@ -1078,7 +1101,7 @@ func TestFaultClientBlackholed(t *testing.T) {
 	want := tp.lastSeq(t, ctx)
 	pollUntil(ctx, 20*time.Second, func() bool {
 		for _, c := range clients {
-			if c.seq() < want {
+			if !c.caughtUp(want, int(pub.coreN.Load())) {
 				return false
 			}
 		}
@@ -1098,8 +1121,8 @@ func TestFaultClientBlackholed(t *testing.T) {
 		if c.gap != "" || c.lastSeq != want || c.dups > 0 {
 			t.Errorf("%s: JetStream %d/%d, gap %q, %d dups", name, c.lastSeq, want, c.gap, c.dups)
 		}
-		if c.coreLost > 0 {
-			t.Errorf("%s: lost %d core messages with NATS healthy", name, c.coreLost)
+		if n := c.coreLost(int(pub.coreN.Load())); n > 0 {
+			t.Errorf("%s: lost %d core messages with NATS healthy", name, n)
 		}
 		var slowest time.Duration
 		for _, a := range c.answers {
@@ -1118,7 +1141,7 @@ func TestFaultClientBlackholed(t *testing.T) {
 		if slowest > pubBound || unanswered > 0 {
 			t.Errorf("%s: slowest pub answer %v, %d unanswered", name, slowest.Round(time.Millisecond), unanswered)
 		}
-		t.Logf("%s: JetStream %d/%d, core %d lost, %d pubs, slowest answer %v", name, c.lastSeq, want, c.coreLost, len(c.answers), slowest.Round(time.Millisecond))
+		t.Logf("%s: JetStream %d/%d, core %d lost, %d pubs, slowest answer %v", name, c.lastSeq, want, c.coreLost(int(pub.coreN.Load())), len(c.answers), slowest.Round(time.Millisecond))
 		c.mu.Unlock()
 	}
 	checkEndpoints(t, probes.all())
