@@ -7,6 +7,9 @@ package integration
 //	host (NATS nodes, test clients) ── veth ── router ns ── veth ── bridge ns (wsbridge)
 //	      hostIP                         routerA   routerB             innerIP
 //
+// Names carry the test process's pid, so parallel runs do not collide
+// and a later run can delete what a killed one left behind.
+//
 // Every packet between the bridge and anything else is forwarded by the
 // router namespace, and drop rules live in its forward chain: nothing on
 // the host's own ruleset changes, and the endpoints never see a local
@@ -86,7 +89,8 @@ type faultNet struct {
 // (deleting a namespace removes its veth ends, their peers and routes).
 func newFaultNet(t *testing.T) *faultNet {
 	t.Helper()
-	id := strconv.Itoa(os.Getpid()%100000) + "x" + strconv.Itoa(int(netSeq.Add(1)))
+	sweepNetns()
+	id := strconv.Itoa(os.Getpid()) + "x" + strconv.Itoa(int(netSeq.Add(1)))
 	n := &faultNet{router: "wsbf-r" + id, inner: "wsbf-b" + id}
 	hostIf, rA, rB, bB := "wf"+id+"h", "wf"+id+"a", "wf"+id+"b", "wf"+id+"i"
 	base, err := freeSubnet()
@@ -144,6 +148,32 @@ func newFaultNet(t *testing.T) *faultNet {
 		t.Fatalf("bridge namespace cannot reach the host through the router: %v %s", err, out)
 	}
 	return n
+}
+
+var staleNetns = regexp.MustCompile(`^wsbf-[rb](\d+)x\d+$`)
+
+// sweepNetns deletes namespaces this suite left behind in runs that died
+// before their cleanup (a go test timeout, SIGKILL): those named after a
+// pid that no longer exists. Deleting a namespace removes its veths and
+// their routes.
+func sweepNetns() {
+	out, err := sh("ip", "netns", "list")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		m := staleNetns.FindStringSubmatch(f[0])
+		if m == nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); errors.Is(err, os.ErrNotExist) {
+			_, _ = sh("ip", "netns", "del", f[0])
+		}
+	}
 }
 
 // freeSubnet picks a /29 in 10.231.0.0/16 that no local interface uses,
