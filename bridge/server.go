@@ -55,6 +55,10 @@ type Config struct {
 	// request's Host and whether it came over TLS; requests without Origin
 	// are not checked. Nil allows every origin.
 	CheckOrigin func(origin, host string, tls bool) bool
+	// CheckHost reports whether a handshake's Host header names this
+	// service (DNS rebinding defence); a refused one gets 403. Nil allows
+	// every Host.
+	CheckHost func(host string) bool
 	// TokenCookie names a cookie that may carry the token; empty disables
 	// cookies.
 	TokenCookie string
@@ -174,6 +178,7 @@ type Server struct {
 
 	helloUp, helloDown []byte   // the hello frames, by NATS state
 	nodeHeader         []string // the Wsbridge-Node header value, shared by every message
+	maxFrame           int64    // the largest frame sent to a client (hello's max_frame)
 	refusalLog         *logLimiter
 	fdLog              *logLimiter  // accept and descriptor failures
 	errLog             *logLimiter  // unexpected NATS errors on client operations
@@ -233,8 +238,11 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		empty:      make(chan struct{}),
 	}
 	presizeFDTable()
-	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, true))
-	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, false))
+	// NATS's own max_payload bounds what reaches clients; before the
+	// first connection it is unknown, and NATS's default is 1 MiB.
+	s.maxFrame = wire.MaxFrame(max(cfg.MaxPayload, nc.MaxPayload(), 1<<20))
+	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, true))
+	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, false))
 	s.out = newOutbox(s)
 	s.nodeHeader = []string{cfg.NodeID}
 	// Listen before reading the state, so no change falls in between.
@@ -274,8 +282,9 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		}
 	}
 	s.dispatchers = newDispatchers(s)
-	s.wg.Add(6 + len(s.dispatchers))
+	s.wg.Add(7 + len(s.dispatchers))
 	go s.watchNATS(natsStatus)
+	go s.pub.lookupLoop()
 	go s.out.run()
 	go s.out.watch()
 	for _, d := range s.dispatchers {
