@@ -50,6 +50,11 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 			s.releaseSlot(ip)
 		}
 	}()
+	if s.cfg.CheckHost != nil && !s.cfg.CheckHost(hr.host) {
+		// A name this service does not answer to: a DNS-rebinding page
+		// reaching an internal bridge through the victim's browser.
+		return nil, refuse(refusedOrigin, http.StatusForbidden, "host not allowed")
+	}
 	if hr.origin != "" && s.cfg.CheckOrigin != nil && !s.cfg.CheckOrigin(hr.origin, hr.host, hr.secure) {
 		return nil, refuse(refusedOrigin, http.StatusForbidden, "origin not allowed")
 	}

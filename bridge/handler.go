@@ -99,9 +99,9 @@ func (c *conn) sub(cmd *wire.Command) *wire.Error {
 	if cmd.From != nil {
 		return c.jsSubscribe(cmd)
 	}
-	sb, err := c.s.subscribe(c, cmd.ID, cmd.Subject, cmd.Queue)
-	if err != nil {
-		return natsError(err)
+	sb, e := c.s.subscribe(c, cmd.ID, cmd.Subject, cmd.Queue)
+	if e != nil {
+		return e
 	}
 	c.addSub(sb)
 	if sb.in.ready.Load() {
@@ -136,6 +136,10 @@ func (c *conn) sendAcks(ids []*sub) {
 	for _, sb := range ids {
 		if sb.js != nil {
 			c.jsSettle(sb)
+			continue
+		}
+		if e := sb.in.err.Load(); e != nil {
+			c.settle(sb, e)
 			continue
 		}
 		if sb.acked.CompareAndSwap(false, true) {

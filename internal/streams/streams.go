@@ -222,6 +222,7 @@ type Sub struct {
 	r       *Streams
 	m       Member
 	sid     string // m.SID(), fixed
+	pre     []byte // wire.AppendMsgPrefix of sid, fixed
 	subject string
 	from    wire.From
 	ctx     context.Context // ends with the subscription
@@ -250,7 +251,7 @@ func (r *Streams) Subscribe(m Member, subject string, from wire.From) (*Sub, err
 		return nil, ErrBusy
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
-	js := &Sub{r: r, m: m, sid: m.SID(), subject: subject, from: from, ctx: ctx, cancel: cancel, idx: -1}
+	js := &Sub{r: r, m: m, sid: m.SID(), pre: wire.AppendMsgPrefix(nil, m.SID()), subject: subject, from: from, ctx: ctx, cancel: cancel, idx: -1}
 	if !r.spawn(func() { r.run(js) }) {
 		cancel()
 		r.starting.Add(-1)
