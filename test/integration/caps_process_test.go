@@ -38,18 +38,24 @@ func upgradeWithHost(t *testing.T, addr, path, host string) (int, string) {
 func TestPublicHosts(t *testing.T) {
 	ns := testutil.StartNATS(t, false, nil)
 	t.Run("set", func(t *testing.T) {
-		p := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_PUBLIC_HOSTS=bridge.internal,bridge.internal:8443,localhost")
+		// A bare name matches it on any port, a name with a port that port
+		// only (auth.NewHostPolicy); names are case-insensitive.
+		p := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_PUBLIC_HOSTS=bridge.internal, app.internal:8443,localhost")
 		for _, tc := range []struct {
 			host string
 			want int
 		}{
 			{"bridge.internal", http.StatusSwitchingProtocols},
-			{"bridge.internal:8443", http.StatusSwitchingProtocols},
-			{"localhost", http.StatusSwitchingProtocols},
+			{"bridge.internal:9999", http.StatusSwitchingProtocols},
+			{"BRIDGE.Internal", http.StatusSwitchingProtocols},
+			{"app.internal:8443", http.StatusSwitchingProtocols},
+			{"localhost:8080", http.StatusSwitchingProtocols},
+			{"app.internal", http.StatusForbidden},
+			{"app.internal:9999", http.StatusForbidden},
 			{"evil.example", http.StatusForbidden},
 			{"evil.example:8443", http.StatusForbidden},
-			{"bridge.internal:9999", http.StatusForbidden},
 			{"bridge.internal.evil.example", http.StatusForbidden},
+			{"", http.StatusForbidden},
 			{p.addr, http.StatusForbidden}, // the address it listens on, unlisted
 		} {
 			for _, path := range []string{"/ws", "/ws/raw?sub=x"} {
@@ -106,15 +112,21 @@ func TestCapsFromEnvironment(t *testing.T) {
 	c.expectErr("a3", "too_many_requests")
 }
 
-// TestCapConfigErrors: a cap the bridge cannot use exits 2 naming the
-// variable, like every other setting.
+// TestCapConfigErrors: a cap or public host the bridge cannot use exits
+// 2 naming the variable, like every other setting.
 func TestCapConfigErrors(t *testing.T) {
-	for _, name := range []string{"BRIDGE_MAX_INFLIGHT_REQUESTS", "BRIDGE_MAX_INFLIGHT_ACKS", "BRIDGE_MAX_CATCHUPS_PER_CONN"} {
-		t.Run(name, func(t *testing.T) {
+	for _, tc := range []struct{ name, value string }{
+		{"BRIDGE_MAX_INFLIGHT_REQUESTS", "-1"},
+		{"BRIDGE_MAX_INFLIGHT_ACKS", "-1"},
+		{"BRIDGE_MAX_CATCHUPS_PER_CONN", "-1"},
+		{"BRIDGE_PUBLIC_HOSTS", "https://bridge.example.com"},
+		{"BRIDGE_PUBLIC_HOSTS", "bridge.example.com:99999"},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			t.Parallel()
-			code, out, _ := runBinary(t, []string{name + "=-1"})
-			if code != 2 || !strings.Contains(out, name) {
-				t.Fatalf("%s=-1: exit %d, output:\n%s\nwant exit 2 naming the variable", name, code, out)
+			code, out, _ := runBinary(t, []string{tc.name + "=" + tc.value})
+			if code != 2 || !strings.Contains(out, tc.name) {
+				t.Fatalf("exit %d, output:\n%s\nwant exit 2 naming %s", code, out, tc.name)
 			}
 		})
 	}
