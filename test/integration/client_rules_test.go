@@ -102,13 +102,19 @@ func TestReservedHeadersRefused(t *testing.T) {
 		t.Fatalf("X-Nats-Lookalike = %q: a header that only contains Nats- must pass", got)
 	}
 
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 1–3 and the sentinel (roll.sentinel is captured too).
-	if info.State.FirstSeq != 1 || info.State.Msgs != 4 {
-		t.Fatalf("stream state %+v, want seqs 1-4 intact", info.State)
+	// 1–3 and the sentinel (roll.sentinel is captured too, and stored
+	// shortly after the subscriber sees it).
+	var state jetstream.StreamState
+	testutil.Eventually(t, "the stream to store the sentinel", func() bool {
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		state = info.State
+		return state.LastSeq >= 4
+	})
+	if state.FirstSeq != 1 || state.Msgs != 4 || state.LastSeq != 4 {
+		t.Fatalf("stream state %+v, want seqs 1-4 intact", state)
 	}
 	for seq := uint64(1); seq <= 3; seq++ {
 		rm, err := st.GetMsg(ctx, seq)
@@ -499,9 +505,11 @@ func TestAckedPubNoStream(t *testing.T) {
 }
 
 // TestStreamErrorIsBadRequest: a stream refusing what the client sent (a
-// message over the stream's max_msg_size) is bad_request, not internal.
+// message over the stream's max_msg_size) is bad_request, not internal,
+// and a client repeating it cannot write a log line per refusal.
 func TestStreamErrorIsBadRequest(t *testing.T) {
-	e := startJS(t, nil)
+	var logs logBuffer
+	e := startJS(t, func(c *bridge.Config) { c.Logger = logs.logger() })
 	ctx, cancel := ctxWait()
 	defer cancel()
 	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: "SMALL", Subjects: []string{"small.>"}, MaxMsgSize: 256}); err != nil {
@@ -515,6 +523,14 @@ func TestStreamErrorIsBadRequest(t *testing.T) {
 	c.send(map[string]any{"op": "pub", "id": "big", "ack": true, "subject": "small.x", "data": strings.Repeat("x", 512)})
 	f := c.expectErr("big", "bad_request")
 	t.Logf("stream refusal: %s", f.Message)
+	const n = 50
+	for i := range n {
+		c.send(map[string]any{"op": "pub", "id": "big" + itoa(i), "ack": true, "subject": "small.x", "data": strings.Repeat("x", 512)})
+		c.expectErr("big"+itoa(i), "bad_request")
+	}
+	if lines := strings.Count(logs.String(), "small.x"); lines >= n {
+		t.Fatalf("%d log lines name the subject after %d refusals: not rate-limited\n%s", lines, n+1, logs.String())
+	}
 }
 
 // TestTimeoutClamp: timeout_ms far beyond the cap, up to the largest
