@@ -28,6 +28,7 @@ func benchServer(b *testing.B) *Server {
 	b.Cleanup(func() { p.Close() })
 	s := &Server{poller: p, metrics: newMetrics(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	s.cfg.WriteBuffer = 64 << 20
+	s.maxFrame = wire.MaxFrame(64 << 20)
 	s.cfg.CompressionMin = 512
 	return s
 }

@@ -200,6 +200,9 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 		for i := range n {
 			sb := in.members[(int(start)+i)%n]
 			fr := fc.frame(sb, m)
+			if int64(len(fr)) > in.s.maxFrame {
+				break // larger than the hello's max_frame promises
+			}
 			if ok, first := sb.c.push(fr, d.now, false); ok {
 				out.add(true, fr)
 				d.owe(sb.c, first)
@@ -211,6 +214,10 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	}
 	for _, sb := range in.members {
 		fr := fc.frame(sb, m)
+		if int64(len(fr)) > in.s.maxFrame {
+			out.dropped++ // larger than the hello's max_frame promises
+			continue
+		}
 		ok, first := sb.c.push(fr, d.now, false)
 		out.add(ok, fr)
 		d.owe(sb.c, first)

@@ -65,6 +65,7 @@ func newJetStream(s *Server) (*publisher, *streams.Streams, error) {
 		JS:             js,
 		RequestTimeout: s.cfg.RequestTimeout,
 		WriteBuffer:    s.cfg.WriteBuffer,
+		MaxFrame:       int(s.maxFrame),
 		Logger:         s.log,
 		Clock:          s.clock,
 		Delivered: func(n, bytes, dropped int) {

@@ -77,6 +77,15 @@ type Config struct {
 	// at once; its further stream subscriptions wait their turn. Zero
 	// means 4.
 	MaxCatchupsPerConn int
+	// MaxPendingBytes caps the messages taken from NATS and not yet
+	// queued to clients, node-wide, in bytes; beyond it messages are
+	// dropped (the bridge is a slow consumer). Zero means 64 MiB.
+	MaxPendingBytes int64
+	// MaxPartialBytes caps, node-wide, the bytes of client messages
+	// still being assembled (fragments, or a frame read in parts); a
+	// message that would pass it closes its connection with 1013. Zero
+	// means 256 MiB.
+	MaxPartialBytes int64
 	// MaxHandshakes caps sockets accepted but not yet upgraded (TLS and
 	// HTTP handshakes in progress, idle keep-alive HTTP connections);
 	// sockets beyond it are closed at once. Zero means 1024.
@@ -140,6 +149,12 @@ func (c *Config) setDefaults() {
 	if c.MaxCatchupsPerConn <= 0 {
 		c.MaxCatchupsPerConn = 4
 	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = 64 << 20
+	}
+	if c.MaxPartialBytes <= 0 {
+		c.MaxPartialBytes = 256 << 20
+	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = 1024
 	}
@@ -183,7 +198,9 @@ type Server struct {
 	fdLog              *logLimiter  // accept and descriptor failures
 	errLog             *logLimiter  // unexpected NATS errors on client operations
 	inHandshake        atomic.Int64 // sockets counted against MaxHandshakes
-	epoch              time.Time    // Server.clock's origin
+	pending            atomic.Int64 // bytes in the dispatchers' queues (MaxPendingBytes)
+	partials           *wsframe.Budget
+	epoch              time.Time // Server.clock's origin
 
 	slots slots
 
@@ -245,6 +262,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, true))
 	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, false))
 	s.out = newOutbox(s)
+	s.partials = wsframe.NewBudget(cfg.MaxPartialBytes)
 	s.nodeHeader = []string{cfg.NodeID}
 	// Listen before reading the state, so no change falls in between.
 	natsStatus := nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
@@ -283,12 +301,13 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		}
 	}
 	s.dispatchers = newDispatchers(s)
-	s.wg.Add(7 + len(s.dispatchers))
+	s.wg.Add(7 + 2*len(s.dispatchers))
 	go s.watchNATS(natsStatus)
 	go s.pub.lookupLoop()
 	go s.out.run()
 	go s.out.watch()
 	for _, d := range s.dispatchers {
+		go d.intake()
 		go d.run()
 	}
 	go func() { defer s.wg.Done(); _ = s.httpSrv.Serve(s.httpLn) }()

@@ -294,6 +294,8 @@ func (f *feed) deliver(m jetstream.Msg) {
 		}
 		fr := f.frames.Frame(js.pre, js.m.Compress(len(m.Data())))
 		switch {
+		case f.r.tooBig(fr):
+			out.dropped++
 		case js.live:
 			js.last = seq
 			out.add(js.m.Enqueue(fr, now), fr)
