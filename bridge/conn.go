@@ -12,7 +12,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
-	"github.com/nats-io/nats.go"
 
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -92,7 +91,6 @@ type conn struct {
 
 	catchups chan struct{} // JetStream catch-up slots, made with the first stream sub
 	reqs     []string      // tokens of requests in flight, guarded by Server.req.mu
-	pubs     []*nats.Msg   // acked publishes in flight, guarded by Server.pub.mu
 }
 
 var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
@@ -453,7 +451,7 @@ func (c *conn) teardown() {
 	// Requests and acked publishes in flight free their places now, not
 	// when their answers or timeouts come.
 	c.s.req.drop(c)
-	c.s.pub.drop(c)
+	c.s.pub.Drop(c)
 	// Out of epoll before the fd number can be reused. desc is nil when
 	// the connection failed before it reached the poller.
 	if c.desc != nil {

@@ -180,7 +180,7 @@ type Server struct {
 	log     *slog.Logger
 	poller  *netpoll.Poller
 	req     *requester
-	pub     *publisher
+	pub     *streams.Publisher
 	streams *streams.Streams
 	metrics *metrics
 
@@ -303,7 +303,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.dispatchers = newDispatchers(s)
 	s.wg.Add(7 + 2*len(s.dispatchers))
 	go s.watchNATS(natsStatus)
-	go s.pub.lookupLoop()
+	go func() { defer s.wg.Done(); s.pub.Run(s.done) }()
 	go s.out.run()
 	go s.out.watch()
 	for _, d := range s.dispatchers {
