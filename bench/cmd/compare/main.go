@@ -7,9 +7,14 @@
 //	go run ./bench/cmd/compare -smoke            # every scenario, tiny, < 1 min
 //
 // Targets: json (wsbridge /ws), raw (wsbridge /ws/raw) and native
-// (nats-server's WebSocket listener, NATS text protocol). wsbridge runs
-// against a separate nats-server process so that its CPU and memory are
-// measured alone; NATS's own CPU is reported beside it.
+// (nats-server's WebSocket listener, NATS text protocol), each also over
+// wss:// with a -tls suffix (json-tls, raw-tls, native-tls; a self-signed
+// ECDSA P-256 certificate made for the run). wsbridge runs against a
+// separate nats-server process so that its CPU and memory are measured
+// alone; NATS's own CPU is reported beside it.
+//
+//	go run ./bench/cmd/compare -targets json,json-tls,native,native-tls \
+//	    -scenarios idle,connect,fanout-rate -idle 5000
 package main
 
 import (
@@ -138,6 +143,9 @@ func run(ctx context.Context, o options, args string) error {
 			return fmt.Errorf("building %s: %w", b.pkg, err)
 		}
 	}
+	if err := writeCert(dir); err != nil {
+		return err
+	}
 	rep := &report{args: args, started: time.Now()}
 	for _, sc := range o.scenarios {
 		sizes := []int{0}
@@ -253,9 +261,14 @@ func runOne(ctx context.Context, o options, dir, scenario, target string, idleCo
 	if err != nil {
 		return nil, "", err
 	}
+	base, tlsOn := strings.CutSuffix(target, "-tls")
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	natsArgs := []string{"-port", strconv.Itoa(natsPort)}
-	if target == "native" {
+	if base == "native" {
 		natsArgs = append(natsArgs, "-ws", strconv.Itoa(wsPort))
+		if tlsOn {
+			natsArgs = append(natsArgs, "-tls-cert", cert, "-tls-key", key)
+		}
 	}
 	ns, out, err := start(dir, "natsws", nil, natsArgs...)
 	if err != nil {
@@ -272,13 +285,17 @@ func runOne(ctx context.Context, o options, dir, scenario, target string, idleCo
 		return nil, ver, err
 	}
 	serverPID, natsPID := ns.cmd.Process.Pid, 0
-	if target != "native" {
-		env := append([]string{
-			"BRIDGE_LISTEN=127.0.0.1:" + strconv.Itoa(wsPort),
-			"BRIDGE_NATS_URL=nats://127.0.0.1:" + strconv.Itoa(natsPort),
+	if base != "native" {
+		env := []string{}
+		if tlsOn {
+			env = append(env, "BRIDGE_TLS_CERT="+cert, "BRIDGE_TLS_KEY="+key)
+		}
+		env = append(append(env,
+			"BRIDGE_LISTEN=127.0.0.1:"+strconv.Itoa(wsPort),
+			"BRIDGE_NATS_URL=nats://127.0.0.1:"+strconv.Itoa(natsPort),
 			"BRIDGE_LOG_LEVEL=warn",
-			"BRIDGE_DATA_DIR=" + filepath.Join(dir, "data"),
-		}, o.bridgeEnv...)
+			"BRIDGE_DATA_DIR="+filepath.Join(dir, "data"),
+		), o.bridgeEnv...)
 		br, bout, err := start(dir, "wsbridge", env)
 		if err != nil {
 			return nil, ver, err

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"wsbridge/bench/internal/load"
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	var cfg load.Config
-	target := flag.String("target", "json", "json (wsbridge /ws), raw (wsbridge /ws/raw) or native (nats-server WebSocket)")
+	target := flag.String("target", "json", "json (wsbridge /ws), raw (wsbridge /ws/raw) or native (nats-server WebSocket); a -tls suffix dials wss://")
 	scenario := flag.String("scenario", "idle", "one of idle, connect, fanout-burst, fanout-rate, publish, publish-rate")
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "WebSocket host:port")
 	flag.StringVar(&cfg.NATSURL, "nats", "nats://127.0.0.1:4222", "NATS URL to publish and count with")
@@ -43,7 +44,9 @@ func main() {
 	flag.IntVar(&cfg.PubRate, "pub-rate", 10, "publish-rate: messages per second per client")
 	flag.DurationVar(&cfg.PubFor, "pub-for", 0, "publish-rate: duration (default 10s)")
 	flag.Parse()
-	switch *target {
+	base, secure := strings.CutSuffix(*target, "-tls")
+	cfg.TLS = secure
+	switch base {
 	case "json":
 		cfg.Dialect = wsc.JSON
 	case "raw":
