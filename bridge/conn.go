@@ -422,6 +422,7 @@ func (c *conn) flush() (empty bool, err error) {
 			if c.tls != nil {
 				// The records go to t.ct, written at the top of the loop.
 				rest = rest[:min(len(rest), tlsChunk)]
+				c.tls.reserve(len(rest))
 				if _, err := c.tls.tc.Write(rest); err != nil {
 					return false, err
 				}

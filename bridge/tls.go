@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -39,9 +40,15 @@ import (
 // peer would lose its sequence numbers).
 
 const (
-	// tlsChunk is the plaintext encrypted per flush step: four full
-	// records, one write(2).
-	tlsChunk = 64 << 10
+	// tlsChunk is the plaintext encrypted per flush step, one write(2):
+	// four records whose ciphertext, with tlsRecordOverhead each, fills a
+	// pooled 64 KiB buffer exactly.
+	tlsChunk = 64<<10 - 4*tlsRecordOverhead
+	// tlsRecordOverhead bounds what a record adds to its plaintext: 5
+	// bytes of header, an explicit nonce (8, TLS 1.2 GCM) or content type
+	// (1, TLS 1.3), and a 16-byte tag.
+	tlsRecordOverhead = 64
+	tlsMaxPlaintext   = 16 << 10
 	// tlsReadBuf is the pooled buffer lent to tls.Conn as its rawInput
 	// while a worker reads. Twice the largest record (TLS 1.2: 5 + 16 KiB
 	// + 2 KiB, plus bytes.MinRead) so bytes.Buffer slides a partial record
@@ -132,6 +139,17 @@ func (t *tlsTransport) Write(p []byte) (int, error) {
 	}
 	*t.ct = append(*t.ct, p...)
 	return len(p), nil
+}
+
+// reserve makes room in the ciphertext buffer for the records of n bytes
+// of plaintext, in one allocation: a buffer grown by appends could end up
+// too large to go back to the pool.
+func (t *tlsTransport) reserve(n int) {
+	if t.ct == nil {
+		t.ct = wsframe.GetBuffer()
+	}
+	records := (n + tlsMaxPlaintext - 1) / tlsMaxPlaintext
+	*t.ct = slices.Grow(*t.ct, n+records*tlsRecordOverhead)
 }
 
 // pending is the ciphertext not yet written.

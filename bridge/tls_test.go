@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -390,4 +391,23 @@ func TestTLSHalfRecordHoldsNoWorker(t *testing.T) {
 	}
 	stall.expectFrame(ws.OpText, pongCmd("stalled"))
 	stall.expectAlive()
+}
+
+// TestTLSNoGoroutinePerConnection: wss:// connections cost no goroutine
+// once their handshake is done.
+func TestTLSNoGoroutinePerConnection(t *testing.T) {
+	ns := startTestNATS(t)
+	srv := startTestBridgeOver(t, ns, transport{"wss", true}, nil)
+	dialWS(t, srv).expectAlive() // the server's own goroutines are up
+	before := runtime.NumGoroutine()
+	const n = 100
+	conns := make([]*rawClient, n)
+	for i := range conns {
+		conns[i] = dialWS(t, srv)
+	}
+	eventually(t, "every connection registered", func() bool { return srv.Stats().Connections == n+1 })
+	eventually(t, "handshake goroutines gone", func() bool { return runtime.NumGoroutine() < before+n/10 })
+	for _, c := range conns {
+		c.expectAlive()
+	}
 }

@@ -44,6 +44,7 @@ type options struct {
 	idleConns  []int
 	idleShared bool
 	idleSettle time.Duration
+	idleHold   time.Duration
 	dialers    int
 	subs       int
 	burstMsgs  int
@@ -81,6 +82,7 @@ func main() {
 	flag.StringVar(&idle, "idle", "10000,19000", "idle: connection counts, one run each")
 	flag.BoolVar(&o.idleShared, "idle-shared", false, "idle: all connections subscribe to one subject (default one subject each)")
 	flag.DurationVar(&o.idleSettle, "idle-settle", 20*time.Second, "idle: time to watch memory return after clients leave")
+	flag.DurationVar(&o.idleHold, "idle-hold", 0, "idle: also read memory after connections were idle this long, e.g. 150s, past Go's 2-minute forced GC (0: don't)")
 	flag.IntVar(&o.dialers, "dialers", 200, "concurrent dialers")
 	flag.IntVar(&o.subs, "subs", 2000, "fanout: subscribers")
 	flag.IntVar(&o.burstMsgs, "burst-msgs", 20000, "fanout-burst: messages")
@@ -313,7 +315,7 @@ func runOne(ctx context.Context, o options, dir, scenario, target string, idleCo
 		"-nats", "nats://127.0.0.1:" + strconv.Itoa(natsPort),
 		"-pid", strconv.Itoa(serverPID), "-nats-pid", strconv.Itoa(natsPID),
 		"-dialers", strconv.Itoa(o.dialers), "-timeout", o.timeout.String(),
-		"-idle-conns", strconv.Itoa(max(idleConns, 1)), "-idle-settle", o.idleSettle.String(),
+		"-idle-conns", strconv.Itoa(max(idleConns, 1)), "-idle-settle", o.idleSettle.String(), "-idle-hold", o.idleHold.String(),
 		"-idle-shared=" + strconv.FormatBool(o.idleShared),
 		"-subs", strconv.Itoa(o.subs), "-burst-msgs", strconv.Itoa(o.burstMsgs),
 		"-rate", strconv.Itoa(o.rate), "-rate-for", o.rateFor.String(),
@@ -322,7 +324,7 @@ func runOne(ctx context.Context, o options, dir, scenario, target string, idleCo
 		"-pub-rate", strconv.Itoa(o.pubRate), "-pub-for", o.pubFor.String(),
 	}
 	// wsload bounds itself; this is the backstop.
-	lctx, cancel := context.WithTimeout(ctx, 4*o.timeout+o.rateFor+o.pubFor+o.idleSettle+time.Minute)
+	lctx, cancel := context.WithTimeout(ctx, 4*o.timeout+o.rateFor+o.pubFor+o.idleSettle+o.idleHold+time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(lctx, filepath.Join(dir, "wsload"), args...)
 	var stdout bytes.Buffer

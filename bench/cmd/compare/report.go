@@ -89,6 +89,8 @@ func (g goal) applies(target string) bool {
 var goals = []goal{
 	{"idle RSS ≤ 2 KiB per subscribed connection", "idle-", "rss_per_conn", func(v, _ float64) bool { return v <= 2 }, -1},
 	{"idle RSS ≤ 6 KiB per subscribed wss:// connection", "idle-", "rss_per_conn", func(v, _ float64) bool { return v <= 6 }, 1},
+	{"idle RSS ≤ 2 KiB per subscribed connection, after -idle-hold", "idle-", "rss_per_conn_held", func(v, _ float64) bool { return v <= 2 }, -1},
+	{"idle RSS ≤ 6 KiB per subscribed wss:// connection, after -idle-hold", "idle-", "rss_per_conn_held", func(v, _ float64) bool { return v <= 6 }, 1},
 	{"one fd per connection", "idle-", "fds_per_conn", func(v, _ float64) bool { return v <= 1.05 }, 0},
 	{"fan-out burst: no loss", "fanout-burst", "lost", func(v, _ float64) bool { return v == 0 }, 0},
 	{"fan-out burst ≤ 0.7 µs server CPU per delivery", "fanout-burst", "server_cpu_per_delivery", func(v, _ float64) bool { return v <= 0.7 }, -1},

@@ -34,6 +34,7 @@ func main() {
 	flag.IntVar(&cfg.IdleConns, "idle-conns", 10000, "idle: connections")
 	flag.BoolVar(&cfg.IdleShared, "idle-shared", false, "idle: one subject for all instead of one each")
 	flag.DurationVar(&cfg.IdleSettle, "idle-settle", 0, "idle: time to watch memory return after clients leave (default 20s)")
+	flag.DurationVar(&cfg.IdleHold, "idle-hold", 0, "idle: read memory again after connections were idle this long (0: don't)")
 	flag.IntVar(&cfg.FanoutSubs, "subs", 2000, "fanout: subscribers")
 	flag.IntVar(&cfg.BurstMsgs, "burst-msgs", 20000, "fanout-burst: messages")
 	flag.IntVar(&cfg.Rate, "rate", 50, "fanout-rate: messages per second")

@@ -38,6 +38,11 @@ type Config struct {
 	IdleConns  int  // idle: connections; 0 means 10000
 	IdleShared bool // idle: all subscribe to one subject instead of one each
 	IdleSettle time.Duration
+	// IdleHold, when set, reads memory a second time after the connections
+	// have been idle this long (rss_per_conn_held): past Go's forced GC
+	// (every 2 minutes), memory a connection storm left behind has been
+	// collected and returned, in every Go server alike.
+	IdleHold time.Duration
 
 	FanoutSubs int           // fanout-*: subscribers; 0 means 2000
 	BurstMsgs  int           // fanout-burst: messages; 0 means 20000
