@@ -21,6 +21,9 @@ import (
 	"unsafe"
 
 	"github.com/gobwas/ws"
+
+	"wsbridge/internal/wsframe"
+	"wsbridge/netpoll"
 )
 
 var testCert = sync.OnceValues(func() (tls.Certificate, error) {
@@ -44,7 +47,7 @@ var testCert = sync.OnceValues(func() (tls.Certificate, error) {
 
 // testTLSConfigs returns a server configuration like CertReloader's, with
 // a self-signed certificate, and a client configuration that trusts it.
-func testTLSConfigs(t *testing.T) (server, client *tls.Config) {
+func testTLSConfigs(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
 	cert, err := testCert()
 	if err != nil {
@@ -76,7 +79,7 @@ type tlsPair struct {
 
 // newTLSPair handshakes over loopback, then attaches the server side as
 // prepare does.
-func newTLSPair(t *testing.T, maxVersion uint16) *tlsPair {
+func newTLSPair(t testing.TB, maxVersion uint16) *tlsPair {
 	t.Helper()
 	scfg, ccfg := testTLSConfigs(t)
 	scfg.MaxVersion = maxVersion
@@ -409,5 +412,43 @@ func TestTLSNoGoroutinePerConnection(t *testing.T) {
 	eventually(t, "handshake goroutines gone", func() bool { return runtime.NumGoroutine() < before+n/10 })
 	for _, c := range conns {
 		c.expectAlive()
+	}
+}
+
+// BenchmarkFlush measures queueing a 150-byte frame and flushing it to a
+// socket whose peer reads everything: plain, and over TLS (encryption and
+// the ciphertext copy included).
+func BenchmarkFlush(b *testing.B) {
+	frame := wsframe.AppendFrame(nil, ws.OpText, bytes.Repeat([]byte{'m'}, 148))
+	for _, secure := range []bool{false, true} {
+		name := "ws"
+		if secure {
+			name = "wss"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := benchServer(b)
+			p := newTLSPair(b, 0)
+			c := &conn{s: s, fd: p.t.fd}
+			c.desc = netpoll.NewDesc(-1, drain{c})
+			var peer io.Reader = p.raw
+			if secure {
+				c.tls, peer = p.t, p.client
+			}
+			go func() { _, _ = io.Copy(io.Discard, peer) }()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				c.push(frame, 0, false)
+				for {
+					empty, err := c.flush()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if empty {
+						break
+					}
+				}
+			}
+		})
 	}
 }
