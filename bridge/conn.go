@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/nats-io/nats.go"
 
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -87,21 +88,30 @@ type conn struct {
 	// moves, the bytes never do.
 	batch   *[]byte
 	boff    int   // bytes of batch written (plain) or encrypted (TLS)
+	bhead   int   // bytes at the start of batch that are not frames, as headRemain
 	bOldest int64 // oldest of batch, as wbuf's oldest
 
-	lastRead atomic.Int64 // unix nanoseconds of the last bytes read
+	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read
+	natsShown atomic.Int32 // the NATS link state the client was last told (natslink.go)
 
 	// mu guards the queue that other goroutines push to. It is held only
 	// to append or to take the queue, never across write(2).
-	mu       sync.Mutex
-	state    connState
-	wbuf     *[]byte // whole frames not yet taken by flush, pooled; nil when empty
-	oldest   int64   // Server.clock of the oldest NATS message in wbuf; 0: none
-	inflight int     // bytes taken by flush and not yet written (batch and ciphertext)
-	stalled  bool    // flush met EAGAIN: EPOLLOUT, not a schedule, brings it back
-	pending  *wsframe.CloseError
-	drop     bool   // with pending: discard queued frames first
-	acks     []*sub // subs whose ok waited for the NATS flush
+	mu    sync.Mutex
+	state connState
+	wbuf  *[]byte // whole frames not yet taken by flush, pooled; nil when empty
+	// headRemain counts bytes at the start of wbuf that are not frames (a
+	// raw connection's queued 101): frame boundaries start after them.
+	headRemain int
+	oldest     int64 // Server.clock of the oldest NATS message in wbuf; 0: none
+	inflight   int   // bytes taken by flush and not yet written (batch and ciphertext)
+	stalled    bool  // flush met EAGAIN: EPOLLOUT, not a schedule, brings it back
+	pending    *wsframe.CloseError
+	drop       bool   // with pending: discard queued frames first
+	acks       []*sub // subs whose ok waited for the NATS flush
+
+	catchups chan struct{} // JetStream catch-up slots, made with the first stream sub
+	reqs     []string      // tokens of requests in flight, guarded by Server.req.mu
+	pubs     []*nats.Msg   // acked publishes in flight, guarded by Server.pub.mu
 }
 
 var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
@@ -444,8 +454,8 @@ func (c *conn) flush() (empty bool, err error) {
 			}
 		}
 		c.mu.Lock()
-		c.batch, c.bOldest = c.wbuf, c.oldest
-		c.wbuf, c.oldest = nil, 0
+		c.batch, c.bOldest, c.bhead = c.wbuf, c.oldest, c.headRemain
+		c.wbuf, c.oldest, c.headRemain = nil, 0, 0
 		c.stalled, c.inflight = false, 0
 		if c.batch != nil {
 			c.inflight = len(*c.batch)
@@ -482,7 +492,7 @@ func (c *conn) cutBatch() {
 	if c.batch == nil {
 		return
 	}
-	b, pos := *c.batch, 0
+	b, pos := *c.batch, c.bhead
 	for pos < c.boff {
 		pos += wsframe.FrameLen(b[pos:])
 	}
@@ -502,7 +512,7 @@ func (c *conn) closeWith(e *wsframe.CloseError, drop bool) {
 	if c.wbuf == nil {
 		c.wbuf = wsframe.GetBuffer()
 	} else if drop {
-		*c.wbuf = (*c.wbuf)[:0]
+		*c.wbuf = (*c.wbuf)[:c.headRemain]
 		c.oldest = 0
 	}
 	if drop {
@@ -545,8 +555,15 @@ func (c *conn) teardown() {
 		c.expiry.Stop()
 	}
 	c.dropInterest()
-	// Out of epoll before the fd number can be reused.
-	_ = c.s.poller.Remove(c.desc)
+	// Requests and acked publishes in flight free their places now, not
+	// when their answers or timeouts come.
+	c.s.req.drop(c)
+	c.s.pub.drop(c)
+	// Out of epoll before the fd number can be reused. desc is nil when
+	// the connection failed before it reached the poller.
+	if c.desc != nil {
+		_ = c.s.poller.Remove(c.desc)
+	}
 	if c.tls != nil {
 		// No close_notify here: the WebSocket close said goodbye, and
 		// a torn-down connection writes nothing more.

@@ -49,14 +49,18 @@ func validID(id string) *wire.Error {
 	return nil
 }
 
-// checkSubject applies the subject rules shared by every op.
-func (c *conn) checkSubject(subject string, pattern bool) *wire.Error {
+// checkSubject applies the subject rules shared by every op: validity
+// first, then the reserved subjects, then the client's permissions. queue
+// matters for subscriptions only.
+func (c *conn) checkSubject(subject, queue string, pattern bool) *wire.Error {
 	switch {
 	case !wire.ValidSubject(subject, pattern):
 		return wire.Errf(wire.CodeInvalidSubject, "invalid subject")
 	case wire.Reserved(subject):
 		return wire.Errf(wire.CodePermissionDenied, "subjects starting with $ or _INBOX. are reserved")
-	case pattern && !c.ident.CanSubscribe(subject):
+	case pattern && queue != "" && !c.ident.CanSubscribeQueue(subject, queue):
+		return wire.Errf(wire.CodePermissionDenied, "not allowed to subscribe to this subject in this queue group")
+	case pattern && queue == "" && !c.ident.CanSubscribeQueue(subject, ""):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to subscribe to this subject")
 	case !pattern && !c.ident.CanPublish(subject):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to publish to this subject")
@@ -77,11 +81,14 @@ func (c *conn) sub(cmd *wire.Command) *wire.Error {
 	if e := validID(cmd.ID); e != nil {
 		return e
 	}
-	if e := c.checkSubject(cmd.Subject, true); e != nil {
-		return e
+	if cmd.Subject == "" {
+		return wire.Errf(wire.CodeBadRequest, "sub needs a subject")
 	}
 	if cmd.Queue != "" && !wire.ValidQueue(cmd.Queue) {
 		return wire.Errf(wire.CodeBadRequest, "invalid queue name")
+	}
+	if e := c.checkSubject(cmd.Subject, cmd.Queue, true); e != nil {
+		return e
 	}
 	if c.findSub(cmd.ID) >= 0 {
 		return wire.Errf(wire.CodeDuplicateID, "a subscription with this id exists")
@@ -92,9 +99,9 @@ func (c *conn) sub(cmd *wire.Command) *wire.Error {
 	if cmd.From != nil {
 		return c.jsSubscribe(cmd)
 	}
-	sb, err := c.s.subscribe(c, cmd.ID, cmd.Subject, cmd.Queue)
-	if err != nil {
-		return natsError(err)
+	sb, e := c.s.subscribe(c, cmd.ID, cmd.Subject, cmd.Queue)
+	if e != nil {
+		return e
 	}
 	c.addSub(sb)
 	if sb.in.ready.Load() {
@@ -131,6 +138,10 @@ func (c *conn) sendAcks(ids []*sub) {
 			c.jsSettle(sb)
 			continue
 		}
+		if e := sb.in.err.Load(); e != nil {
+			c.settle(sb, e)
+			continue
+		}
 		if sb.acked.CompareAndSwap(false, true) {
 			c.pushText(func(b []byte) []byte { return wire.AppendOK(b, sb.id) }, false)
 		}
@@ -164,7 +175,7 @@ func (c *conn) release(sb *sub) {
 
 // message builds the NATS message for pub and req.
 func (c *conn) message(cmd *wire.Command) (*nats.Msg, *wire.Error) {
-	if e := c.checkSubject(cmd.Subject, false); e != nil {
+	if e := c.checkSubject(cmd.Subject, "", false); e != nil {
 		return nil, e
 	}
 	data, e := cmd.Payload()
@@ -174,14 +185,28 @@ func (c *conn) message(cmd *wire.Command) (*nats.Msg, *wire.Error) {
 	if int64(len(data)) > c.s.cfg.MaxPayload {
 		return nil, wire.Errf(wire.CodePayloadTooLarge, "payload exceeds max_payload")
 	}
-	if !c.s.nc.IsConnected() {
+	if !c.s.natsUp.Load() {
 		return nil, wire.Errf(wire.CodeUnavailable, "NATS is unavailable")
 	}
-	m := &nats.Msg{Subject: cmd.Subject, Data: data}
-	if len(cmd.Headers) > 0 {
-		m.Header = nats.Header(cmd.Headers)
+	if h := wire.ReservedHeader(cmd.Headers); h != "" {
+		return nil, wire.Errf(wire.CodeBadRequest, "header "+h+" is reserved")
 	}
+	m := &nats.Msg{Subject: cmd.Subject, Data: data, Header: nats.Header(cmd.Headers)}
+	c.stamp(m)
 	return m, nil
+}
+
+// stamp sets the identity headers a service can trust, since clients can
+// set no Wsbridge-* header: the token's sub, when there is one, and the
+// node.
+func (c *conn) stamp(m *nats.Msg) {
+	if m.Header == nil {
+		m.Header = make(nats.Header, 2)
+	}
+	if sub := c.ident.Subject(); sub != "" {
+		m.Header[wire.HeaderSub] = []string{sub}
+	}
+	m.Header[wire.HeaderNode] = c.s.nodeHeader
 }
 
 func (c *conn) pub(cmd *wire.Command) *wire.Error {
@@ -208,14 +233,8 @@ func (c *conn) pub(cmd *wire.Command) *wire.Error {
 			return c.jsPublish(cmd.ID, m)
 		}
 	}
-	if err := c.s.nc.PublishMsg(m); err != nil {
-		return natsError(err)
-	}
-	c.s.metrics.published()
-	if cmd.ID != "" {
-		c.pushText(func(b []byte) []byte { return wire.AppendOK(b, cmd.ID) }, false)
-	}
-	return nil
+	// The ok comes from the outbox once nats.go has taken the message.
+	return c.s.out.send(pubJob{kind: jobPub, c: c, m: m, ref: cmd.ID})
 }
 
 func (c *conn) req(cmd *wire.Command) *wire.Error {
@@ -228,13 +247,12 @@ func (c *conn) req(cmd *wire.Command) *wire.Error {
 	}
 	timeout := c.s.cfg.RequestTimeout
 	if cmd.TimeoutMS > 0 {
-		timeout = time.Duration(cmd.TimeoutMS) * time.Millisecond
+		// Clamped before the multiplication, which would overflow for
+		// large values into a negative, immediate timeout.
+		timeout = time.Duration(min(cmd.TimeoutMS, c.s.cfg.MaxRequestTimeout.Milliseconds())) * time.Millisecond
 	}
 	timeout = min(timeout, c.s.cfg.MaxRequestTimeout)
-	if err := c.s.req.request(c, cmd.ID, m, timeout); err != nil {
-		return natsError(err)
-	}
-	return nil
+	return c.s.req.request(c, cmd.ID, m, timeout)
 }
 
 // refresh replaces the connection's identity with a new token's. The
@@ -251,7 +269,7 @@ func (c *conn) refresh(cmd *wire.Command) *wire.Error {
 	c.ident = ident
 	kept := c.subs[:0]
 	for _, sb := range c.subs {
-		if c.ident.CanSubscribe(sb.pattern()) {
+		if c.ident.CanSubscribeQueue(sb.pattern(), sb.queue()) {
 			kept = append(kept, sb)
 			continue
 		}

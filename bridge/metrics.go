@@ -21,6 +21,10 @@ type metrics struct {
 	dropped    atomic.Uint64
 	slow       atomic.Uint64
 	subs       atomic.Int64
+	reconnects atomic.Uint64
+	natsSlow   atomic.Uint64 // messages from NATS dropped over MaxPendingBytes
+
+	inflightRefused [numInflight]atomic.Uint64
 
 	in, inBytes   [numInOps]atomic.Uint64
 	out, outBytes [numOutOps]atomic.Uint64
@@ -58,10 +62,23 @@ const (
 	outOK
 	outErr
 	outPong
+	outStatus
 	numOutOps
 )
 
-var outOpNames = [numOutOps]string{"hello", "msg", "reply", "ok", "err", "pong"}
+var outOpNames = [numOutOps]string{"hello", "msg", "reply", "ok", "err", "pong", "status"}
+
+// inflight is a per-connection cap on operations awaiting an answer, the
+// kind label of wsbridge_inflight_refusals_total.
+type inflight uint8
+
+const (
+	inflightReq inflight = iota // req awaiting its reply
+	inflightAck                 // acked pub awaiting its PubAck
+	numInflight
+)
+
+var inflightNames = [numInflight]string{"req", "ack"}
 
 // refusal is why a handshake was refused, the reason label of
 // wsbridge_handshakes_refused_total.
@@ -97,7 +114,19 @@ func newMetrics() *metrics {
 
 func (m *metrics) published() { m.publishes.Add(1) }
 
-func (m *metrics) closed(code int) { count(&m.closes, code) }
+// closed counts a close by code. The peer chooses the code of a close it
+// starts, which the bridge echoes: codes outside the registered 1000–1015
+// count as otherCode, so a client cannot mint label values.
+func (m *metrics) closed(code int) {
+	if code < 1000 || code > 1015 {
+		code = otherCode
+	}
+	count(&m.closes, code)
+}
+
+// otherCode is the closes key, and the "other" label, of close codes
+// outside 1000–1015 (3000–4999 from peers).
+const otherCode = 0
 
 func (m *metrics) refused(r refusal, status int) {
 	m.refusedBy[r].Add(1)
@@ -165,6 +194,8 @@ func outOpOf(p []byte) (outOp, bool) {
 		return outErr, true
 	case 'p':
 		return outPong, true
+	case 's':
+		return outStatus, true
 	}
 	return 0, false
 }
@@ -225,7 +256,7 @@ func newCollector(s *Server) *collector {
 	ds := []struct{ key, help string }{
 		{"connections", "Open WebSocket connections."},
 		{"connections_accepted_total", "WebSocket connections accepted (101 sent)."},
-		{"connections_closed_total", "WebSocket connections closed, by close code; 1006: dropped without a close handshake."},
+		{"connections_closed_total", "WebSocket connections closed, by close code; 1006: dropped without a close handshake; other: a peer's code outside 1000-1015."},
 		{"handshakes_refused_total", "Upgrade requests refused, by reason: auth, origin, limit, bad_request, draining."},
 		{"messages_in_total", "Client messages received, by op (raw-mode messages count as pub)."},
 		{"bytes_in_total", "Payload bytes of client messages received, by op, as they arrived (compressed if compressed)."},
@@ -235,6 +266,12 @@ func newCollector(s *Server) *collector {
 		{"slow_consumer_disconnects_total", "Connections closed with 1008 because their write queue overflowed."},
 		{"subscriptions", "Client subscriptions, core and JetStream."},
 		{"nats_subscriptions", "NATS subscriptions held for core client interest: one per subject and queue group on this node."},
+		{"nats_slow_consumer_drops_total", "Messages from NATS dropped because the dispatch backlog was over BRIDGE_MAX_PENDING_BYTES: the bridge itself was a slow consumer."},
+		{"partial_message_bytes", "Bytes of client messages still being assembled, node-wide (bounded by BRIDGE_MAX_PARTIAL_BYTES)."},
+		{"dispatch_backlog_bytes", "Bytes of messages taken from NATS and not yet queued to clients."},
+		{"requests_in_flight", "Client requests waiting for a reply or their timeout."},
+		{"acked_publishes_in_flight", "Client acked publishes waiting for their PubAck."},
+		{"inflight_refusals_total", "req and acked pub refused with too_many_requests because the connection had BRIDGE_MAX_INFLIGHT_REQUESTS or BRIDGE_MAX_INFLIGHT_ACKS in flight, by kind: req, ack."},
 		{"jetstream_feeds", "Shared JetStream consumers feeding live subscriptions: one per stream and subject on this node."},
 		{"jetstream_catchups_total", "JetStream catch-ups started for subscriptions with from."},
 		{"nats_connected", "1 while the NATS connection is up."},
@@ -250,6 +287,8 @@ func newCollector(s *Server) *collector {
 			labels = []string{"code"}
 		case "handshakes_refused_total":
 			labels = []string{"reason"}
+		case "inflight_refusals_total":
+			labels = []string{"kind"}
 		case "messages_in_total", "bytes_in_total", "messages_out_total", "bytes_out_total":
 			labels = []string{"op"}
 		}
@@ -279,7 +318,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("connections", float64(m.conns.Load()))
 	counter("connections_accepted_total", m.accepted.Load())
 	for code, n := range snapshot(&m.closes) {
-		counter("connections_closed_total", n, strconv.Itoa(code))
+		label := strconv.Itoa(code)
+		if code == otherCode {
+			label = "other"
+		}
+		counter("connections_closed_total", n, label)
 	}
 	for r := range numRefusals {
 		counter("handshakes_refused_total", m.refusedBy[r].Load(), refusalNames[r])
@@ -299,10 +342,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	nsubs := len(s.interests)
 	s.imu.Unlock()
 	gauge("nats_subscriptions", float64(nsubs))
+	counter("nats_slow_consumer_drops_total", m.natsSlow.Load())
+	gauge("dispatch_backlog_bytes", float64(s.pending.Load()))
+	gauge("partial_message_bytes", float64(s.partials.Used()))
+	gauge("requests_in_flight", float64(s.req.inflight()))
+	gauge("acked_publishes_in_flight", float64(s.pub.inflight()))
+	for k := range numInflight {
+		counter("inflight_refusals_total", m.inflightRefused[k].Load(), inflightNames[k])
+	}
 	gauge("jetstream_feeds", float64(s.streams.Feeds()))
 	counter("jetstream_catchups_total", s.streams.Catchups())
-	gauge("nats_connected", boolGauge(s.nc.IsConnected()))
-	counter("nats_reconnects_total", s.nc.Stats().Reconnects)
+	gauge("nats_connected", boolGauge(s.natsUp.Load()))
+	counter("nats_reconnects_total", m.reconnects.Load())
 	gauge("worker_queue_depth", float64(s.poller.Queued()))
 	gauge("draining", boolGauge(s.draining.Load()))
 	ch <- m.handshake

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -29,28 +32,50 @@ func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
 		return nil, http.StatusBadRequest, errors.New("invalid pub subject")
 	case rm.queue != "" && (rm.sub == "" || !wire.ValidQueue(rm.queue)):
 		return nil, http.StatusBadRequest, errors.New("invalid queue")
-	case rm.sub != "" && (wire.Reserved(rm.sub) || !ident.CanSubscribe(rm.sub)):
-		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub")
+	case rm.sub != "" && (wire.Reserved(rm.sub) || !ident.CanSubscribeQueue(rm.sub, rm.queue)):
+		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub (in this queue group)")
 	case rm.pub != "" && (wire.Reserved(rm.pub) || !ident.CanPublish(rm.pub)):
 		return nil, http.StatusForbidden, errors.New("not allowed to publish to pub")
 	}
 	return rm, 0, nil
 }
 
-// start runs on the connection's first event: the expiry timer, and the
-// subscription of /ws/raw.
+// start runs on the connection's first event: the expiry timer, and a
+// status frame if the NATS link changed since the hello.
 func (c *conn) start() {
 	c.armExpiry()
-	if c.raw == nil || c.raw.sub == "" {
-		return // the hello went out with the 101
+	if c.raw == nil {
+		// The hello went out with the 101; tell the client if the NATS
+		// link changed since, before it was registered for status frames.
+		c.tellNATS(c.s.natsUp.Load())
 	}
-	sb, err := c.s.subscribe(c, "", c.raw.sub, c.raw.queue)
-	if err != nil {
-		c.closeWith(wsframe.CloseUnavailable, false)
-		return
+}
+
+// subscribeRaw makes a raw-mode connection's sub= subscription live before
+// its 101 is sent: the NATS subscription is confirmed by a round trip, so
+// a message published once the client has the 101 reaches it. It runs on
+// the handshake goroutine, bounded by what is left of HandshakeTimeout.
+func (s *Server) subscribeRaw(c *conn) error {
+	sb, e := s.subscribe(c, "", c.raw.sub, c.raw.queue)
+	if e != nil {
+		return e
 	}
-	sb.acked.Store(true)
+	sb.acked.Store(true) // raw mode has no ok
 	c.addSub(sb)
+	if !sb.in.ready.Load() {
+		s.awaitFlush(sb)
+		t := time.NewTimer(s.cfg.HandshakeTimeout)
+		defer t.Stop()
+		select {
+		case <-sb.in.live:
+		case <-t.C:
+			return errors.New("bridge: NATS did not confirm the subscription in time")
+		}
+	}
+	if e := sb.in.err.Load(); e != nil {
+		return e
+	}
+	return nil
 }
 
 // rawMessage publishes one inbound raw-mode message verbatim.
@@ -58,12 +83,14 @@ func (c *conn) rawMessage(p []byte) error {
 	if c.raw.pub == "" {
 		return wsframe.CloseNoPublish
 	}
-	if err := c.s.nc.Publish(c.raw.pub, p); err != nil {
-		if natsError(err).Code == wire.CodePayloadTooLarge {
-			return wsframe.ErrTooBig
-		}
+	if !c.s.natsUp.Load() {
 		return wsframe.CloseUnavailable
 	}
-	c.s.metrics.published()
+	// p is the read buffer: the outbox gets a copy.
+	m := &nats.Msg{Subject: c.raw.pub, Data: append([]byte(nil), p...)}
+	c.stamp(m)
+	if c.s.out.send(pubJob{kind: jobRaw, c: c, m: m}) != nil {
+		return wsframe.CloseUnavailable
+	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -54,12 +55,41 @@ type Config struct {
 	// request's Host and whether it came over TLS; requests without Origin
 	// are not checked. Nil allows every origin.
 	CheckOrigin func(origin, host string, tls bool) bool
+	// CheckHost reports whether a handshake's Host header names this
+	// service (DNS rebinding defence); a refused one gets 403. Nil allows
+	// every Host.
+	CheckHost func(host string) bool
 	// TokenCookie names a cookie that may carry the token; empty disables
 	// cookies.
 	TokenCookie string
 	// MaxConnections caps open connections (503 at the handshake); zero
 	// means unlimited.
 	MaxConnections int
+	// MaxInflightRequests caps a connection's requests awaiting a reply
+	// or their timeout; beyond it req answers too_many_requests. Zero
+	// means 64.
+	MaxInflightRequests int
+	// MaxInflightAcks caps a connection's acked publishes awaiting their
+	// PubAck; beyond it an acked pub answers too_many_requests. Zero
+	// means 64.
+	MaxInflightAcks int
+	// MaxCatchupsPerConn caps a connection's JetStream catch-ups running
+	// at once; its further stream subscriptions wait their turn. Zero
+	// means 4.
+	MaxCatchupsPerConn int
+	// MaxPendingBytes caps the messages taken from NATS and not yet
+	// queued to clients, node-wide, in bytes; beyond it messages are
+	// dropped (the bridge is a slow consumer). Zero means 64 MiB.
+	MaxPendingBytes int64
+	// MaxPartialBytes caps, node-wide, the bytes of client messages
+	// still being assembled (fragments, or a frame read in parts); a
+	// message that would pass it closes its connection with 1013. Zero
+	// means 256 MiB.
+	MaxPartialBytes int64
+	// MaxHandshakes caps sockets accepted but not yet upgraded (TLS and
+	// HTTP handshakes in progress, idle keep-alive HTTP connections);
+	// sockets beyond it are closed at once. Zero means 1024.
+	MaxHandshakes int
 	// MaxConnectionsPerIP caps connections from one remote address (429);
 	// zero means unlimited.
 	MaxConnectionsPerIP int
@@ -110,6 +140,24 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestTimeout <= 0 {
 		c.MaxRequestTimeout = 60 * time.Second
 	}
+	if c.MaxInflightRequests <= 0 {
+		c.MaxInflightRequests = 64
+	}
+	if c.MaxInflightAcks <= 0 {
+		c.MaxInflightAcks = 64
+	}
+	if c.MaxCatchupsPerConn <= 0 {
+		c.MaxCatchupsPerConn = 4
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = 64 << 20
+	}
+	if c.MaxPartialBytes <= 0 {
+		c.MaxPartialBytes = 256 << 20
+	}
+	if c.MaxHandshakes <= 0 {
+		c.MaxHandshakes = 1024
+	}
 	if c.CompressionMin <= 0 {
 		c.CompressionMin = 512
 	}
@@ -136,9 +184,23 @@ type Server struct {
 	streams *streams.Streams
 	metrics *metrics
 
-	hello      []byte // the hello frame, identical for every client
-	refusalLog *logLimiter
-	epoch      time.Time // Server.clock's origin
+	out *outbox
+
+	// The NATS link as client paths see it (natslink.go).
+	natsUp        atomic.Bool
+	everUp        atomic.Bool  // connected at least once: later ups are reconnects
+	natsDownSince atomic.Int64 // unix nanoseconds; 0 while up
+
+	helloUp, helloDown []byte   // the hello frames, by NATS state
+	nodeHeader         []string // the Wsbridge-Node header value, shared by every message
+	maxFrame           int64    // the largest frame sent to a client (hello's max_frame)
+	refusalLog         *logLimiter
+	fdLog              *logLimiter  // accept and descriptor failures
+	errLog             *logLimiter  // unexpected NATS errors on client operations
+	inHandshake        atomic.Int64 // sockets counted against MaxHandshakes
+	pending            atomic.Int64 // bytes in the dispatchers' queues (MaxPendingBytes)
+	partials           *wsframe.Budget
+	epoch              time.Time // Server.clock's origin
 
 	slots slots
 
@@ -156,6 +218,7 @@ type Server struct {
 	empty   chan struct{} // closed when draining and conns is empty
 
 	flushMu    sync.Mutex
+	ops        []*natsOp // subscription changes for the flusher
 	flushWait  []*sub
 	flushKick  chan struct{}
 	lnMu       sync.Mutex
@@ -183,6 +246,8 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s := &Server{
 		epoch:      time.Now(),
 		refusalLog: newLogLimiter(refusalLogBurst, time.Second),
+		fdLog:      newLogLimiter(refusalLogBurst, time.Second),
+		errLog:     newLogLimiter(refusalLogBurst, time.Second),
 		cfg:        cfg,
 		nc:         nc,
 		log:        cfg.Logger,
@@ -193,7 +258,21 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		empty:      make(chan struct{}),
 	}
 	presizeFDTable()
-	s.hello = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload))
+	// NATS's own max_payload bounds what reaches clients; before the
+	// first connection it is unknown, and NATS's default is 1 MiB.
+	s.maxFrame = wire.MaxFrame(max(cfg.MaxPayload, nc.MaxPayload(), 1<<20))
+	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, true))
+	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, false))
+	s.out = newOutbox(s)
+	s.partials = wsframe.NewBudget(cfg.MaxPartialBytes)
+	s.nodeHeader = []string{cfg.NodeID}
+	// Listen before reading the state, so no change falls in between.
+	natsStatus := nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	s.natsUp.Store(nc.IsConnected())
+	s.everUp.Store(s.natsUp.Load())
+	if !s.natsUp.Load() {
+		s.natsDownSince.Store(time.Now().UnixNano())
+	}
 	p, err := netpoll.New(netpoll.Config{
 		Workers:     cfg.Workers,
 		OnWaitError: func(err error) { s.log.Error("epoll wait failed", "err", err) },
@@ -214,7 +293,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.httpSrv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: cfg.HandshakeTimeout,
-		IdleTimeout:       2 * time.Minute,
+		IdleTimeout:       30 * time.Second, // idle keep-alives hold a MaxHandshakes place
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if cfg.Registerer != nil {
@@ -224,8 +303,13 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		}
 	}
 	s.dispatchers = newDispatchers(s)
-	s.wg.Add(3 + len(s.dispatchers))
+	s.wg.Add(7 + 2*len(s.dispatchers))
+	go s.watchNATS(natsStatus)
+	go s.pub.lookupLoop()
+	go s.out.run()
+	go s.out.watch()
 	for _, d := range s.dispatchers {
+		go d.intake()
 		go d.run()
 	}
 	go func() { defer s.wg.Done(); _ = s.httpSrv.Serve(s.httpLn) }()
@@ -249,38 +333,76 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.lnMu.Unlock()
 	var backoff time.Duration
 	for {
-		nc, err := ln.Accept()
+		netc, err := ln.Accept()
 		if err != nil {
 			if s.draining.Load() {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, syscallEMFILE) {
-				// Out of descriptors or a transient failure: back off
-				// instead of spinning.
-				backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				select {
-				case <-time.After(backoff):
-					continue
-				case <-s.done:
-					return nil
-				}
+			if !retryAccept(err) {
+				return err
 			}
-			return err
+			// Out of descriptors (EMFILE, ENFILE) or a transient
+			// failure: back off instead of spinning, keep serving the
+			// clients we have, and accept again once some leave.
+			backoff = min(max(backoff*2, 5*time.Millisecond), time.Second)
+			s.logLimited(s.fdLog, "accept failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-time.After(backoff):
+				continue
+			case <-s.done:
+				return nil
+			}
 		}
 		backoff = 0
+		if s.inHandshake.Add(1) > int64(s.cfg.MaxHandshakes) {
+			// A flood of sockets that never finish their handshake must
+			// not pin a goroutine and a reader each.
+			s.inHandshake.Add(-1)
+			s.metrics.refused(refusedLimit, http.StatusServiceUnavailable)
+			_ = netc.Close()
+			continue
+		}
 		s.handshakes.Add(1)
 		go func() {
 			defer s.handshakes.Done()
-			s.handshake(nc)
+			s.handshake(netc)
 		}()
 	}
 }
 
+// retryAccept reports whether an accept error is worth retrying: a
+// timeout, descriptor or buffer exhaustion, or a connection aborted before
+// it was accepted. Anything else (the listener closed) ends Serve.
+func retryAccept(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED, syscall.EPROTO} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// logLimited writes a warning through l: a burst, then one per second,
+// with the count of lines suppressed in between.
+func (s *Server) logLimited(l *logLimiter, msg string, attrs ...any) {
+	ok, suppressed := l.allow(time.Now())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
+	s.log.Warn(msg, attrs...)
+}
+
 // Ready reports whether the node should receive traffic: NATS is connected
-// and the server is not draining.
-func (s *Server) Ready() bool { return !s.draining.Load() && s.nc.IsConnected() }
+// and the server is not draining. It reads atomics only, so it answers at
+// once even while a NATS write is stuck.
+func (s *Server) Ready() bool { return !s.draining.Load() && s.natsUp.Load() }
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -421,21 +543,54 @@ func (s *Server) heartbeat() {
 	}
 }
 
+// natsOp is a NATS subscription to make or end, for the flusher.
+type natsOp struct {
+	in        *interest
+	subscribe bool // else unsubscribe
+}
+
+// maxNATSOps bounds subscription changes waiting for the flusher (NATS
+// stuck, clients churning); beyond it new interests are refused.
+const maxNATSOps = 1 << 16
+
+// opsFull reports whether no new interest may be queued. Callers hold imu.
+func (s *Server) opsFull() bool {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return len(s.ops) >= maxNATSOps
+}
+
+// natsOp queues op for the flusher, in order. Callers hold imu, so a
+// subscription's unsubscribe always follows its subscribe.
+func (s *Server) natsOp(op *natsOp) {
+	s.flushMu.Lock()
+	s.ops = append(s.ops, op)
+	s.flushMu.Unlock()
+	s.kickFlusher()
+}
+
 // awaitFlush defers a sub's ok until the NATS server has confirmed the
 // SUB, so that an ok always means "live".
 func (s *Server) awaitFlush(sb *sub) {
 	s.flushMu.Lock()
 	s.flushWait = append(s.flushWait, sb)
 	s.flushMu.Unlock()
+	s.kickFlusher()
+}
+
+func (s *Server) kickFlusher() {
 	select {
 	case s.flushKick <- struct{}{}:
 	default:
 	}
 }
 
-// flusher confirms new NATS subscriptions in batches: one round trip
-// covers every SUB written before it. While NATS is unreachable it keeps
-// retrying: the subscriptions go live when it comes back.
+// flusher owns the node's NATS subscriptions: it makes and ends them in
+// the order clients asked, then confirms new ones in batches, one round
+// trip covering every SUB written before it. It is the only goroutine
+// that calls nats.go for core interest, so a stuck NATS connection stalls
+// it and nothing else; while NATS is unreachable it keeps retrying and
+// the subscriptions go live when it comes back.
 func (s *Server) flusher() {
 	defer s.wg.Done()
 	for {
@@ -446,11 +601,21 @@ func (s *Server) flusher() {
 		}
 		for {
 			s.flushMu.Lock()
-			batch := s.flushWait
-			s.flushWait = nil
+			ops, batch := s.ops, s.flushWait
+			s.ops, s.flushWait = nil, nil
 			s.flushMu.Unlock()
-			if len(batch) == 0 {
+			if len(ops) == 0 && len(batch) == 0 {
 				break
+			}
+			for _, op := range ops {
+				if op.subscribe {
+					op.in.subscribeNATS()
+				} else {
+					op.in.unsubscribeNATS()
+				}
+			}
+			if len(batch) == 0 {
+				continue
 			}
 			for s.nc.FlushTimeout(5*time.Second) != nil {
 				select {
@@ -460,7 +625,10 @@ func (s *Server) flusher() {
 				}
 			}
 			for _, sb := range batch {
-				sb.in.ready.Store(true)
+				if sb.in.err.Load() == nil {
+					sb.in.ready.Store(true)
+				}
+				sb.in.liveOnce.Do(func() { close(sb.in.live) })
 				sb.c.mu.Lock()
 				sb.c.acks = append(sb.c.acks, sb)
 				sb.c.mu.Unlock()

@@ -15,13 +15,10 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsflate"
 
 	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
 )
-
-var syscallEMFILE = syscall.EMFILE
 
 // maxHeaderBytes bounds an HTTP request head; larger ones get 431. Like
 // nginx's default it leaves room for a JWT in Sec-WebSocket-Protocol or a
@@ -35,6 +32,12 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, max
 // request to the HTTP server. It runs on its own goroutine until the
 // connection is registered with the poller, then returns it.
 func (s *Server) handshake(netc net.Conn) {
+	counted := true // against MaxHandshakes, until upgraded or closed
+	defer func() {
+		if counted {
+			s.inHandshake.Add(-1)
+		}
+	}()
 	begin := time.Now()
 	_ = netc.SetDeadline(begin.Add(s.cfg.HandshakeTimeout))
 	secure := false
@@ -69,7 +72,19 @@ func (s *Server) handshake(netc net.Conn) {
 		pre := make([]byte, br.Buffered())
 		_, _ = io.ReadFull(br, pre)
 		_ = netc.SetDeadline(time.Time{})
-		s.httpLn.deliver(&prefixConn{Conn: netc, pre: pre})
+		// The socket stays counted against MaxHandshakes while net/http
+		// holds it (IdleTimeout bounds an idle keep-alive), so idle HTTP
+		// connections cannot pile up unbounded.
+		counted = false
+		s.httpLn.deliver(&prefixConn{Conn: netc, pre: pre, release: func() { s.inHandshake.Add(-1) }})
+		return
+	}
+	if !bytes.HasPrefix(head, []byte("GET ")) {
+		// RFC 6455 §4.1: the handshake is a GET; say so rather than call
+		// it malformed.
+		s.refused(netc.RemoteAddr(), refusedBadRequest, http.StatusMethodNotAllowed, "method not allowed")
+		writeStatus(netc, http.StatusMethodNotAllowed, "a WebSocket upgrade is a GET request\n", "Allow: GET\r\n")
+		_ = netc.Close()
 		return
 	}
 	if !wsframe.HasHeader(head, "upgrade") {
@@ -93,7 +108,9 @@ func (s *Server) handshake(netc net.Conn) {
 // poller; its handshake goroutine returns after.
 func (s *Server) adopt(c *conn) {
 	if err := s.prepare(c); err != nil {
-		s.log.Error("preparing an upgraded connection", "err", err)
+		// EMFILE/ENFILE under a connection storm: the node stays up and
+		// serves the clients it has; the log is rate-limited.
+		s.logLimited(s.fdLog, "preparing an upgraded connection failed; closing it", "err", err)
 		c.teardown()
 		s.releaseSlot(c.remote.Addr())
 		return
@@ -105,8 +122,15 @@ func (s *Server) adopt(c *conn) {
 		s.releaseSlot(c.remote.Addr())
 		return
 	}
+	if c.raw != nil && c.raw.sub != "" {
+		if err := s.subscribeRaw(c); err != nil {
+			s.logLimited(s.errLog, "raw-mode subscription failed; closing the connection", "subject", c.raw.sub, "err", err)
+			c.teardown()
+			return
+		}
+	}
 	if err := s.start(c); err != nil {
-		s.log.Error("registering connection with epoll", "err", err)
+		s.logLimited(s.fdLog, "registering a connection with epoll failed; closing it", "err", err)
 		c.teardown()
 	}
 }
@@ -220,7 +244,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 			return selected, true
 		},
 	}
-	var ext *wsflate.Extension
+	var ext *wsframe.Negotiation
 	if s.cfg.Compression {
 		ext = wsframe.Negotiator()
 		u.Negotiate = ext.Negotiate
@@ -251,15 +275,24 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 		// gobwas refused the request itself (bad version, missing key…).
 		s.refused(netc.RemoteAddr(), refusedBadRequest, rej.StatusCode(), strings.TrimSpace(rej.Error()))
 	}
-	hello := err == nil && c.raw == nil
-	if hello {
-		out.b = append(out.b, s.hello...)
+	var hello []byte
+	if err == nil && c.raw == nil {
+		hello = s.helloFrame(c)
+		out.b = append(out.b, hello...)
 	}
-	if _, werr := netc.Write(out.b); err == nil {
+	if err == nil && c.raw != nil && c.raw.sub != "" {
+		// Raw mode with sub: the 101 must mean the subscription is live,
+		// as ok does on /ws. It waits at the head of the write queue
+		// while adopt subscribes, and goes out with the first event;
+		// messages delivered meanwhile queue behind it.
+		c.wbuf = wsframe.GetBuffer()
+		*c.wbuf = append(*c.wbuf, out.b...)
+		c.headRemain = len(out.b) // not a frame: frame boundaries start after it
+	} else if _, werr := netc.Write(out.b); err == nil {
 		err = werr
 	}
-	if err == nil && hello {
-		s.metrics.sent(outHello, 1, len(s.hello))
+	if err == nil && hello != nil {
+		s.metrics.sent(outHello, 1, len(hello))
 	}
 	if err != nil {
 		if c != nil {
@@ -268,7 +301,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 		return nil, err
 	}
 	if ext != nil {
-		_, c.deflate = ext.Accepted()
+		c.deflate = ext.Accepted()
 		c.asm.Configure(s.cfg.MaxPayload, c.deflate)
 	}
 	if br.Buffered() > 0 {
@@ -297,10 +330,26 @@ func (w *sliceWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// prefixConn replays bytes already read during the peek.
+// prefixConn replays bytes already read during the peek. release, called
+// once when the connection is closed or taken over by an upgrade, frees
+// its place under MaxHandshakes.
 type prefixConn struct {
 	net.Conn
-	pre []byte
+	pre     []byte
+	release func()
+	once    sync.Once
+}
+
+func (c *prefixConn) Close() error {
+	c.done()
+	return c.Conn.Close()
+}
+
+// done releases the connection's place; idempotent.
+func (c *prefixConn) done() {
+	if c.release != nil {
+		c.once.Do(c.release)
+	}
 }
 
 func (c *prefixConn) Read(b []byte) (int, error) {

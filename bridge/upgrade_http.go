@@ -12,7 +12,6 @@ import (
 	"wsbridge/internal/wsframe"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsflate"
 )
 
 // serveUpgrade answers /ws and /ws/raw when they reach net/http: a plain
@@ -22,6 +21,12 @@ import (
 // path instead; this one costs net/http's parsing, once per connection.
 func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	begin := time.Now()
+	if r.Method != http.MethodGet {
+		s.refused(remoteAddr(r), refusedBadRequest, http.StatusMethodNotAllowed, "method not allowed")
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "a WebSocket upgrade is a GET request", http.StatusMethodNotAllowed)
+		return
+	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		s.refused(remoteAddr(r), refusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
 		w.Header().Set("Sec-WebSocket-Version", "13")
@@ -50,7 +55,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == wsframe.ProtocolV1 }}
-	var ext *wsflate.Extension
+	var ext *wsframe.Negotiation
 	if s.cfg.Compression {
 		ext = wsframe.Negotiator()
 		u.Negotiate = ext.Negotiate
@@ -58,8 +63,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	netc, rw, _, err := u.Upgrade(r, w) // writes the 101, or the refusal
 	if err == nil && c.raw == nil {
 		_ = netc.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-		if _, err = netc.Write(s.hello); err == nil {
-			s.metrics.sent(outHello, 1, len(s.hello))
+		hello := s.helloFrame(c)
+		if _, err = netc.Write(hello); err == nil {
+			s.metrics.sent(outHello, 1, len(hello))
 		}
 	}
 	if err != nil {
@@ -70,7 +76,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ext != nil {
-		_, c.deflate = ext.Accepted()
+		c.deflate = ext.Accepted()
 		c.asm.Configure(s.cfg.MaxPayload, c.deflate)
 	}
 	// Bytes the client sent after its request, in net/http's buffer and
@@ -81,6 +87,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.ReadFull(rw.Reader, in)
 	}
 	if pc, ok := netc.(*prefixConn); ok {
+		pc.done()                  // an upgraded connection counts under MaxConnections instead
 		in = append(in, pc.pre...) // replayed bytes net/http had not read yet
 		netc = pc.Conn
 	}

@@ -1,7 +1,18 @@
 // Type definitions for bridge.js, the wsbridge browser client.
 
+/** This client's release; client/package.json carries the same version. */
+export const VERSION: string;
+
 /** Connection state, reported by Client.state and the 'state' event. */
 export type State = 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+/**
+ * The bridge's NATS connection as the bridge reports it on the current
+ * socket (hello's "nats", then status frames), reported by Client.nats and
+ * the 'nats' event. 'unknown' while there is no socket, or when the bridge
+ * does not say.
+ */
+export type NATSState = 'up' | 'down' | 'unknown';
 
 /** Any value JSON can carry. */
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
@@ -42,6 +53,11 @@ export interface ConnectOptions {
   refreshBeforeMs?: number;
   /** Most frames held while disconnected; beyond it calls reject with 'unavailable'. Default 1000. */
   maxQueue?: number;
+  /**
+   * After a close with 1012 "rebalance" the client reconnects after a delay
+   * uniform in [0, rebalanceJitterMs) instead of its backoff. Default 1000.
+   */
+  rebalanceJitterMs?: number;
   /** Called on every state change, including the initial 'connecting'. */
   onState?: (state: State) => void;
   /** WebSocket constructor to use instead of globalThis.WebSocket (tests, Node). */
@@ -53,11 +69,15 @@ export interface Hello {
   op: 'hello';
   node: string;
   max_payload: number;
+  /** The bridge's NATS connection at the handshake; absent from bridges that do not report it. */
+  nats?: 'up' | 'down';
 }
 
 /** A message delivered to a subscription, or a reply to a request. */
 export interface Msg {
   subject: string;
+  /** Id of the subscription that delivered it (s1, s2, ...); undefined on a reply. */
+  sid?: string;
   /** The payload when the bridge sent it as JSON ("data"); undefined for bytes. */
   data: JSONValue | undefined;
   /** The payload when the bridge sent it as base64 ("b64"); undefined for JSON. */
@@ -92,7 +112,11 @@ export interface Subscription {
 
 export interface PublishOptions {
   headers?: Headers;
-  /** Publish through JetStream; resolves with the stream and sequence. */
+  /**
+   * Publish through JetStream; resolves with the stream and sequence. The
+   * frame is re-sent unchanged (same msg_id) after a reconnect and after a
+   * timeout or unavailable answer, until the stream acknowledges it.
+   */
   ack?: boolean;
   /** Nats-Msg-Id for JetStream dedup; generated when ack is set and this is not. */
   msgId?: string;
@@ -103,6 +127,8 @@ export interface PublishOptions {
 export interface PubAck {
   stream: string;
   seq: number;
+  /** True when the stream already held this msg_id: an earlier send was stored. */
+  duplicate: boolean;
 }
 
 export interface RequestOptions {
@@ -129,6 +155,7 @@ export interface EventMap {
   state: State;
   error: BridgeError | Error;
   hello: Hello;
+  nats: NATSState;
 }
 
 export class Client {
@@ -136,6 +163,8 @@ export class Client {
   readonly state: State;
   /** The last hello frame, or null before the first. */
   readonly hello: Hello | null;
+  /** The bridge's NATS connection; see NATSState. */
+  readonly nats: NATSState;
   subscribe(subject: string, handler: (msg: Msg) => void, opts?: SubscribeOptions): Subscription;
   publish(subject: string, data: JSONValue | Bytes, opts: PublishOptions & { ack: true }): Promise<PubAck>;
   publish(subject: string, data: JSONValue | Bytes, opts?: PublishOptions): Promise<void>;

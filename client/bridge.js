@@ -1,11 +1,15 @@
 // bridge.js: browser client for wsbridge, a WebSocket edge for NATS.
 // No dependencies. See docs/CLIENT.md for the guide and bridge.d.ts for types.
 
+/** VERSION is this client's release; client/package.json carries the same. */
+export const VERSION = '0.1.0';
+
 const PROTOCOL = 'wsbridge.v1';
 const BEARER = 'wsbridge.bearer.';
 const MAX_TIMEOUT = 2 ** 31 - 1; // setTimeout overflows above this
 const REFRESH_RETRY_MS = 5000;
 const REQUEST_GRACE_MS = 1000; // client backstop beyond the server's timeout_ms
+const REBALANCE = 1012; // with reason "rebalance": the node sheds this client to even out load
 
 /** BridgeError is every error this module rejects with or emits. */
 export class BridgeError extends Error {
@@ -46,19 +50,26 @@ export class Client {
     /** @type {Record<string, any>} */
     this._opts = {
       reconnect: true, minBackoffMs: 250, maxBackoffMs: 10000,
-      pingIntervalMs: 20000, refreshBeforeMs: 30000, maxQueue: 1000, ...opts,
+      pingIntervalMs: 20000, refreshBeforeMs: 30000, maxQueue: 1000, rebalanceJitterMs: 1000, ...opts,
     };
     this._WS = opts.WebSocket || globalThis.WebSocket;
     if (!this._WS) throw new TypeError('wsbridge: no WebSocket implementation');
     /** @type {'connecting'|'connected'|'reconnecting'|'closed'} */
     this.state = 'connecting';
-    /** The last hello frame ({op, node, max_payload}), or null before the first. */
+    /** The last hello frame ({op, node, max_payload, nats}), or null before the first. */
     this.hello = null;
-    this._listeners = { state: new Set(), error: new Set(), hello: new Set() };
+    /**
+     * The bridge's NATS connection as the bridge last reported it on the
+     * current socket: 'up', 'down', or 'unknown' while there is no socket
+     * (or the bridge does not report it).
+     * @type {'up'|'down'|'unknown'}
+     */
+    this.nats = 'unknown';
+    this._listeners = { state: new Set(), error: new Set(), hello: new Set(), nats: new Set() };
     if (opts.onState) this._listeners.state.add(opts.onState);
     this._ids = { s: 0, p: 0, r: 0, a: 0, k: 0 };
     this._subs = new Map();     // sub id → sub record; survives reconnects
-    this._acks = new Map();     // pub id → acked publish awaiting ok; resent on reconnect
+    this._acks = new Map();     // pub id → acked publish awaiting ok; resent on reconnect, timeout and unavailable
     this._waiters = new Map();  // ref → FIFO of {ok, err, lost} for this socket
     this._outbox = [];          // {frame, waiter, entry?} not yet sent (bounded by maxQueue)
     this._ws = null;
@@ -74,7 +85,7 @@ export class Client {
   }
 
   /**
-   * on adds a listener for 'state', 'error' or 'hello'.
+   * on adds a listener for 'state', 'error', 'hello' or 'nats'.
    * @returns {() => void} a function that removes it
    */
   on(event, fn) {
@@ -125,8 +136,9 @@ export class Client {
   /**
    * publish sends data to subject. data is any JSON value, or a
    * Uint8Array/ArrayBuffer (sent as bytes). Resolves on the bridge's ok;
-   * with ack, resolves to {stream, seq} and is re-sent after reconnects
-   * until acknowledged.
+   * with ack, resolves to {stream, seq, duplicate} and is re-sent, with
+   * the same msg_id, after reconnects and after a timeout or unavailable
+   * answer (outcome unknown) until the stream acknowledges it.
    * @param {string} subject
    * @param {any} data
    * @param {{headers?: object, ack?: boolean, msgId?: string, bytes?: boolean}} [opts]
@@ -146,10 +158,20 @@ export class Client {
     if (!frame.msg_id) frame.msg_id = randomId(); // so resends dedupe in the stream
     return new Promise((resolve, reject) => {
       if (this._closed) return reject(new BridgeError('closed', 'client closed', id));
-      const entry = { frame, sent: false, reject };
+      const entry = { frame, sent: false, reject, retries: 0, timer: 0 };
       entry.waiter = {
-        ok: (f) => { this._acks.delete(id); resolve({ stream: f.stream, seq: f.seq }); },
-        err: (e) => { this._acks.delete(id); reject(e); },
+        ok: (f) => {
+          this._acks.delete(id);
+          resolve({ stream: f.stream, seq: f.seq, duplicate: f.duplicate === true });
+        },
+        err: (e) => {
+          if (this._acks.get(id) !== entry) return;
+          // timeout: the stream may have stored it; unavailable: NATS is
+          // down. Either way the same msg_id makes a re-send safe.
+          if (e.code === 'timeout' || e.code === 'unavailable') return this._retryAck(entry);
+          this._acks.delete(id);
+          reject(e);
+        },
         lost: () => {}, // stays in _acks; re-sent on the next hello
       };
       if (!this._live && this._outbox.length >= this._opts.maxQueue) {
@@ -251,18 +273,28 @@ export class Client {
     const waiters = [...this._waiters.values()].flat();
     this._waiters.clear();
     for (const w of waiters) w.lost(lost);
-    if (code !== 1000 && code !== 1001) this._emitError(closeError(code, reason));
+    this._setNATS('unknown');
+    // A rebalance is the node asking this client to move: not an error,
+    // and not a reason to back off.
+    const rebalance = code === REBALANCE && reason === 'rebalance';
+    if (code !== 1000 && code !== 1001 && !rebalance) this._emitError(closeError(code, reason));
     if (this._closed) return;
     if (!this._opts.reconnect) return this._shutdown(lost);
-    this._retry();
+    if (rebalance) this._attempt = 0;
+    this._retry(rebalance ? this._opts.rebalanceJitterMs : undefined);
   }
 
-  /** _retry schedules the next attempt with exponential backoff and full jitter. */
-  _retry() {
+  /**
+   * _retry schedules the next attempt: after a uniformly random delay in
+   * [0, jitterMs) when given (a rebalance), otherwise with exponential
+   * backoff and full jitter.
+   */
+  _retry(jitterMs) {
     if (this._closed) return;
     this._setState('reconnecting');
     const { minBackoffMs, maxBackoffMs } = this._opts;
-    const cap = Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(this._attempt, 30));
+    const cap = jitterMs !== undefined ? jitterMs
+      : Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(this._attempt, 30));
     this._attempt++;
     this._timers.reconnect = setTimeout(() => this._open(), Math.random() * cap);
   }
@@ -285,10 +317,11 @@ export class Client {
     this._waiters.clear();
     for (const w of waiters) w.lost(err);
     for (const item of this._outbox.splice(0)) item.waiter.lost(err);
-    for (const entry of this._acks.values()) entry.reject(err);
+    for (const entry of this._acks.values()) { clearTimeout(entry.timer); entry.reject(err); }
     this._acks.clear();
     for (const sub of this._subs.values()) sub.reject(err);
     this._subs.clear();
+    this._setNATS('unknown');
     this._setState('closed');
   }
 
@@ -300,6 +333,8 @@ export class Client {
     // listener go out after the resubscribes.
     for (const sub of this._subs.values()) this._sendSub(sub);
     for (const entry of this._acks.values()) {
+      clearTimeout(entry.timer);
+      entry.timer = 0;
       if (entry.sent) this._sendWith(entry.frame, entry.waiter);
     }
     for (const item of this._outbox.splice(0)) {
@@ -307,8 +342,22 @@ export class Client {
       if (item.entry) item.entry.sent = true;
     }
     this._scheduleRefresh(this._ws);
+    this._setNATS(f.nats);
     this._setState('connected');
     this._emit('hello', f);
+  }
+
+  /** _onStatus follows the bridge's NATS state; back up, parked acked publishes go out at once. */
+  _onStatus(f) {
+    if (!this._live) return;
+    this._setNATS(f.nats);
+    if (this.nats !== 'up') return;
+    for (const entry of this._acks.values()) {
+      if (!entry.timer) continue;
+      clearTimeout(entry.timer);
+      entry.timer = 0;
+      this._sendWith(entry.frame, entry.waiter);
+    }
   }
 
   // --- frames ---
@@ -326,6 +375,7 @@ export class Client {
       case 'msg': return this._onMsg(f);
       case 'ok': case 'reply': return this._settle(f.ref, (w) => w.ok(f));
       case 'err': return this._onErr(f);
+      case 'status': return this._onStatus(f);
       default: return; // pong and future ops: liveness only
     }
   }
@@ -442,6 +492,24 @@ export class Client {
     });
   }
 
+  /**
+   * _retryAck re-sends an acked publish, unchanged, after a backoff; a new
+   * socket re-sends it on hello and a status "up" at once.
+   */
+  _retryAck(entry) {
+    const { minBackoffMs, maxBackoffMs } = this._opts;
+    entry.retries++;
+    const cap = Math.min(maxBackoffMs, minBackoffMs * 2 ** Math.min(entry.retries, 30));
+    const ws = this._ws;
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      entry.timer = 0;
+      if (ws === this._ws && this._live && this._acks.get(entry.frame.id) === entry) {
+        this._sendWith(entry.frame, entry.waiter);
+      }
+    }, Math.random() * cap);
+  }
+
   /** _retrySub re-sends sub on socket ws after a backoff; a new socket re-sends it on hello anyway. */
   _retrySub(sub, ws) {
     const { minBackoffMs, maxBackoffMs } = this._opts;
@@ -500,6 +568,13 @@ export class Client {
     this._emit('state', s);
   }
 
+  _setNATS(s) {
+    if (s !== 'up' && s !== 'down') s = 'unknown';
+    if (this.nats === s) return;
+    this.nats = s;
+    this._emit('nats', s);
+  }
+
   _emitError(err) {
     if (this._listeners.error.size === 0) {
       if (globalThis.console) console.error('wsbridge:', err);
@@ -544,7 +619,7 @@ function toMsg(f, subject) {
   const text = () => (bytes ? new TextDecoder().decode(bytes) : JSON.stringify(data) ?? '');
   /** json is data, or bytes parsed as JSON (throws if they are not JSON). */
   const json = () => (bytes ? JSON.parse(text()) : data);
-  return { subject, data, bytes, headers: f.headers, reply: f.reply, seq: f.seq, text, json };
+  return { subject, sid: f.sid, data, bytes, headers: f.headers, reply: f.reply, seq: f.seq, text, json };
 }
 
 function normalizeFrom(from) {

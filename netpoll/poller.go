@@ -102,9 +102,9 @@ func (p *Poller) Add(d *Desc) error {
 
 // Remove unregisters d. Events already merged may still be handled once
 // more; handlers guard against that with their own state. Remove is
-// idempotent.
+// idempotent, and a nil d is a no-op.
 func (p *Poller) Remove(d *Desc) error {
-	if d.removed.Swap(true) || d.fd < 0 {
+	if d == nil || d.removed.Swap(true) || d.fd < 0 {
 		return nil
 	}
 	return p.ep.del(d.fd)

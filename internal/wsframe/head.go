@@ -41,13 +41,17 @@ func OfferedProtocols(v string) (selected, token string) {
 
 // PeekHead waits until br holds a whole request head and returns its length
 // up to and including the blank line. A head trickled one byte at a time
-// is fine; one that does not complete before the deadline is dropped.
+// is fine, and costs linear time: each byte is scanned once. One that does
+// not complete before the reader's deadline is dropped; one that fills
+// br's buffer fails with bufio.ErrBufferFull.
 func PeekHead(br *bufio.Reader) (int, error) {
+	scanned := 0 // bytes known not to end a head, less the 3 a terminator may span
 	for {
 		buf, _ := br.Peek(br.Buffered())
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			return i + 4, nil
+		if i := bytes.Index(buf[scanned:], []byte("\r\n\r\n")); i >= 0 {
+			return scanned + i + 4, nil
 		}
+		scanned = max(0, len(buf)-3)
 		if br.Buffered() == br.Size() {
 			return 0, bufio.ErrBufferFull
 		}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"wsbridge/internal/testutil"
+
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -21,7 +23,7 @@ import (
 // SIGHUP; tokens signed with the removed key stop working, tokens signed
 // with the new one start, and a broken file keeps the keys in use.
 func TestJWKSRotationOnSIGHUP(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	keyA, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +61,7 @@ func TestJWKSRotationOnSIGHUP(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a kid-B token to connect", func() bool { return status(tokB) == http.StatusSwitchingProtocols })
+	testutil.Eventually(t, "a kid-B token to connect", func() bool { return status(tokB) == http.StatusSwitchingProtocols })
 	if got := status(tokA); got != http.StatusUnauthorized {
 		t.Fatalf("kid A after rotation: %d, want 401", got)
 	}
@@ -74,7 +76,7 @@ func TestJWKSRotationOnSIGHUP(t *testing.T) {
 		if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the failed reload to be logged", func() bool {
+		testutil.Eventually(t, "the failed reload to be logged", func() bool {
 			return strings.Contains(p.logs.String(), "keeping the old JWT keys")
 		})
 		if got := status(tokB); got != http.StatusSwitchingProtocols {

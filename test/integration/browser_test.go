@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"wsbridge/internal/testutil"
+
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -201,9 +203,9 @@ func openDemo(t *testing.T, ns *natsserver.Server) (*process, *page) {
 // TestBrowserReceivesServicePublish: a Go service publishes through NATS;
 // the page's client and the demo page's message list both get it.
 func TestBrowserReceivesServicePublish(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	_, pg := openDemo(t, ns)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 
 	// Through the API.
 	pageEval[bool](pg, `(async () => {
@@ -286,9 +288,9 @@ func TestBrowserReceivesServicePublish(t *testing.T) {
 // TestBrowserPublishesToService: what the page publishes, a nats.go
 // subscriber receives byte for byte.
 func TestBrowserPublishesToService(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	_, pg := openDemo(t, ns)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	in := make(chan *nats.Msg, 16)
 	if _, err := svc.ChanSubscribe("orders.>", in); err != nil {
 		t.Fatal(err)
@@ -350,9 +352,9 @@ func TestBrowserPublishesToService(t *testing.T) {
 
 // TestBrowserRequestReply: the page's request is answered by a Go service.
 func TestBrowserRequestReply(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	_, pg := openDemo(t, ns)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	if _, err := svc.Subscribe("svc.quote", func(m *nats.Msg) {
 		var req struct {
 			Sym string `json:"sym"`
@@ -400,8 +402,8 @@ func TestBrowserRequestReply(t *testing.T) {
 func TestBrowserJetStreamFailover(t *testing.T) {
 	const n = 200
 	pg := newPage(t)
-	ns := startNATS(t, true)
-	svc := natsClient(t, ns)
+	ns := testutil.StartNATS(t, true, nil)
+	svc := testutil.NATSClient(t, ns)
 	js, err := jetstream.New(svc)
 	if err != nil {
 		t.Fatal(err)

@@ -3,18 +3,18 @@ package integration
 import (
 	"bytes"
 	"compress/flate"
-	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
 	"github.com/nats-io/nats.go"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // dialDeflate connects to /ws offering permessage-deflate without context
@@ -38,13 +38,13 @@ func dialDeflate(t *testing.T, addr string) (*wsClient, string) {
 }
 
 func TestCompression(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) {
 		c.Compression = true
 		c.CompressionMin = 64
 		c.MaxPayload = 64 << 10
 	})
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	big := `{"text":"` + strings.Repeat("all work and no play ", 200) + `"}`
 
 	t.Run("negotiated without context takeover", func(t *testing.T) {
@@ -90,9 +90,9 @@ func TestCompression(t *testing.T) {
 	})
 	t.Run("large deliveries are compressed, small ones not", func(t *testing.T) {
 		r := rawDialExt(t, b.Addr, "permessage-deflate")
-		r.expectText(`{"op":"hello"`)
-		r.sendText(`{"op":"sub","id":"s","subject":"z.raw"}`)
-		r.expectText(`{"op":"ok"`)
+		r.ExpectText(`{"op":"hello"`)
+		r.SendText(`{"op":"sub","id":"s","subject":"z.raw"}`)
+		r.ExpectText(`{"op":"ok"`)
 		for _, tc := range []struct {
 			payload    string
 			compressed bool
@@ -100,8 +100,9 @@ func TestCompression(t *testing.T) {
 			if err := svc.Publish("z.raw", []byte(tc.payload)); err != nil {
 				t.Fatal(err)
 			}
-			b0, p := r.readFrameByte0()
-			if got := b0&0x40 != 0; got != tc.compressed {
+			f := r.ReadFrame()
+			p := f.Payload
+			if got := f.Rsv&testutil.Rsv1 != 0; got != tc.compressed {
 				t.Fatalf("RSV1 = %v for a %d-byte message, want %v", got, len(tc.payload), tc.compressed)
 			}
 			if tc.compressed {
@@ -121,7 +122,7 @@ func TestCompression(t *testing.T) {
 	})
 	t.Run("decompression bomb closes 1009", func(t *testing.T) {
 		r := rawDialExt(t, b.Addr, "permessage-deflate; client_no_context_takeover")
-		r.expectText(`{"op":"hello"`)
+		r.ExpectText(`{"op":"hello"`)
 		// 1 MiB of spaces deflates to about a kilobyte: far under the frame
 		// limit, far over MaxPayload once inflated.
 		var z bytes.Buffer
@@ -129,13 +130,8 @@ func TestCompression(t *testing.T) {
 		_, _ = fw.Write(bytes.Repeat([]byte(" "), 1<<20))
 		_ = fw.Flush()
 		payload := bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff})
-		f := maskedFrame(true, 0x1, payload)
-		f[0] |= 0x40 // RSV1: compressed
-		r.write(f)
-		op, p := r.readFrame()
-		if op != 0x8 || binary.BigEndian.Uint16(p) != 1009 {
-			t.Fatalf("got op %d %q, want close 1009", op, p)
-		}
+		r.Write(testutil.MaskedFrame(true, ws.OpText|testutil.Rsv1, payload))
+		r.ExpectClose(ws.StatusMessageTooBig)
 	})
 	t.Run("off by default", func(t *testing.T) {
 		b2 := startBridge(t, ns, nil)
@@ -146,32 +142,14 @@ func TestCompression(t *testing.T) {
 	})
 }
 
-// rawDialExt is rawDial offering a WebSocket extension.
-func rawDialExt(t *testing.T, addr, ext string) *rawConn {
+// rawDialExt is testutil.DialWS offering a WebSocket extension, which
+// the bridge must accept.
+func rawDialExt(t *testing.T, addr, ext string) *testutil.RawConn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, wait)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	r := &rawConn{t: t, nc: nc}
-	r.br = newBufReader(nc)
-	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: " + ext + "\r\n\r\n"
-	if _, err := io.WriteString(nc, req); err != nil {
-		t.Fatal(err)
-	}
-	_ = nc.SetReadDeadline(time.Now().Add(wait))
-	head := ""
-	for !strings.HasSuffix(head, "\r\n\r\n") {
-		b, err := r.br.ReadByte()
-		if err != nil {
-			t.Fatalf("handshake: %v", err)
-		}
-		head += string(b)
-	}
-	if !strings.HasPrefix(head, "HTTP/1.1 101") || !strings.Contains(head, "permessage-deflate") {
-		t.Fatalf("handshake: %q", head)
+	r := testutil.Dial(t, addr, 0)
+	resp := r.Upgrade("/ws", "Sec-WebSocket-Extensions: "+ext)
+	if got := resp.Header.Get("Sec-WebSocket-Extensions"); !strings.Contains(got, "permessage-deflate") {
+		t.Fatalf("Sec-WebSocket-Extensions = %q, want permessage-deflate", got)
 	}
 	return r
 }
@@ -187,9 +165,9 @@ func TestCompressionJetStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rawDialExt(t, e.b.Addr, "permessage-deflate")
-	r.expectText(`{"op":"hello"`)
-	r.sendText(`{"op":"sub","id":"s","subject":"orders.>","from":"all"}`)
-	r.expectText(`{"op":"ok"`)
+	r.ExpectText(`{"op":"hello"`)
+	r.SendText(`{"op":"sub","id":"s","subject":"orders.>","from":"all"}`)
+	r.ExpectText(`{"op":"ok"`)
 	// seq 1 from history (catch-up), seq 2 from the shared live feed.
 	for seq := 1; seq <= 2; seq++ {
 		if seq == 2 {
@@ -197,8 +175,9 @@ func TestCompressionJetStream(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		b0, p := r.readFrameByte0()
-		if b0&0x40 == 0 {
+		f := r.ReadFrame()
+		p := f.Payload
+		if f.Rsv&testutil.Rsv1 == 0 {
 			t.Fatalf("JetStream delivery %d not compressed", seq)
 		}
 		fr := flate.NewReader(io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))

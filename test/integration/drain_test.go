@@ -10,6 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // TestDrainSpreadsCloses: on Shutdown the node goes unready, then closes
@@ -20,7 +21,7 @@ func TestDrainSpreadsCloses(t *testing.T) {
 		clients = 40
 		spread  = 2 * time.Second
 	)
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.DrainSpread = spread })
 	type closed struct {
 		at   time.Time

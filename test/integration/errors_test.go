@@ -9,6 +9,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // denyAuth refuses everything under secret.> so permission_denied can be
@@ -19,14 +20,15 @@ func (denyAuth) Authenticate(string) (bridge.Identity, error) { return denyIdent
 
 type denyIdent struct{}
 
-func (denyIdent) Subject() string            { return "" }
-func (denyIdent) Expires() time.Time         { return time.Time{} }
-func (denyIdent) CanPublish(s string) bool   { return !strings.HasPrefix(s, "secret.") }
-func (denyIdent) CanSubscribe(s string) bool { return !strings.HasPrefix(s, "secret.") && s != ">" }
+func (denyIdent) Subject() string                      { return "" }
+func (denyIdent) Expires() time.Time                   { return time.Time{} }
+func (denyIdent) CanPublish(s string) bool             { return !strings.HasPrefix(s, "secret.") }
+func (denyIdent) CanSubscribe(s string) bool           { return !strings.HasPrefix(s, "secret.") && s != ">" }
+func (d denyIdent) CanSubscribeQueue(s, _ string) bool { return d.CanSubscribe(s) }
 
 func TestErrorCodes(t *testing.T) {
 	// NATS's own max_payload below the bridge's: payload_too_large.
-	ns := startNATSWith(t, false, func(o *natsserver.Options) { o.MaxPayload = 1024 })
+	ns := testutil.StartNATS(t, false, func(o *natsserver.Options) { o.MaxPayload = 1024 })
 	b := startBridge(t, ns, func(c *bridge.Config) {
 		c.Auth = denyAuth{}
 		c.MaxSubscriptions = 2
@@ -84,7 +86,7 @@ func TestErrorCodes(t *testing.T) {
 }
 
 func TestBinaryFrameOnWSCloses1003(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
 	c := dial(t, b.Addr)
 	ctx, cancel := ctxWait()
@@ -98,7 +100,7 @@ func TestBinaryFrameOnWSCloses1003(t *testing.T) {
 }
 
 func TestOversizedMessageCloses1009(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.MaxPayload = 1024 })
 	c := dial(t, b.Addr)
 	c.send(`{"op":"pub","subject":"a","data":"` + strings.Repeat("x", 2000) + `"}`)
@@ -108,9 +110,9 @@ func TestOversizedMessageCloses1009(t *testing.T) {
 }
 
 func TestRequestReply(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.MaxRequestTimeout = 300 * time.Millisecond })
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	if _, err := svc.Subscribe("svc.echo", func(m *natsMsg) {
 		r := newMsg(m.Reply)
 		r.Data = append([]byte(`{"echo":`), append(m.Data, '}')...)
@@ -165,7 +167,7 @@ func TestRequestReply(t *testing.T) {
 }
 
 func TestPingOp(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
 	c := dial(t, b.Addr)
 	c.send(`{"op":"ping","id":"x"}`)

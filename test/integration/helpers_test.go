@@ -9,55 +9,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
-// wait is the upper bound for any single expected event; tests never
-// sleep, they wait for a signal with this deadline.
-const wait = 10 * time.Second
-
-func startNATS(t *testing.T, jetstream bool) *natsserver.Server {
-	t.Helper()
-	return startNATSWith(t, jetstream, nil)
-}
-
-func startNATSWith(t *testing.T, jetstream bool, mutate func(*natsserver.Options)) *natsserver.Server {
-	t.Helper()
-	opts := natstest.DefaultTestOptions
-	if mutate != nil {
-		mutate(&opts)
-	}
-	opts.Port = -1
-	if jetstream {
-		opts.JetStream = true
-		opts.StoreDir = t.TempDir()
-	}
-	s := natstest.RunServer(&opts)
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
-// natsClient is a microservice's connection.
-func natsClient(t *testing.T, ns *natsserver.Server) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
+// wait bounds any single expected event; tests never sleep, they wait
+// for a signal with this deadline.
+const wait = testutil.Wait
 
 type testBridge struct {
 	*bridge.Server
@@ -70,7 +36,7 @@ func startBridge(t *testing.T, ns *natsserver.Server, mutate func(*bridge.Config
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := bridge.Config{NodeID: "test-node", Logger: testLogger(t)}
+	cfg := bridge.Config{NodeID: "test-node", Logger: testutil.Logger(t)}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -95,14 +61,6 @@ func startBridge(t *testing.T, ns *natsserver.Server, mutate func(*bridge.Config
 	return &testBridge{Server: srv, Addr: ln.Addr().String()}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("WSBRIDGE_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-}
-
 // frame is any bridge → client envelope.
 type frame struct {
 	Op         string              `json:"op"`
@@ -117,6 +75,7 @@ type frame struct {
 	Reply      string              `json:"reply"`
 	Node       string              `json:"node"`
 	MaxPayload int64               `json:"max_payload"`
+	NATS       string              `json:"nats"` // hello, status: "up" or "down"
 	Seq        uint64              `json:"seq"`
 	Stream     string              `json:"stream"`
 	raw        []byte
@@ -180,9 +139,21 @@ func (w *wsClient) recv() frame {
 	return f
 }
 
+// tryRecv reads the next frame within d, skipping status frames (the
+// bridge sends one to every client whenever its NATS link changes): only
+// expect("status", "") reads those.
 func (w *wsClient) tryRecv(d time.Duration) (frame, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	for {
+		f, err := w.read(ctx)
+		if err != nil || f.Op != "status" {
+			return f, err
+		}
+	}
+}
+
+func (w *wsClient) read(ctx context.Context) (frame, error) {
 	typ, b, err := w.c.Read(ctx)
 	if err != nil {
 		return frame{}, err
@@ -201,7 +172,17 @@ func (w *wsClient) tryRecv(d time.Duration) (frame, error) {
 // expect reads the next frame and checks its op and ref.
 func (w *wsClient) expect(op, ref string) frame {
 	w.t.Helper()
-	f := w.recv()
+	var f frame
+	if op == "status" {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		var err error
+		if f, err = w.read(ctx); err != nil {
+			w.t.Fatalf("read: %v", err)
+		}
+	} else {
+		f = w.recv()
+	}
 	if f.Op != op || f.Ref != ref {
 		w.t.Fatalf("got %s, want op=%s ref=%s", f.raw, op, ref)
 	}
@@ -257,18 +238,6 @@ func (w *wsClient) readClose(ctx context.Context) (websocket.CloseError, error) 
 			return ce, nil
 		}
 		return ce, err
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
-	natstest "github.com/nats-io/nats-server/v2/test"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // jsEnv is a JetStream-enabled nats-server with stream ORDERS on
@@ -27,7 +27,7 @@ type jsEnv struct {
 
 func startJS(t *testing.T, mutate func(*bridge.Config)) *jsEnv {
 	t.Helper()
-	ns := startNATS(t, true)
+	ns := testutil.StartNATS(t, true, nil)
 	e := &jsEnv{t: t, ns: ns}
 	e.connect()
 	e.b = startBridge(t, ns, mutate)
@@ -37,7 +37,7 @@ func startJS(t *testing.T, mutate func(*bridge.Config)) *jsEnv {
 // connect (re)connects the service side and makes sure ORDERS exists.
 func (e *jsEnv) connect() {
 	e.t.Helper()
-	js, err := jetstream.New(natsClient(e.t, e.ns))
+	js, err := jetstream.New(testutil.NATSClient(e.t, e.ns))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -254,15 +254,28 @@ func TestJetStreamCatchUpBoundaryMoves(t *testing.T) {
 	pad := strings.Repeat("x", 2000)
 	ctx, cancel := ctxWait()
 	defer cancel()
-	for i := 1; i <= before; i++ {
-		if _, err := e.js.PublishAsync("orders.x", fmt.Appendf(nil, `{"i":%d,"p":"%s"}`, i, pad)); err != nil {
-			t.Fatal(err)
+	// In batches well under nats.go's limit of outstanding async
+	// publishes (4,000 by default: past it PublishAsync stalls, then
+	// fails), each acknowledged before the next.
+	const batch = 500
+	for lo := 1; lo <= before; lo += batch {
+		acks := make([]jetstream.PubAckFuture, 0, batch)
+		for i := lo; i < lo+batch && i <= before; i++ {
+			f, err := e.js.PublishAsync("orders.x", fmt.Appendf(nil, `{"i":%d,"p":"%s"}`, i, pad))
+			if err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+			acks = append(acks, f)
 		}
-	}
-	select {
-	case <-e.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		t.Fatal("history not stored")
+		for _, f := range acks {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				t.Fatalf("publish of %s: %v", f.Msg().Data[:12], err)
+			case <-ctx.Done():
+				t.Fatal("history not stored")
+			}
+		}
 	}
 	c := dial(t, e.b.Addr)
 	c.jsSub("s1", "orders.>", "all")
@@ -385,9 +398,7 @@ func TestJetStreamConsumersCleanedUp(t *testing.T) {
 	c.jsSub("a", "orders.>", "all")
 	c.expectRange("a", 1, 3)
 	c.jsSub("b", "orders.x", "new")
-	if n := e.consumers(); n == 0 {
-		t.Fatal("no feed consumer while subscribed")
-	}
+	testutil.Eventually(t, "a feed consumer while subscribed", func() bool { return e.consumers() > 0 })
 	c.send(`{"op":"unsub","id":"a"}`)
 	c.expect("ok", "a")
 	c.send(`{"op":"unsub","id":"b"}`)
@@ -423,13 +434,7 @@ func TestJetStreamConsumersCleanedUp(t *testing.T) {
 func TestJetStreamNATSRestart(t *testing.T) {
 	dir := t.TempDir()
 	run := func(port int) *natsserver.Server {
-		opts := natstest.DefaultTestOptions
-		opts.Port = port
-		opts.JetStream = true
-		opts.StoreDir = dir
-		ns := natstest.RunServer(&opts)
-		t.Cleanup(ns.Shutdown)
-		return ns
+		return testutil.StartNATS(t, true, func(o *natsserver.Options) { o.Port, o.StoreDir = port, dir })
 	}
 	ns := run(-1)
 	port := ns.Addr().(*net.TCPAddr).Port
@@ -443,9 +448,9 @@ func TestJetStreamNATSRestart(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	eventually(t, "bridge notices", func() bool { return !e.b.NATS().IsConnected() })
+	testutil.Eventually(t, "bridge notices", func() bool { return !e.b.NATS().IsConnected() })
 	e.ns = run(port)
-	eventually(t, "bridge reconnects", func() bool { return e.b.NATS().IsConnected() })
+	testutil.Eventually(t, "bridge reconnects", func() bool { return e.b.NATS().IsConnected() })
 	e.connect()
 	e.publish("orders.x", 6, 5)
 	c.expectRange("live", 6, 10)
@@ -463,7 +468,7 @@ func TestJetStreamNATSRestart(t *testing.T) {
 // TestJetStreamNotEnabled: against a NATS without JetStream, JetStream
 // operations fail with no_stream at once, not after the request timeout.
 func TestJetStreamNotEnabled(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.RequestTimeout = time.Minute })
 	c := dial(t, b.Addr)
 	c.send(`{"op":"sub","id":"s","subject":"orders.>","from":"all"}`)

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // scrape reads a Prometheus text exposition from url: series (name plus
@@ -48,11 +51,54 @@ func scrape(t *testing.T, url string) map[string]float64 {
 	return out
 }
 
+// atLeast marks a wanted value of waitMetrics as a lower bound.
+const atLeast = "≥"
+
+// waitMetrics scrapes url until every series in want has its value (or,
+// for a key prefixed with atLeast, at least it), and returns that scrape.
+// Counters move on other goroutines than the one a client hears from (a
+// hello is counted after its write, a slow consumer's close after its
+// cut), so they are waited for rather than read once. After wait it fails
+// the test, listing each series still off.
+func waitMetrics(t *testing.T, url string, want map[string]float64) map[string]float64 {
+	t.Helper()
+	off := func(m map[string]float64) []string {
+		var bad []string
+		for key, v := range want {
+			series, floor := strings.CutPrefix(key, atLeast)
+			if got := m[series]; got != v && !(floor && got > v) {
+				w := fmt.Sprint(v)
+				if floor {
+					w = atLeast + " " + w
+				}
+				bad = append(bad, fmt.Sprintf("%s = %v, want %s", series, got, w))
+			}
+		}
+		slices.Sort(bad)
+		return bad
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(wait)
+	for {
+		m := scrape(t, url)
+		bad := off(m)
+		if len(bad) == 0 {
+			return m
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("metrics after %v:\n%s", wait, strings.Join(bad, "\n"))
+		}
+	}
+}
+
 // metricsBridge is an auth bridge (HS256 tokens, https://good.example
 // allowed) that serves its registry on /metrics.
 func metricsBridge(t *testing.T, mutate func(*bridge.Config)) (*testBridge, string) {
 	t.Helper()
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	reg := prometheus.NewRegistry()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -102,27 +148,19 @@ func TestMetricsFollowClients(t *testing.T) {
 			t.Fatalf("got %s, want msg", f.Op)
 		}
 	}
-	eventually(t, "deliveries timed", func() bool {
-		return scrape(t, url)["wsbridge_delivery_latency_seconds_count"] >= 1
+	m = waitMetrics(t, url, map[string]float64{
+		"wsbridge_connections":                              2,
+		"wsbridge_connections_accepted_total":               2,
+		"wsbridge_subscriptions":                            2,
+		"wsbridge_nats_subscriptions":                       1,
+		`wsbridge_messages_in_total{op="sub"}`:              2,
+		`wsbridge_messages_in_total{op="pub"}`:              1,
+		`wsbridge_messages_out_total{op="hello"}`:           2,
+		`wsbridge_messages_out_total{op="ok"}`:              3,
+		`wsbridge_messages_out_total{op="msg"}`:             2,
+		"wsbridge_handshake_duration_seconds_count":         2,
+		atLeast + "wsbridge_delivery_latency_seconds_count": 1,
 	})
-	m = scrape(t, url)
-	want := map[string]float64{
-		"wsbridge_connections":                      2,
-		"wsbridge_connections_accepted_total":       2,
-		"wsbridge_subscriptions":                    2,
-		"wsbridge_nats_subscriptions":               1,
-		`wsbridge_messages_in_total{op="sub"}`:      2,
-		`wsbridge_messages_in_total{op="pub"}`:      1,
-		`wsbridge_messages_out_total{op="hello"}`:   2,
-		`wsbridge_messages_out_total{op="ok"}`:      3,
-		`wsbridge_messages_out_total{op="msg"}`:     2,
-		"wsbridge_handshake_duration_seconds_count": 2,
-	}
-	for series, v := range want {
-		if m[series] != v {
-			t.Errorf("%s = %v, want %v", series, m[series], v)
-		}
-	}
 	if m[`wsbridge_bytes_in_total{op="pub"}`] < float64(len(`{"op":"pub"}`)) || m[`wsbridge_bytes_out_total{op="msg"}`] < 2*float64(len(`{"op":"msg"}`)) {
 		t.Errorf("byte counters did not move: in %v, out %v", m[`wsbridge_bytes_in_total{op="pub"}`], m[`wsbridge_bytes_out_total{op="msg"}`])
 	}
@@ -135,22 +173,20 @@ func TestMetricsFollowClients(t *testing.T) {
 	}
 	connectAs(t, b.Addr, tok) // the third and last slot
 	expectRefused(t, "ws://"+b.Addr+"/ws?token="+tok, nil, http.StatusServiceUnavailable, tok)
-	m = scrape(t, url)
+	refusals := make(map[string]float64)
 	for _, reason := range []string{"auth", "origin", "bad_request", "limit"} {
-		if v := m[`wsbridge_handshakes_refused_total{reason="`+reason+`"}`]; v != 1 {
-			t.Errorf("handshakes_refused_total{reason=%q} = %v, want 1", reason, v)
-		}
+		refusals[`wsbridge_handshakes_refused_total{reason="`+reason+`"}`] = 1
 	}
+	waitMetrics(t, url, refusals)
 
 	// A normal close and its subscription going away.
 	_ = a.c.Close(websocket.StatusNormalClosure, "bye")
-	eventually(t, "the close counted", func() bool {
-		m = scrape(t, url)
-		return m[`wsbridge_connections_closed_total{code="1000"}`] == 1 && m["wsbridge_connections"] == 2
+	waitMetrics(t, url, map[string]float64{
+		`wsbridge_connections_closed_total{code="1000"}`: 1,
+		"wsbridge_connections":                           2,
+		"wsbridge_subscriptions":                         1,
+		"wsbridge_nats_subscriptions":                    1,
 	})
-	if m["wsbridge_subscriptions"] != 1 || m["wsbridge_nats_subscriptions"] != 1 {
-		t.Errorf("after one close: subscriptions %v, nats_subscriptions %v; want 1, 1", m["wsbridge_subscriptions"], m["wsbridge_nats_subscriptions"])
-	}
 }
 
 // TestMetricsSlowConsumer: a client that stops reading is cut, and the
@@ -158,10 +194,10 @@ func TestMetricsFollowClients(t *testing.T) {
 func TestMetricsSlowConsumer(t *testing.T) {
 	b, url := metricsBridge(t, func(c *bridge.Config) { c.WriteBuffer = 16 << 10 })
 	tok := userToken(t, "slow", allowAll())
-	stuck := rawDial(t, b.Addr, "/ws?token="+tok)
-	stuck.expectText(`{"op":"hello"`)
-	stuck.sendText(`{"op":"sub","id":"s","subject":"metrics.slow"}`)
-	stuck.expectText(`{"op":"ok"`)
+	stuck := testutil.DialWS(t, b.Addr, "/ws?token="+tok)
+	stuck.ExpectText(`{"op":"hello"`)
+	stuck.SendText(`{"op":"sub","id":"s","subject":"metrics.slow"}`)
+	stuck.ExpectText(`{"op":"ok"`)
 	// The client reads nothing more: its socket buffers fill, then its
 	// write queue.
 	pub := connectAs(t, b.Addr, tok)
@@ -177,11 +213,10 @@ func TestMetricsSlowConsumer(t *testing.T) {
 		pub.send(map[string]any{"op": "ping", "id": "sync"})
 		pub.expect("pong", "sync")
 	}
-	m := scrape(t, url)
-	if m[`wsbridge_connections_closed_total{code="1008"}`] < 1 {
-		t.Errorf("connections_closed_total{code=\"1008\"} = %v, want ≥ 1", m[`wsbridge_connections_closed_total{code="1008"}`])
-	}
-	if m["wsbridge_deliveries_dropped_total"] < 1 {
-		t.Errorf("deliveries_dropped_total = %v, want ≥ 1", m["wsbridge_deliveries_dropped_total"])
-	}
+	// The close is counted when the worker cuts the connection, after the
+	// slow-consumer counter moved: wait for it, not read it.
+	waitMetrics(t, url, map[string]float64{
+		atLeast + `wsbridge_connections_closed_total{code="1008"}`: 1,
+		atLeast + "wsbridge_deliveries_dropped_total":              1,
+	})
 }

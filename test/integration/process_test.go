@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"wsbridge/internal/testutil"
+
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
 )
@@ -172,7 +174,7 @@ func freePort(t *testing.T) int {
 
 // TestSIGTERMDrain: the real binary closes clients with 1001 and exits 0.
 func TestSIGTERMDrain(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	p := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL())
 	clients := make([]*wsClient, 5)
 	for i := range clients {
@@ -331,7 +333,7 @@ func TestUnknownSubcommandExit2(t *testing.T) {
 }
 
 func TestHealthcheckSubcommand(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	p := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL())
 	cases := []struct {
 		name, listen string
@@ -357,7 +359,7 @@ func TestHealthcheckSubcommand(t *testing.T) {
 // version and the configuration, and no log line carries a secret.
 func TestStartLogConfigRedactsSecrets(t *testing.T) {
 	const secret = "some-unique-secret"
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	p := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_AUTH_MODE=jwt",
 		"BRIDGE_JWT_SECRET="+secret, "BRIDGE_NODE_ID=cfg-node")
 	if !p.logs.waitFor(`"msg":"NATS connected"`, wait) {
@@ -430,7 +432,7 @@ func missingMetrics(body string, want ...string) []string {
 }
 
 func TestMetricsOnMainListener(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	p := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL())
 	code, body := get(t, "http://"+p.addr+"/metrics")
 	if code != http.StatusOK {
@@ -445,7 +447,7 @@ func TestMetricsOnMainListener(t *testing.T) {
 }
 
 func TestAdminListener(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	admin := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	p := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_ADMIN_LISTEN="+admin)
 	t.Run("admin serves metrics", func(t *testing.T) {
@@ -489,10 +491,10 @@ func TestAdminListener(t *testing.T) {
 // TestSecondSIGTERMExitsAtOnce: a client that never answers the close
 // keeps the drain going; a second SIGTERM ends the process right away.
 func TestSecondSIGTERMExitsAtOnce(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	p := startProcess(t, "BRIDGE_NATS_URL="+ns.ClientURL(), "BRIDGE_DRAIN_TIMEOUT=60s")
-	stuck := rawDial(t, p.addr, "/ws")
-	stuck.expectText(`{"op":"hello"`)
+	stuck := testutil.DialWS(t, p.addr, "/ws")
+	stuck.ExpectText(`{"op":"hello"`)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,13 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 func TestSubscribeReceivesServicePublish(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 
 	c := dial(t, b.Addr)
 	c.subscribe("s1", "orders.>", "")
@@ -29,7 +30,7 @@ func TestSubscribeReceivesServicePublish(t *testing.T) {
 }
 
 func TestHello(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.MaxPayload = 4096 })
 	c := dialPath(t, b.Addr, "/ws")
 	f := c.recv()
@@ -41,9 +42,9 @@ func TestHello(t *testing.T) {
 // TestDeliveryRule: a payload that is exactly one JSON value arrives as
 // data, verbatim; anything else as b64; every payload round-trips.
 func TestDeliveryRule(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	c := dial(t, b.Addr)
 	c.subscribe("s", "rule", "")
 
@@ -89,9 +90,9 @@ func TestDeliveryRule(t *testing.T) {
 }
 
 func TestPublishToService(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	got := make(chan *nats.Msg, 10)
 	if _, err := svc.ChanSubscribe("orders.*", got); err != nil {
 		t.Fatal(err)
@@ -141,9 +142,9 @@ func TestPublishToService(t *testing.T) {
 }
 
 func TestHeadersToClient(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	c := dial(t, b.Addr)
 	c.subscribe("s", "h.x", "")
 	m := nats.NewMsg("h.x")
@@ -164,9 +165,9 @@ func TestHeadersToClient(t *testing.T) {
 }
 
 func TestWildcards(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	c := dial(t, b.Addr)
 	c.subscribe("star", "a.*.c", "")
 	c.subscribe("tail", "a.>", "")
@@ -198,9 +199,9 @@ func TestWildcards(t *testing.T) {
 }
 
 func TestQueueGroup(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 
 	// Two browsers and one service in group "workers".
 	c1, c2 := dial(t, b.Addr), dial(t, b.Addr)
@@ -214,7 +215,7 @@ func TestQueueGroup(t *testing.T) {
 	if err := svc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	pub := natsClient(t, ns)
+	pub := testutil.NATSClient(t, ns)
 	const n = 300
 	for i := range n {
 		if err := pub.Publish("jobs", []byte(fmt.Sprint(i))); err != nil {
@@ -273,9 +274,9 @@ func TestQueueGroup(t *testing.T) {
 }
 
 func TestUnsubscribe(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	witness := dial(t, b.Addr)
 	witness.subscribe("w", "u.x", "")
 	c := dial(t, b.Addr)

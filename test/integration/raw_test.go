@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 func dialRaw(t *testing.T, addr, query string) *websocket.Conn {
@@ -26,14 +27,14 @@ func dialRaw(t *testing.T, addr, query string) *websocket.Conn {
 }
 
 func TestRawMode(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 
 	t.Run("sub receives text and binary frames", func(t *testing.T) {
 		c := dialRaw(t, b.Addr, "sub=sensors.>")
 		// The subscription is live once the bridge's interest shows on NATS.
-		eventually(t, "raw subscription live", func() bool { return natsSubsOf(t, ns, "sensors.>") == 1 })
+		testutil.Eventually(t, "raw subscription live", func() bool { return natsSubsOf(t, ns, "sensors.>") == 1 })
 		cases := []struct {
 			payload []byte
 			typ     websocket.MessageType
@@ -90,7 +91,7 @@ func TestRawMode(t *testing.T) {
 	t.Run("queue group", func(t *testing.T) {
 		c1 := dialRaw(t, b.Addr, "sub=work&queue=w")
 		c2 := dialRaw(t, b.Addr, "sub=work&queue=w")
-		eventually(t, "queue interest live", func() bool { return natsSubsOf(t, ns, "work") == 1 })
+		testutil.Eventually(t, "queue interest live", func() bool { return natsSubsOf(t, ns, "work") == 1 })
 		const n = 40
 		for i := range n {
 			if err := svc.Publish("work", []byte(strconv.Itoa(i))); err != nil {
@@ -170,7 +171,7 @@ func TestRawMode(t *testing.T) {
 
 // TestRawModeLimits: the size limit and slow-consumer rules of /ws apply.
 func TestRawModeLimits(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.MaxPayload = 1024 })
 	c := dialRaw(t, b.Addr, "pub=big")
 	ctx, cancel := ctxWait()

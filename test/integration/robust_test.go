@@ -12,23 +12,25 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	natstest "github.com/nats-io/nats-server/v2/test"
+	"github.com/gobwas/ws"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // TestSlowConsumerIsCut: a client that stops reading is closed with 1008
 // "slow consumer" while a fast client on the same subject gets everything,
 // in order.
 func TestSlowConsumerIsCut(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.WriteBuffer = 256 << 10 })
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 
-	slow := rawDial(t, b.Addr, "/ws")
-	slow.expectText(`{"op":"hello"`)
-	slow.sendText(`{"op":"sub","id":"s","subject":"firehose"}`)
-	slow.expectText(`{"op":"ok"`)
+	slow := testutil.DialWS(t, b.Addr, "/ws")
+	slow.ExpectText(`{"op":"hello"`)
+	slow.SendText(`{"op":"sub","id":"s","subject":"firehose"}`)
+	slow.ExpectText(`{"op":"ok"`)
 	fast := dial(t, b.Addr)
 	fast.subscribe("s", "firehose", "")
 
@@ -49,18 +51,18 @@ func TestSlowConsumerIsCut(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "slow consumer closed", func() bool { return b.Stats().Closes[1008] == 1 })
+	testutil.Eventually(t, "slow consumer closed", func() bool { return b.Stats().Closes[1008] == 1 })
 	// The slow client finds whole frames and then the close.
 	for {
-		op, p := slow.readFrame()
-		if op == 0x8 {
-			if code := int(p[0])<<8 | int(p[1]); code != 1008 || string(p[2:]) != "slow consumer" {
-				t.Fatalf("close %d %q, want 1008 slow consumer", code, p[2:])
+		f := slow.ReadFrame()
+		if f.Op == ws.OpClose {
+			if code := int(f.Payload[0])<<8 | int(f.Payload[1]); code != 1008 || string(f.Payload[2:]) != "slow consumer" {
+				t.Fatalf("close %d %q, want 1008 slow consumer", code, f.Payload[2:])
 			}
 			break
 		}
-		if op != 0x1 {
-			t.Fatalf("unexpected opcode %d", op)
+		if f.Op != ws.OpText {
+			t.Fatalf("unexpected frame %v", f)
 		}
 	}
 }
@@ -68,7 +70,7 @@ func TestSlowConsumerIsCut(t *testing.T) {
 // TestNATSRestart: subscriptions deliver again after nats-server restarts;
 // while it is down pub fails with unavailable and /readyz is 503.
 func TestNATSRestart(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	port := ns.Addr().(*net.TCPAddr).Port
 	b := startBridge(t, ns, nil)
 	c := dial(t, b.Addr)
@@ -76,7 +78,10 @@ func TestNATSRestart(t *testing.T) {
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	eventually(t, "bridge notices", func() bool { return !b.NATS().IsConnected() })
+	if f := c.expect("status", ""); f.NATS != "down" {
+		t.Fatalf("got %s, want status down", f.raw)
+	}
+	// The status frame follows the state /readyz reads.
 	if code := httpStatus(t, b.Addr, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz = %d while NATS is down, want 503", code)
 	}
@@ -85,16 +90,15 @@ func TestNATSRestart(t *testing.T) {
 	c.send(`{"op":"req","id":"r","subject":"restart.x","data":1}`)
 	c.expectErr("r", "unavailable")
 
-	opts := natstest.DefaultTestOptions
-	opts.Port = port
-	ns2 := natstest.RunServer(&opts)
-	t.Cleanup(ns2.Shutdown)
-	eventually(t, "bridge reconnects", func() bool { return b.NATS().IsConnected() })
+	ns2 := testutil.StartNATS(t, false, func(o *natsserver.Options) { o.Port = port })
+	if f := c.expect("status", ""); f.NATS != "up" {
+		t.Fatalf("got %s, want status up", f.raw)
+	}
 	if code := httpStatus(t, b.Addr, "/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz = %d after reconnect", code)
 	}
-	eventually(t, "subscription restored on the new server", func() bool { return natsSubsOf(t, ns2, "restart.>") == 1 })
-	svc := natsClient(t, ns2)
+	testutil.Eventually(t, "subscription restored on the new server", func() bool { return natsSubsOf(t, ns2, "restart.>") == 1 })
+	svc := testutil.NATSClient(t, ns2)
 	if err := svc.Publish("restart.x", []byte(`"back"`)); err != nil {
 		t.Fatal(err)
 	}
@@ -106,9 +110,9 @@ func TestNATSRestart(t *testing.T) {
 // TestReservedSubjectsNeverDelivered: a client on ">" sees neither other
 // clients' request replies nor $-prefixed traffic.
 func TestReservedSubjectsNeverDelivered(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	if _, err := svc.Subscribe("svc.echo", func(m *natsMsg) { _ = m.Respond(m.Data) }); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +149,7 @@ func TestReservedSubjectsNeverDelivered(t *testing.T) {
 }
 
 func TestHTTPRoutes(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
 	cases := []struct {
 		path string
@@ -209,14 +213,14 @@ func httpStatus(t *testing.T, addr, path string) int {
 // TestShutdownClosesClientsWith1001 drives Shutdown in-process; the
 // SIGTERM path of the real binary is in process_test.go.
 func TestShutdownClosesClientsWith1001(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
 	c := dial(t, b.Addr)
 	c.subscribe("s", "x", "")
 	// A client that never answers the close keeps the node draining for
 	// the close timeout: long enough to look at it.
-	stuck := rawDial(t, b.Addr, "/ws")
-	stuck.expectText(`{"op":"hello"`)
+	stuck := testutil.DialWS(t, b.Addr, "/ws")
+	stuck.ExpectText(`{"op":"hello"`)
 	ctx, cancel := ctxWait()
 	defer cancel()
 	done := make(chan error, 1)
@@ -261,7 +265,7 @@ func (panicIdent) CanPublish(s string) bool {
 // TestPanicClosesOnlyThatConnection: a panic while serving one client
 // closes it with 1011; the process and the other clients carry on.
 func TestPanicClosesOnlyThatConnection(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.Auth = panicAuth{} })
 	victim, bystander := dial(t, b.Addr), dial(t, b.Addr)
 	bystander.subscribe("s", "ok.x", "")
@@ -282,56 +286,41 @@ func TestPanicClosesOnlyThatConnection(t *testing.T) {
 // TestHalfCloseStillAnswered: a client that sends its last command and
 // half-closes (like a shell pipe into a WebSocket tool) gets the answer.
 func TestHalfCloseStillAnswered(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	r := rawDial(t, b.Addr, "/ws")
-	r.expectText(`{"op":"hello"`)
-	r.sendText(`{"op":"ping","id":"last"}`)
-	if err := r.nc.(*net.TCPConn).CloseWrite(); err != nil {
+	r := testutil.DialWS(t, b.Addr, "/ws")
+	r.ExpectText(`{"op":"hello"`)
+	r.SendText(`{"op":"ping","id":"last"}`)
+	if err := r.NetConn().(*net.TCPConn).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
-	r.expectText(`{"op":"pong","ref":"last"}`)
+	r.ExpectText(`{"op":"pong","ref":"last"}`)
 }
 
 // TestUpgradeAfterKeepAliveRequest: a proxy that reuses an upstream
 // connection sends the upgrade as a later request on it.
 func TestUpgradeAfterKeepAliveRequest(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	nc, err := net.Dial("tcp", b.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	r := &rawConn{t: t, nc: nc, br: newBufReader(nc)}
-	_ = nc.SetDeadline(time.Now().Add(wait))
-	if _, err := io.WriteString(nc, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(r.br, nil)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("healthz: %v %v", resp, err)
+	r := testutil.Dial(t, b.Addr, 0)
+	r.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	resp := r.ReadResponse()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz: %s", resp.Status)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if _, err := io.WriteString(nc, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err = http.ReadResponse(r.br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade on a keep-alive connection: %v %v", resp, err)
-	}
-	r.expectText(`{"op":"hello"`)
-	r.sendText(`{"op":"ping","id":"k"}`)
-	r.expectText(`{"op":"pong","ref":"k"}`)
+	r.Upgrade("/ws") // on the same, kept-alive connection
+	r.ExpectText(`{"op":"hello"`)
+	r.SendText(`{"op":"ping","id":"k"}`)
+	r.ExpectText(`{"op":"pong","ref":"k"}`)
 }
 
 // TestTLSUpgradeAfterKeepAliveRequest: the keep-alive upgrade path over
 // TLS, where the hijacked connection is a tls.Conn behind the replay
 // wrapper.
 func TestTLSUpgradeAfterKeepAliveRequest(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b, _, cert, _ := tlsBridge(t, ns)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
@@ -339,34 +328,24 @@ func TestTLSUpgradeAfterKeepAliveRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(wait))
-	r := &rawConn{t: t, nc: nc, br: newBufReader(nc)}
-	if _, err := io.WriteString(nc, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(r.br, nil)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("healthz over TLS: %v %v", resp, err)
+	r := testutil.NewRawConn(t, nc)
+	r.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	resp := r.ReadResponse()
+	if resp.StatusCode != 200 {
+		t.Fatalf("healthz over TLS: %s", resp.Status)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if _, err := io.WriteString(nc, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	if resp, err = http.ReadResponse(r.br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade on a keep-alive TLS connection: %v %v", resp, err)
-	}
-	r.expectText(`{"op":"hello"`)
-	r.sendText(`{"op":"ping","id":"t"}`)
-	r.expectText(`{"op":"pong","ref":"t"}`)
+	r.Upgrade("/ws") // on the same, kept-alive TLS connection
+	r.ExpectText(`{"op":"hello"`)
+	r.SendText(`{"op":"ping","id":"t"}`)
+	r.ExpectText(`{"op":"pong","ref":"t"}`)
 }
 
 // TestHeartbeat: the server pings every PingInterval; a client silent for
 // two intervals is closed, one that answers pings is kept.
 func TestHeartbeat(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.PingInterval = 100 * time.Millisecond })
 	alive := dial(t, b.Addr) // coder/websocket answers pings while it reads
 	go func() {
@@ -376,18 +355,21 @@ func TestHeartbeat(t *testing.T) {
 			}
 		}
 	}()
-	silent := rawDial(t, b.Addr, "/ws")
-	silent.expectText(`{"op":"hello"`)
+	silent := testutil.DialWS(t, b.Addr, "/ws")
+	silent.ExpectText(`{"op":"hello"`)
 	for {
-		op, p := silent.readFrame() // pings, never answered
-		if op == 0x9 {
+		f := silent.ReadFrame() // pings, never answered
+		if f.Op == ws.OpPing {
 			continue
 		}
-		if op != 0x8 || int(p[0])<<8|int(p[1]) != 1001 || len(p) < 3 {
-			t.Fatalf("silent client: op %d %q, want close 1001 with a reason", op, p)
+		if f.Op != ws.OpClose || len(f.Payload) < 3 || int(f.Payload[0])<<8|int(f.Payload[1]) != 1001 {
+			t.Fatalf("silent client: %v, want close 1001 with a reason", f)
 		}
 		break
 	}
+	// The close is counted after its frame is queued: the client may read
+	// the frame first.
+	testutil.Eventually(t, "the silent client's 1001 counted", func() bool { return b.Stats().Closes[1001] >= 1 })
 	if b.Stats().Closes[1001] != 1 {
 		t.Fatalf("closes = %v, want exactly one 1001", b.Stats().Closes)
 	}

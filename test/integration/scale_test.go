@@ -5,26 +5,28 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/gobwas/ws"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // TestInterestAggregation: 500 clients on one subject cost NATS one
 // subscription, and none once they leave.
 func TestInterestAggregation(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	base := b.NATS().NumSubscriptions() // the request inbox
 
 	const n = 500
-	clients := make([]*rawConn, n)
+	clients := make([]*testutil.RawConn, n)
 	for i := range clients {
-		c := rawDial(t, b.Addr, "/ws")
-		c.expectText(`{"op":"hello"`)
-		c.sendText(`{"op":"sub","id":"p","subject":"prices.EURUSD"}`)
-		c.expectText(`{"op":"ok","ref":"p"}`)
+		c := testutil.DialWS(t, b.Addr, "/ws")
+		c.ExpectText(`{"op":"hello"`)
+		c.SendText(`{"op":"sub","id":"p","subject":"prices.EURUSD"}`)
+		c.ExpectText(`{"op":"ok","ref":"p"}`)
 		clients[i] = c
 	}
 	if got := b.NATS().NumSubscriptions() - base; got != 1 {
@@ -37,13 +39,13 @@ func TestInterestAggregation(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range clients {
-		c.expectText(`{"op":"msg","sid":"p","subject":"prices.EURUSD","data":1.0842}`)
+		c.ExpectText(`{"op":"msg","sid":"p","subject":"prices.EURUSD","data":1.0842}`)
 	}
 	for _, c := range clients {
-		c.nc.Close()
+		_ = c.Close()
 	}
-	eventually(t, "all connections gone", func() bool { return b.Stats().Connections == 0 })
-	eventually(t, "NATS subscription removed", func() bool { return natsSubsOf(t, ns, "prices.EURUSD") == 0 })
+	testutil.Eventually(t, "all connections gone", func() bool { return b.Stats().Connections == 0 })
+	testutil.Eventually(t, "NATS subscription removed", func() bool { return natsSubsOf(t, ns, "prices.EURUSD") == 0 })
 	if got := b.NATS().NumSubscriptions(); got != base {
 		t.Fatalf("bridge still holds %d subscriptions", got-base)
 	}
@@ -53,18 +55,18 @@ func TestInterestAggregation(t *testing.T) {
 // subscribed connections (the clients are raw sockets, so every goroutine
 // counted is the bridge's).
 func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
-	warm := rawDial(t, b.Addr, "/ws")
-	warm.expectText(`{"op":"hello"`)
+	warm := testutil.DialWS(t, b.Addr, "/ws")
+	warm.ExpectText(`{"op":"hello"`)
 	before := runtime.NumGoroutine()
 
 	const n = 2000
 	for i := range n {
-		c := rawDial(t, b.Addr, "/ws")
-		c.expectText(`{"op":"hello"`)
-		c.sendText(fmt.Sprintf(`{"op":"sub","id":"s","subject":"idle.%d"}`, i%10))
-		c.expectText(`{"op":"ok"`)
+		c := testutil.DialWS(t, b.Addr, "/ws")
+		c.ExpectText(`{"op":"hello"`)
+		c.SendText(fmt.Sprintf(`{"op":"sub","id":"s","subject":"idle.%d"}`, i%10))
+		c.ExpectText(`{"op":"ok"`)
 	}
 	if got := b.Stats().Connections; got != n+1 {
 		t.Fatalf("%d connections, want %d", got, n+1)
@@ -80,19 +82,19 @@ func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
 // TestStalledClientsDoNotDelayLive: clients that send half a frame, or
 // trickle a frame byte by byte, and stall never hold a worker.
 func TestStalledClientsDoNotDelayLive(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, func(c *bridge.Config) { c.Workers = 2 })
-	frame := maskedFrame(true, 0x1, []byte(`{"op":"ping","id":"stalled"}`))
+	frame := testutil.MaskedFrame(true, ws.OpText, []byte(`{"op":"ping","id":"stalled"}`))
 	for i := range 200 {
-		c := rawDial(t, b.Addr, "/ws")
-		c.expectText(`{"op":"hello"`)
+		c := testutil.DialWS(t, b.Addr, "/ws")
+		c.ExpectText(`{"op":"hello"`)
 		switch i % 3 {
 		case 0:
-			c.write(frame[:1]) // half a header
+			c.Write(frame[:1]) // half a header
 		case 1:
-			c.write(frame[:8]) // header and part of the payload
+			c.Write(frame[:8]) // header and part of the payload
 		default:
-			c.write(frame[:len(frame)-1]) // all but the last byte
+			c.Write(frame[:len(frame)-1]) // all but the last byte
 		}
 	}
 	live := dial(t, b.Addr)
@@ -102,14 +104,14 @@ func TestStalledClientsDoNotDelayLive(t *testing.T) {
 		live.expect("pong", id)
 	}
 	// A trickler finishes its frame one byte per write and gets its answer.
-	tr := rawDial(t, b.Addr, "/ws")
-	tr.expectText(`{"op":"hello"`)
+	tr := testutil.DialWS(t, b.Addr, "/ws")
+	tr.ExpectText(`{"op":"hello"`)
 	for i := range frame {
-		tr.write(frame[i : i+1])
+		tr.Write(frame[i : i+1])
 		live.send(`{"op":"ping","id":"between"}`)
 		live.expect("pong", "between")
 	}
-	tr.expectText(`{"op":"pong","ref":"stalled"}`)
+	tr.ExpectText(`{"op":"pong","ref":"stalled"}`)
 }
 
 // natsSubsOf counts the server's subscriptions whose subject is exactly

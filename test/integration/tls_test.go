@@ -17,6 +17,7 @@ import (
 
 	"wsbridge/auth"
 	"wsbridge/bridge"
+	"wsbridge/internal/testutil"
 )
 
 // tlsBridgeWith is tlsBridge with more configuration.
@@ -41,13 +42,13 @@ func tlsBridgeWith(t *testing.T, ns *natsserver.Server, mutate func(*bridge.Conf
 // TestTLSCompression: permessage-deflate over wss://, both directions,
 // with messages larger than a TLS record.
 func TestTLSCompression(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b, cert := tlsBridgeWith(t, ns, func(c *bridge.Config) {
 		c.Compression = true
 		c.CompressionMin = 64
 		c.MaxPayload = 256 << 10
 	})
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	ctx, cancel := ctxWait()
 	defer cancel()
 	wc, resp, err := websocket.Dial(ctx, "wss://"+b.Addr+"/ws", &websocket.DialOptions{
@@ -96,9 +97,9 @@ func TestTLSCompression(t *testing.T) {
 
 // TestTLSRawMode: /ws/raw over wss://.
 func TestTLSRawMode(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b, cert := tlsBridgeWith(t, ns, nil)
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	got := make(chan *nats.Msg, 1)
 	if _, err := svc.ChanSubscribe("traw.in", got); err != nil {
 		t.Fatal(err)
@@ -114,7 +115,7 @@ func TestTLSRawMode(t *testing.T) {
 	}
 	c.SetReadLimit(8 << 20)
 	t.Cleanup(func() { c.CloseNow() })
-	eventually(t, "raw subscription live", func() bool { return natsSubsOf(t, ns, "traw.out") == 1 })
+	testutil.Eventually(t, "raw subscription live", func() bool { return natsSubsOf(t, ns, "traw.out") == 1 })
 	if err := svc.Publish("traw.out", []byte("to the browser")); err != nil {
 		t.Fatal(err)
 	}
@@ -143,9 +144,9 @@ func TestTLSRawMode(t *testing.T) {
 // client on the same subject keeps receiving; reading again, the slow one
 // finds its frames, then the 1008.
 func TestTLSSlowConsumer(t *testing.T) {
-	ns := startNATS(t, false)
+	ns := testutil.StartNATS(t, false, nil)
 	b, cert := tlsBridgeWith(t, ns, func(c *bridge.Config) { c.WriteBuffer = 64 << 10 })
-	svc := natsClient(t, ns)
+	svc := testutil.NATSClient(t, ns)
 	healthy := mustConnect(t, "wss://"+b.Addr+"/ws", &websocket.DialOptions{HTTPClient: trusting(cert)})
 	healthy.subscribe("s", "tslow", "")
 	// The slow client's small receive buffer makes it push back early.
@@ -172,7 +173,7 @@ func TestTLSSlowConsumer(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "the slow wss:// client closed 1008", closed)
+	testutil.Eventually(t, "the slow wss:// client closed 1008", closed)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	got := 0
