@@ -68,17 +68,21 @@ func (t *tlsTransport) lend() {
 // partial record stays in an exactly sized copy.
 func (t *tlsTransport) unlend() {
 	raw, in, _, ok := t.buffers()
-	if !ok || t.rbuf == nil || in.Len() != 0 {
+	if !ok || in.Len() != 0 {
 		return
 	}
-	var keep bytes.Buffer
-	if raw.Len() > 0 {
-		keep.Write(raw.Bytes())
+	if t.rbuf != nil {
+		var keep bytes.Buffer
+		if raw.Len() > 0 {
+			keep.Write(raw.Bytes())
+		}
+		*raw = keep
+		in.Reset(nil)
+		tlsReadPool.Put(t.rbuf)
+		t.rbuf = nil
 	}
-	*raw = keep
-	in.Reset(nil)
-	tlsReadPool.Put(t.rbuf)
-	t.rbuf = nil
+	// A turn that could not lend (tc still held bytes from the handshake)
+	// leaves crypto/tls's own buffers: drop them now they are empty.
 	t.trim()
 }
 

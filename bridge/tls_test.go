@@ -452,3 +452,36 @@ func BenchmarkFlush(b *testing.B) {
 		})
 	}
 }
+
+// TestTLSBuffersDroppedAfterUnlentTurn: bytes the handshake goroutine left
+// decrypted in tls.Conn keep the first turn from lending; once that turn
+// has drained them, crypto/tls's own buffers are dropped all the same.
+func TestTLSBuffersDroppedAfterUnlentTurn(t *testing.T) {
+	p := newTLSPair(t, 0)
+	msg := bytes.Repeat([]byte{'z'}, 100)
+	if _, err := p.client.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	waitUnread(t, p.t.fd, len(msg)) // the whole record
+	// As the handshake's reader may: part of a record.
+	first := make([]byte, 10)
+	if n, err := p.t.tc.Read(first); n != len(first) || err != nil {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	raw, in, _, _ := p.t.buffers()
+	if in.Len() == 0 {
+		t.Fatalf("read %d bytes and left none decrypted: the case is not set up", len(first))
+	}
+	p.t.lend()
+	if p.t.rbuf != nil {
+		t.Fatal("lent while tls.Conn held decrypted bytes")
+	}
+	rest := p.readUntil(t, len(msg)-len(first))
+	p.t.unlend()
+	if got := append(first, rest...); !bytes.Equal(got, msg) {
+		t.Fatalf("read %q", got)
+	}
+	if raw.Cap() != 0 {
+		t.Fatalf("rawInput keeps %d bytes after the turn", raw.Cap())
+	}
+}
