@@ -100,6 +100,16 @@ var goals = []goal{
 	{"connect ≤ 60 µs server CPU per upgrade+hello", "connect", "server_cpu_per_handshake", func(v, _ float64) bool { return v <= 60 }, -1},
 }
 
+// measured reports whether any of targets has g's metric in scenario sc.
+func (r *report) measured(sc string, g goal, targets []string) bool {
+	for _, t := range targets {
+		if _, _, ok := r.value(sc, t, g.metric); ok && g.applies(t) {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *report) markdown(o options) string {
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
@@ -128,7 +138,7 @@ func (r *report) markdown(o options) string {
 	p("\n|---|%s\n", strings.Repeat("---|", len(mine)))
 	for _, g := range goals {
 		for _, sc := range r.order {
-			if !strings.HasPrefix(sc, g.scenario) {
+			if !strings.HasPrefix(sc, g.scenario) || !r.measured(sc, g, mine) {
 				continue
 			}
 			label := g.text
