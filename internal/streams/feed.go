@@ -27,6 +27,7 @@ type feed struct {
 	ready   chan struct{} // closed when started (or failed, err set)
 	err     error
 	stream  string
+	ccMu    sync.Mutex // guards cons and cc once started (relink swaps them)
 	cons    jetstream.Consumer
 	cc      jetstream.ConsumeContext
 
@@ -166,6 +167,8 @@ func (f *feed) stop() {
 	}
 	f.members = nil
 	f.mu.Unlock()
+	f.ccMu.Lock() // a relink in progress finishes first, or sees stopped
+	defer f.ccMu.Unlock()
 	f.cc.Stop()
 	if info := f.cons.CachedInfo(); info != nil {
 		f.r.deleteConsumer(f.stream, info.Name)
