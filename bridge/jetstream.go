@@ -3,6 +3,7 @@ package bridge
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -43,6 +44,9 @@ func newJetStream(s *Server) (*publisher, *streams.Streams, error) {
 		jetstream.WithPublishAsyncMaxPending(maxPendingPubs),
 		jetstream.WithPublishAsyncAckHandler(p.acked),
 		jetstream.WithPublishAsyncErrHandler(p.failed),
+		jetstream.WithClientTrace(&jetstream.ClientTrace{
+			RequestSent: func(string, []byte) { s.metrics.jsAPI.Add(1) },
+		}),
 	)
 	if err != nil {
 		return nil, nil, err
@@ -56,6 +60,15 @@ func newJetStream(s *Server) (*publisher, *streams.Streams, error) {
 		Clock:          s.clock,
 		Delivered: func(n, bytes, dropped int) {
 			s.metrics.delivered(fanout{n: n, bytes: bytes, dropped: dropped})
+		},
+		Window:      max(s.cfg.ResumeWindow, 0),
+		WindowBytes: max(s.cfg.ResumeWindowBytes, 0),
+		Resumed: func(d time.Duration, fromJS bool) {
+			source := "window"
+			if fromJS {
+				source = "jetstream"
+			}
+			s.metrics.resume.WithLabelValues(source).Observe(d.Seconds())
 		},
 	})
 	return p, st, nil
