@@ -29,7 +29,7 @@ type metrics struct {
 	closes        sync.Map // close code → *atomic.Uint64
 	refusals      sync.Map // HTTP status → *atomic.Uint64
 
-	jsAPI      atomic.Uint64 // JetStream API requests sent
+	jsAPI atomic.Uint64 // JetStream API requests sent
 
 	handshake prometheus.Histogram
 	latency   prometheus.Histogram
