@@ -173,7 +173,7 @@ func (c *rawClient) expectUpgrade(srv *testServer) {
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != testAccept {
 		c.t.Fatalf("Sec-WebSocket-Accept = %q, want %q", got, testAccept)
 	}
-	c.expectFrame(ws.OpText, string(wire.AppendHello(nil, "t", srv.cfg.MaxPayload, true)))
+	c.expectFrame(ws.OpText, string(wire.AppendHello(nil, "t", srv.cfg.MaxPayload, srv.maxFrame, true)))
 }
 
 // serverFrame is one frame from the bridge.

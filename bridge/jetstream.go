@@ -1,6 +1,8 @@
 package bridge
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -27,6 +29,10 @@ type publisher struct {
 	js   jetstream.JetStream
 	mu   sync.Mutex
 	pubs map[*nats.Msg]pendingPub
+
+	lookups chan pubJob // acked publishes waiting for lookupLoop
+	cmu     sync.Mutex
+	cache   map[string]lookupEntry // subject → does a stream capture it
 }
 
 type pendingPub struct {
@@ -37,7 +43,12 @@ type pendingPub struct {
 // newJetStream opens the JetStream API on s.nc for acked publishes and
 // stream subscriptions.
 func newJetStream(s *Server) (*publisher, *streams.Streams, error) {
-	p := &publisher{s: s, pubs: make(map[*nats.Msg]pendingPub)}
+	p := &publisher{
+		s:       s,
+		pubs:    make(map[*nats.Msg]pendingPub),
+		lookups: make(chan pubJob, lookupQueue),
+		cache:   make(map[string]lookupEntry),
+	}
 	js, err := jetstream.New(s.nc,
 		jetstream.WithDefaultTimeout(s.cfg.RequestTimeout),
 		jetstream.WithPublishAsyncTimeout(s.cfg.RequestTimeout),
@@ -85,6 +96,9 @@ func (c *conn) jsSubscribe(cmd *wire.Command) *wire.Error {
 	if e != nil {
 		return e
 	}
+	if c.catchups == nil {
+		c.catchups = make(chan struct{}, c.s.cfg.MaxCatchupsPerConn)
+	}
 	sb := &sub{c: c, id: cmd.ID, subject: cmd.Subject}
 	js, err := c.s.streams.Subscribe(sb, cmd.Subject, from)
 	switch err {
@@ -114,6 +128,10 @@ func (sb *sub) Enqueue(frames []byte, at int64) bool {
 // Queued implements streams.Member.
 func (sb *sub) Queued() (int, bool) { return sb.c.queued() }
 
+// CatchupSlots implements streams.Limited: a connection's stream subs
+// share MaxCatchupsPerConn catch-up slots.
+func (sb *sub) CatchupSlots() chan struct{} { return sb.c.catchups }
+
 // Compress implements streams.Member.
 func (sb *sub) Compress(n int) bool { return sb.c.compress(n) }
 
@@ -129,7 +147,7 @@ func (sb *sub) Attached() {
 func (sb *sub) Fail(err error) {
 	e := natsError(err)
 	if e.Code == wire.CodeInternal {
-		sb.c.s.log.Error("stream subscription failed", "subject", sb.subject, "err", err)
+		sb.c.s.logLimited(sb.c.s.errLog, "stream subscription failed", "subject", sb.subject, "err", err)
 	}
 	sb.jsErr.Store(e)
 	c := sb.c
@@ -162,21 +180,152 @@ func (c *conn) jsSettle(sb *sub) {
 func (c *conn) jsPublish(ref string, m *nats.Msg) *wire.Error {
 	p := c.s.pub
 	p.mu.Lock()
+	if len(c.pubs) >= c.s.cfg.MaxInflightAcks {
+		p.mu.Unlock()
+		c.s.metrics.inflightRefused[inflightAck].Add(1)
+		return wire.Errf(wire.CodeTooManyRequests, "too many acked publishes in flight on this connection")
+	}
 	p.pubs[m] = pendingPub{c: c, ref: ref}
+	c.pubs = append(c.pubs, m)
 	p.mu.Unlock()
-	if e := c.s.out.send(pubJob{kind: jobAck, c: c, m: m}); e != nil {
+	var e *wire.Error
+	if p.captured(m.Subject) {
+		e = c.s.out.send(pubJob{kind: jobAck, c: c, m: m})
+	} else {
+		e = p.lookup(pubJob{kind: jobAck, c: c, m: m})
+	}
+	if e != nil {
 		p.take(m)
 		return e
 	}
 	return nil
 }
 
+// Acked publishes first learn whether a stream captures their subject:
+// a core subscriber on it would otherwise take the message and leave the
+// PubAck to time out, where the client must hear no_stream. The answer is
+// cached per subject, so it costs one JetStream API request per subject
+// and period, asked off the workers.
+const (
+	capturedFor    = 30 * time.Second // a stream captures the subject
+	notCapturedFor = time.Second      // none does: streams may be added
+	maxLookups     = 1 << 14          // cached subjects; the cache restarts beyond
+	lookupQueue    = 1024
+)
+
+type lookupEntry struct {
+	ok bool
+	at time.Time
+}
+
+// captured reports whether a fresh cache entry says a stream captures
+// subject.
+func (p *publisher) captured(subject string) bool {
+	p.cmu.Lock()
+	e, ok := p.cache[subject]
+	p.cmu.Unlock()
+	return ok && e.ok && time.Since(e.at) < capturedFor
+}
+
+// lookup queues an acked publish whose subject is not known to be
+// captured for the lookup goroutine. It never blocks.
+func (p *publisher) lookup(j pubJob) *wire.Error {
+	select {
+	case p.lookups <- j:
+		return nil
+	default:
+		return wire.Errf(wire.CodeUnavailable, "too many acked publishes waiting for a stream lookup")
+	}
+}
+
+// lookupLoop answers lookups until shutdown: a stream captures the
+// subject, and the publish goes to the outbox, or none does: no_stream.
+func (p *publisher) lookupLoop() {
+	defer p.s.wg.Done()
+	for {
+		var j pubJob
+		select {
+		case <-p.s.done:
+			return
+		case j = <-p.lookups:
+		}
+		ok, err := p.capture(j.m.Subject)
+		var e *wire.Error
+		switch {
+		case err != nil:
+			e = natsError(err)
+		case ok:
+			e = p.s.out.send(j)
+		default:
+			e = wire.Errf(wire.CodeNoStream, "no JetStream stream captures the subject")
+		}
+		if e != nil {
+			p.s.out.fail(j, e)
+		}
+	}
+}
+
+// capture asks JetStream whether a stream captures subject, through the
+// cache.
+func (p *publisher) capture(subject string) (bool, error) {
+	p.cmu.Lock()
+	e, ok := p.cache[subject]
+	p.cmu.Unlock()
+	if ok && (e.ok && time.Since(e.at) < capturedFor || !e.ok && time.Since(e.at) < notCapturedFor) {
+		return e.ok, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.s.cfg.RequestTimeout)
+	defer cancel()
+	names := p.js.StreamNames(ctx, jetstream.WithStreamListSubject(subject))
+	found := false
+	for range names.Name() {
+		found = true
+	}
+	switch err := names.Err(); {
+	case err == nil, errors.Is(err, jetstream.ErrEndOfData):
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		// No JetStream on the server: no stream captures anything.
+	default:
+		return false, err
+	}
+	p.cmu.Lock()
+	if len(p.cache) >= maxLookups {
+		clear(p.cache)
+	}
+	p.cache[subject] = lookupEntry{ok: found, at: time.Now()}
+	p.cmu.Unlock()
+	return found, nil
+}
+
+// take removes the acked publish m, if it is still pending, and returns
+// whom to answer.
 func (p *publisher) take(m *nats.Msg) (pendingPub, bool) {
 	p.mu.Lock()
 	pp, ok := p.pubs[m]
-	delete(p.pubs, m)
+	if ok {
+		delete(p.pubs, m)
+		pp.c.pubs = removeOne(pp.c.pubs, m)
+	}
 	p.mu.Unlock()
 	return pp, ok
+}
+
+// drop forgets c's acked publishes in flight: c is gone. Their PubAcks,
+// when they come, find nothing to answer.
+func (p *publisher) drop(c *conn) {
+	p.mu.Lock()
+	for _, m := range c.pubs {
+		delete(p.pubs, m)
+	}
+	c.pubs = nil
+	p.mu.Unlock()
+}
+
+// inflight is the number of acked publishes waiting for their PubAck.
+func (p *publisher) inflight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pubs)
 }
 
 // acked runs on nats.go's ack goroutine; it only queues the ok.
@@ -199,7 +348,7 @@ func (p *publisher) failed(_ jetstream.JetStream, m *nats.Msg, err error) {
 	}
 	e := natsError(err)
 	if e.Code == wire.CodeInternal {
-		p.s.log.Warn("acked publish failed", "subject", m.Subject, "err", err)
+		p.s.logLimited(p.s.errLog, "acked publish failed", "subject", m.Subject, "err", err)
 	}
 	pp.c.pushText(func(b []byte) []byte { return wire.AppendErr(b, pp.ref, e) }, true)
 }

@@ -94,6 +94,12 @@ func (js *Sub) attach(f *feed) bool {
 // makes it live. Each turn sends at most half a write buffer, so a client
 // with a long history waits for its own reads, not others' behind it.
 func (r *Streams) follow(js *Sub, f *feed) error {
+	var own chan struct{} // the client's catch-up slot, once taken
+	defer func() {
+		if own != nil {
+			<-own
+		}
+	}()
 	for {
 		if err := js.waitRoom(); err != nil {
 			f.leave(js)
@@ -123,6 +129,17 @@ func (r *Streams) follow(js *Sub, f *feed) error {
 			}
 			r.resumed(js)
 			return nil
+		case own == nil && js.slots != nil:
+			// Below the window: the client's own slot first, so that one
+			// client's subscriptions cannot fill the node's catch-ups.
+			f.mu.Unlock()
+			select {
+			case js.slots <- struct{}{}:
+				own = js.slots
+			case <-js.ctx.Done():
+				return js.ctx.Err()
+			}
+			continue
 		default:
 			cu = f.join(js)
 		}
@@ -492,6 +509,9 @@ func (cu *catchup) offer(m jetstream.Msg) bool {
 		js := cu.members[i]
 		if m != nil && !js.resolved {
 			js.resolved, js.cursor = true, seq-1 // its policy's first match
+		}
+		if m != nil && seq > js.cursor && wire.Reserved(m.Subject()) {
+			js.cursor = seq // a stream may capture $ or _INBOX. subjects: never to clients
 		}
 		if m != nil && seq > js.cursor {
 			n, open := js.m.Queued()

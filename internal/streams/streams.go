@@ -57,6 +57,14 @@ type Member interface {
 	Fail(err error)
 }
 
+// Limited is a Member whose client bounds its catch-ups: CatchupSlots
+// returns a semaphore shared by the client's subscriptions (a buffered
+// channel, one token per catch-up), so one client cannot hold every
+// node-wide slot. A nil channel means no limit.
+type Limited interface {
+	CatchupSlots() chan struct{}
+}
+
 // Config configures Streams.
 type Config struct {
 	// JS is the JetStream API the feeds and catch-ups use.
@@ -267,6 +275,7 @@ type Sub struct {
 	from    wire.From
 	ctx     context.Context // ends with the subscription
 	cancel  context.CancelFunc
+	slots   chan struct{} // the client's catch-up slots (Limited), or nil
 	begun   time.Time     // when Subscribe was called
 	wake    chan struct{} // its catch-up handed it back (cap 1)
 
@@ -299,6 +308,9 @@ func (r *Streams) Subscribe(m Member, subject string, from wire.From) (*Sub, err
 	ctx, cancel := context.WithCancel(r.ctx)
 	js := &Sub{r: r, m: m, sid: m.SID(), subject: subject, from: from, ctx: ctx, cancel: cancel,
 		begun: time.Now(), wake: make(chan struct{}, 1), idx: -1}
+	if l, ok := m.(Limited); ok {
+		js.slots = l.CatchupSlots()
+	}
 	if !r.spawn(func() { r.run(js) }) {
 		cancel()
 		r.starting.Add(-1)

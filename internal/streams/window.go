@@ -41,6 +41,9 @@ func (w *window) add(seq uint64, m jetstream.Msg) {
 		return
 	}
 	subject := m.Subject()
+	if wire.Reserved(subject) {
+		return // never delivered to clients: nothing to keep
+	}
 	e := winEntry{seq: seq, subject: subject, size: len(m.Data())}
 	e.body = wire.AppendBody(nil, m.Data(), m.Headers(), "")
 	w.ents = append(w.ents, e)
