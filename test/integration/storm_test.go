@@ -82,7 +82,7 @@ func TestResumeStorm(t *testing.T) {
 	var onKilled int
 	for _, c := range clients {
 		c.mu.Lock()
-		c.atKill = c.node
+		c.atKill, c.killedAt = c.node, time.Now()
 		if c.node == "st-0" {
 			onKilled++
 		}
@@ -115,7 +115,7 @@ func TestResumeStorm(t *testing.T) {
 		bridgeAPI += scrapeCounter(t, b.addr, "wsbridge_jetstream_api_requests_total") - metricsBefore[i]
 	}
 
-	var reconnects []time.Duration
+	var reconnects, healthyGaps []time.Duration
 	var failed, dropped, droppedHealthy, drops, dups int
 	var closes []string
 	for i, c := range clients {
@@ -138,6 +138,9 @@ func TestResumeStorm(t *testing.T) {
 			closes = append(closes, c.why...)
 		}
 		reconnects = append(reconnects, c.reconnects...)
+		if c.atKill != "st-0" {
+			healthyGaps = append(healthyGaps, c.maxGap)
+		}
 		dups += c.dups
 		c.mu.Unlock()
 	}
@@ -162,6 +165,8 @@ func TestResumeStorm(t *testing.T) {
 			t.Errorf("reconnect p99 %v, want at most %v", p99, maxP99)
 		}
 	}
+	t.Logf("clients of the surviving nodes, longest wait between two messages after the kill (publisher: one per %v): p50 %v, p99 %v, max %v",
+		rate, percentile(healthyGaps, 50), percentile(healthyGaps, 99), slices.Max(healthyGaps))
 	req, pulls := apiAfter.requests-apiBefore.requests, apiAfter.pulls-apiBefore.pulls
 	t.Logf("JetStream API from the kill to the end (%v): %d requests seen on $JS.API.> (by kind %v) besides %d pull requests; the surviving bridges counted %.0f",
 		time.Since(killed).Round(time.Millisecond), req, apiAfter.minus(apiBefore), pulls, bridgeAPI)
@@ -192,6 +197,9 @@ type stClient struct {
 	lostAt     time.Time       // set while a drop has not been followed by an ok
 	reconnects []time.Duration // drop → ok
 	counted    bool
+	lastMsg    time.Time
+	killedAt   time.Time     // set at the kill
+	maxGap     time.Duration // longest wait between two messages since the kill
 }
 
 func (c *stClient) run(ctx context.Context, first int) {
@@ -311,6 +319,15 @@ func (c *stClient) deliver(seq uint64) bool {
 		c.gap = fmt.Sprintf("after seq %d came %d", c.lastSeq, seq)
 	}
 	c.lastSeq = seq
+	now := time.Now()
+	if !c.killedAt.IsZero() {
+		since := c.lastMsg
+		if since.Before(c.killedAt) {
+			since = c.killedAt
+		}
+		c.maxGap = max(c.maxGap, now.Sub(since))
+	}
+	c.lastMsg = now
 	return c.gap == "" && c.lastSeq >= c.want
 }
 
