@@ -71,7 +71,7 @@ func TestResumeStorm(t *testing.T) {
 	api := watchJSAPI(t, cl)
 
 	pubAt := make([]atomic.Int64, nMsgs+1)
-	clients := startStormClients(t, ctx, cancel, nClients, addrs, nMsgs)
+	clients := startStormClients(t, ctx, cancel, nClients, addrs, nMsgs, pubAt)
 	t.Logf("%d clients subscribed", nClients)
 
 	var published atomic.Int64
@@ -115,7 +115,7 @@ func TestResumeStorm(t *testing.T) {
 		bridgeAPI += scrapeCounter(t, b.addr, "wsbridge_jetstream_api_requests_total") - metricsBefore[i]
 	}
 
-	var reconnects, healthyGaps []time.Duration
+	var reconnects, healthyGaps, healthyLags []time.Duration
 	var failed, dropped, droppedHealthy, drops, dups int
 	var closes []string
 	for i, c := range clients {
@@ -140,6 +140,7 @@ func TestResumeStorm(t *testing.T) {
 		reconnects = append(reconnects, c.reconnects...)
 		if c.atKill != "st-0" {
 			healthyGaps = append(healthyGaps, c.maxGap)
+			healthyLags = append(healthyLags, c.maxLag)
 		}
 		dups += c.dups
 		c.mu.Unlock()
@@ -167,6 +168,13 @@ func TestResumeStorm(t *testing.T) {
 	}
 	t.Logf("clients of the surviving nodes, longest wait between two messages after the kill (publisher: one per %v): p50 %v, p99 %v, max %v",
 		rate, percentile(healthyGaps, 50), percentile(healthyGaps, 99), slices.Max(healthyGaps))
+	t.Logf("the same clients' longest delivery lag (publish ack → client) after the kill: p50 %v, p99 %v, max %v",
+		percentile(healthyLags, 50), percentile(healthyLags, 99), slices.Max(healthyLags))
+	var pubGap time.Duration
+	for i := killAt + 1; i <= nMsgs; i++ {
+		pubGap = max(pubGap, time.Duration(pubAt[i].Load()-pubAt[i-1].Load()))
+	}
+	t.Logf("longest gap between two publish acks after the kill: %v", pubGap)
 	req, pulls := apiAfter.requests-apiBefore.requests, apiAfter.pulls-apiBefore.pulls
 	t.Logf("JetStream API from the kill to the end (%v): %d requests seen on $JS.API.> (by kind %v) besides %d pull requests; the surviving bridges counted %.0f",
 		time.Since(killed).Round(time.Millisecond), req, apiAfter.minus(apiBefore), pulls, bridgeAPI)
@@ -200,6 +208,8 @@ type stClient struct {
 	lastMsg    time.Time
 	killedAt   time.Time     // set at the kill
 	maxGap     time.Duration // longest wait between two messages since the kill
+	maxLag     time.Duration // longest publish ack → delivery since the kill
+	pubAt      []atomic.Int64
 }
 
 func (c *stClient) run(ctx context.Context, first int) {
@@ -326,6 +336,9 @@ func (c *stClient) deliver(seq uint64) bool {
 			since = c.killedAt
 		}
 		c.maxGap = max(c.maxGap, now.Sub(since))
+		if at := c.pubAt[min(seq, uint64(len(c.pubAt)-1))].Load(); at > 0 {
+			c.maxLag = max(c.maxLag, now.Sub(time.Unix(0, at)))
+		}
 	}
 	c.lastMsg = now
 	return c.gap == "" && c.lastSeq >= c.want
@@ -351,13 +364,13 @@ func (c *stClient) check() error {
 // startStormClients runs n clients wanting seqs 1..want, client i on
 // addrs[i%len(addrs)], and waits until every one has subscribed. Dials
 // are spread over a few hundred milliseconds per thousand clients.
-func startStormClients(t *testing.T, ctx context.Context, cancel context.CancelFunc, n int, addrs []string, want int) []*stClient {
+func startStormClients(t *testing.T, ctx context.Context, cancel context.CancelFunc, n int, addrs []string, want int, pubAt []atomic.Int64) []*stClient {
 	t.Helper()
 	var subscribed atomic.Int64
 	clients := make([]*stClient, n)
 	var wg sync.WaitGroup
 	for i := range clients {
-		c := &stClient{addrs: addrs, want: uint64(want), subscribed: &subscribed}
+		c := &stClient{addrs: addrs, want: uint64(want), subscribed: &subscribed, pubAt: pubAt}
 		clients[i] = c
 		wg.Go(func() { c.run(ctx, i%len(addrs)) })
 		if i%200 == 199 {
