@@ -28,7 +28,7 @@ import (
 // may drop; reconnecting (drop → ok on another node) must take at most
 // 1 s at p99; and the survivors must cost JetStream at most 200 API
 // requests from the kill to the end, however many clients moved: they
-// resume from their feeds' windows.
+// resume from their feeds' windows. The stream allows 16 consumers.
 //
 // WSBRIDGE_STORM_CLIENTS sets the client count (default 3,000; the
 // figures in docs/BENCHMARKS.md are for 6,000 too).
@@ -57,7 +57,10 @@ func TestResumeStorm(t *testing.T) {
 	defer cancel()
 
 	cl := startCluster(t, 3, nil)
-	js := clusterStream(t, ctx, cl, jetstream.StreamConfig{Name: "STORM", Subjects: []string{"fail.>"}, Replicas: 3})
+	// Few consumers allowed: a bridge that created one per resuming client
+	// would hit "maximum consumers limit reached". Three feeds, the killed
+	// node's (until its InactiveThreshold) and shared catch-ups fit.
+	js := clusterStream(t, ctx, cl, jetstream.StreamConfig{Name: "STORM", Subjects: []string{"fail.>"}, Replicas: 3, MaxConsumers: 16})
 
 	bridges := make([]*process, 3)
 	addrs := make([]string, len(bridges))
@@ -94,6 +97,7 @@ func TestResumeStorm(t *testing.T) {
 		t.Fatal(err)
 	}
 	killed := time.Now()
+	cpu := sampleCPU(ctx, []int{0, bridges[1].cmd.Process.Pid, bridges[2].cmd.Process.Pid}, 250*time.Millisecond, 12)
 	t.Logf("killed bridge st-0 (kill -9), which held %d clients, at message %d", onKilled, published.Load())
 
 	select {
@@ -175,6 +179,7 @@ func TestResumeStorm(t *testing.T) {
 		pubGap = max(pubGap, time.Duration(pubAt[i].Load()-pubAt[i-1].Load()))
 	}
 	t.Logf("longest gap between two publish acks after the kill: %v", pubGap)
+	t.Logf("CPU per 250 ms after the kill (test process with the NATS cluster and clients / st-1 / st-2): %s", <-cpu)
 	req, pulls := apiAfter.requests-apiBefore.requests, apiAfter.pulls-apiBefore.pulls
 	t.Logf("JetStream API from the kill to the end (%v): %d requests seen on $JS.API.> (by kind %v) besides %d pull requests; the surviving bridges counted %.0f",
 		time.Since(killed).Round(time.Millisecond), req, apiAfter.minus(apiBefore), pulls, bridgeAPI)
@@ -500,4 +505,60 @@ func topReasons(rs []string, n int) []string {
 		out = append(out, fmt.Sprintf("%d× %s", count[k], k))
 	}
 	return out
+}
+
+// sampleCPU reads the CPU time of pids (0: this process) n times, every
+// period, and sends the increments, one group per period.
+func sampleCPU(ctx context.Context, pids []int, period time.Duration, n int) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		prev := make([]time.Duration, len(pids))
+		for i, pid := range pids {
+			prev[i] = cpuTime(pid)
+		}
+		var b strings.Builder
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for range n {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+			}
+			for i, pid := range pids {
+				c := cpuTime(pid)
+				if i > 0 {
+					b.WriteString("/")
+				}
+				fmt.Fprintf(&b, "%d", (c - prev[i]).Milliseconds())
+				prev[i] = c
+			}
+			b.WriteString("ms ")
+		}
+		out <- b.String()
+	}()
+	return out
+}
+
+// cpuTime is utime+stime of pid (0: this process) from /proc, 0 where
+// there is no /proc.
+func cpuTime(pid int) time.Duration {
+	path := "/proc/self/stat"
+	if pid != 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/stat"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := bytes.Cut(b, []byte(") "))
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(string(rest))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
