@@ -29,10 +29,12 @@ type fakeMember struct {
 	bad    error         // first undecodable frame
 	grew   chan struct{} // closed by the next frame
 	closed bool
+	full   bool // Queued reports a full write queue
+	polled chan struct{} // closed by the next Queued
 }
 
 func newFakeMember(sid string) *fakeMember {
-	return &fakeMember{sid: sid, attached: make(chan struct{}), failed: make(chan error, 1), grew: make(chan struct{})}
+	return &fakeMember{sid: sid, attached: make(chan struct{}), failed: make(chan error, 1), grew: make(chan struct{}), polled: make(chan struct{})}
 }
 
 func (m *fakeMember) SID() string { return m.sid }
@@ -74,7 +76,42 @@ func (m *fakeMember) Enqueue(frames []byte, _ int64) bool {
 func (m *fakeMember) Queued() (int, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	close(m.polled)
+	m.polled = make(chan struct{})
+	if m.full {
+		return 1 << 30, !m.closed
+	}
 	return 0, !m.closed
+}
+
+// setFull makes Queued report a full queue, or an empty one.
+func (m *fakeMember) setFull(full bool) {
+	m.mu.Lock()
+	m.full = full
+	m.mu.Unlock()
+}
+
+// count is how many msg frames the member got.
+func (m *fakeMember) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.seqs)
+}
+
+// waitPolled waits until Queued is called twice more: whoever paces the
+// member has looked at its queue since the call.
+func (m *fakeMember) waitPolled(t *testing.T) {
+	t.Helper()
+	for range 2 {
+		m.mu.Lock()
+		ch := m.polled
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("member %s: its queue was not looked at", m.sid)
+		}
+	}
 }
 
 func (m *fakeMember) Compress(int) bool { return false }
@@ -159,7 +196,13 @@ func (e *resumeEnv) publish(t *testing.T, from, to int) {
 
 func (e *resumeEnv) subscribe(t *testing.T, sid string, from wire.From) *fakeMember {
 	t.Helper()
-	m := newFakeMember(sid)
+	m, _ := e.subscribeSub(t, newFakeMember(sid), from)
+	return m
+}
+
+func (e *resumeEnv) subscribeSub(t *testing.T, m *fakeMember, from wire.From) (*fakeMember, *Sub) {
+	t.Helper()
+	sid := m.sid
 	js, err := e.r.Subscribe(m, "r.x", from)
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +215,7 @@ func (e *resumeEnv) subscribe(t *testing.T, sid string, from wire.From) *fakeMem
 	case <-time.After(10 * time.Second):
 		t.Fatalf("subscribe %s: not attached", sid)
 	}
-	return m
+	return m, js
 }
 
 // feedAt waits until r.x's feed has delivered through seq.
@@ -277,6 +320,65 @@ func TestResumeWindow(t *testing.T) {
 		m.waitSeq(t, 10, 10)
 		e.publish(t, 11, 12)
 		m.waitSeq(t, 10, 12)
+	})
+}
+
+func TestResumePacing(t *testing.T) {
+	t.Run("a member whose queue is full is handed back, then resumes", func(t *testing.T) {
+		e := newResumeEnv(t, 10)
+		e.publish(t, 1, 100)
+		e.subscribe(t, "live", wire.From{Kind: wire.FromNew})
+		e.feedAt(t, 100)
+		slow := newFakeMember("slow")
+		slow.setFull(true)
+		e.subscribeSub(t, slow, after(0))
+		fast := e.subscribe(t, "fast", after(0))
+		fast.waitSeq(t, 1, 100) // not held up by slow
+		slow.waitPolled(t)
+		if n := slow.count(); n != 0 {
+			t.Fatalf("slow member got %d messages with a full queue", n)
+		}
+		slow.setFull(false)
+		slow.waitSeq(t, 1, 100)
+		e.publish(t, 101, 105)
+		slow.waitSeq(t, 1, 105)
+		fast.waitSeq(t, 1, 105)
+	})
+	t.Run("nothing after unsubscribe", func(t *testing.T) {
+		e := newResumeEnv(t, 10)
+		e.publish(t, 1, 100)
+		e.subscribe(t, "live", wire.From{Kind: wire.FromNew})
+		e.feedAt(t, 100)
+		m := newFakeMember("gone")
+		m.setFull(true) // parked in its catch-up
+		_, js := e.subscribeSub(t, m, after(0))
+		m.waitPolled(t)
+		js.Unsubscribe()
+		m.setFull(false)
+		n := m.count()
+		e.publish(t, 101, 120)
+		e.feedAt(t, 120)
+		if got := m.count(); got != n {
+			t.Errorf("%d messages after unsubscribe", got-n)
+		}
+	})
+	t.Run("time: a catch-up placed by JetStream", func(t *testing.T) {
+		e := newResumeEnv(t, 10)
+		e.publish(t, 1, 30)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st, err := e.js.Stream(ctx, "R")
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := st.GetMsg(ctx, 21)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := e.subscribe(t, "t", wire.From{Kind: wire.FromTime, Time: msg.Time})
+		m.waitSeq(t, 21, 30)
+		e.publish(t, 31, 35)
+		m.waitSeq(t, 21, 35)
 	})
 }
 
