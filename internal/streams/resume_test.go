@@ -29,7 +29,7 @@ type fakeMember struct {
 	bad    error         // first undecodable frame
 	grew   chan struct{} // closed by the next frame
 	closed bool
-	full   bool // Queued reports a full write queue
+	full   bool          // Queued reports a full write queue
 	polled chan struct{} // closed by the next Queued
 }
 
