@@ -44,6 +44,8 @@ type config struct {
 	HandshakeTimeout time.Duration `envconfig:"BRIDGE_HANDSHAKE_TIMEOUT" default:"5s" desc:"time a client has to complete the WebSocket upgrade"`
 	Workers          int           `envconfig:"BRIDGE_WORKERS" default:"0" desc:"netpoll worker goroutines; 0: 4 x GOMAXPROCS"`
 	WriteBuffer      byteSize      `envconfig:"BRIDGE_WRITE_BUFFER" default:"1MiB" desc:"bytes queued for one client before it is closed as a slow consumer (sizes: 65536, 64KiB, 1MiB)"`
+	MaxPendingBytes  byteSize      `envconfig:"BRIDGE_MAX_PENDING_BYTES" default:"64MiB" desc:"bytes of messages taken from NATS and not yet queued to clients, node-wide; beyond it messages are dropped and counted (the bridge is a slow consumer)"`
+	MaxPartialBytes  byteSize      `envconfig:"BRIDGE_MAX_PARTIAL_BYTES" default:"256MiB" desc:"bytes of client messages still being assembled, node-wide; a message that would pass it closes its connection with 1013"`
 	MaxPayload       byteSize      `envconfig:"BRIDGE_MAX_PAYLOAD" default:"1MiB" desc:"largest client message and published payload, in bytes; a larger client message closes the connection with 1009"`
 	PingInterval     time.Duration `envconfig:"BRIDGE_PING_INTERVAL" default:"30s" desc:"period of server pings; a client silent for two periods is closed"`
 	MaxSubscriptions int           `envconfig:"BRIDGE_MAX_SUBSCRIPTIONS" default:"256" desc:"subscriptions one connection may hold"`
@@ -148,6 +150,8 @@ func (c *config) validate() error {
 		{"BRIDGE_HANDSHAKE_TIMEOUT", c.HandshakeTimeout, c.HandshakeTimeout > 0, "a positive duration such as 5s"},
 		{"BRIDGE_WORKERS", c.Workers, c.Workers >= 0, "0 (4 x GOMAXPROCS) or a positive number"},
 		{"BRIDGE_WRITE_BUFFER", int64(c.WriteBuffer), c.WriteBuffer > 0, "a positive size such as 1MiB"},
+		{"BRIDGE_MAX_PENDING_BYTES", int64(c.MaxPendingBytes), c.MaxPendingBytes > 0, "a positive size such as 64MiB"},
+		{"BRIDGE_MAX_PARTIAL_BYTES", int64(c.MaxPartialBytes), c.MaxPartialBytes > 0, "a positive size such as 256MiB"},
 		{"BRIDGE_MAX_PAYLOAD", int64(c.MaxPayload), c.MaxPayload > 0, "a positive size such as 1MiB"},
 		{"BRIDGE_PING_INTERVAL", c.PingInterval, c.PingInterval > 0, "a positive duration such as 30s"},
 		{"BRIDGE_NATS_PING_INTERVAL", c.NATSPingInterval, c.NATSPingInterval > 0, "a positive duration such as 5s"},

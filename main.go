@@ -165,6 +165,8 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		NodeID:              cfg.NodeID,
 		MaxPayload:          int64(cfg.MaxPayload),
 		WriteBuffer:         int(cfg.WriteBuffer),
+		MaxPendingBytes:     int64(cfg.MaxPendingBytes),
+		MaxPartialBytes:     int64(cfg.MaxPartialBytes),
 		HandshakeTimeout:    cfg.HandshakeTimeout,
 		PingInterval:        cfg.PingInterval,
 		MaxSubscriptions:    cfg.MaxSubscriptions,

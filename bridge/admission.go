@@ -71,6 +71,7 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 	}
 	c := &conn{s: s, fd: -1, ident: ident, remote: ap, regIdx: -1}
 	c.asm.Configure(s.cfg.MaxPayload, false) // deflate, once negotiated
+	c.asm.Share(s.partials)
 	c.bucket.tokens = float64(s.cfg.RateBurst)
 	if target.Path == "/ws/raw" {
 		rm, status, err := s.parseRaw(query, ident)

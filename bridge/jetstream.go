@@ -12,6 +12,7 @@ import (
 
 	"wsbridge/internal/streams"
 	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
 )
 
 // JetStream on the bridge's side: subscriptions with "from" are delivered
@@ -67,6 +68,7 @@ func newJetStream(s *Server) (*publisher, *streams.Streams, error) {
 		JS:             js,
 		RequestTimeout: s.cfg.RequestTimeout,
 		WriteBuffer:    s.cfg.WriteBuffer,
+		MaxFrame:       int(s.maxFrame),
 		Logger:         s.log,
 		Clock:          s.clock,
 		Delivered: func(n, bytes, dropped int) {
@@ -157,19 +159,28 @@ func (sb *sub) Fail(err error) {
 	c.s.poller.Schedule(c.desc, evAcks)
 }
 
-// jsSettle runs on the worker for a JetStream sub whose setup failed: it
-// drops the sub and sends the err, unless the client already unsubscribed.
+// jsSettle runs on the worker for a JetStream sub whose setup failed.
 func (c *conn) jsSettle(sb *sub) {
-	e := sb.jsErr.Load()
-	if e == nil {
-		return
+	if e := sb.jsErr.Load(); e != nil {
+		c.settle(sb, e)
 	}
+}
+
+// settle runs on the worker for a sub that failed after it was accepted
+// (its NATS subscription or its stream): it drops the sub and answers the
+// err, unless the client already unsubscribed. A raw-mode connection,
+// which has no envelopes, is closed instead.
+func (c *conn) settle(sb *sub, e *wire.Error) {
 	i := slices.Index(c.subs, sb)
 	if i < 0 {
 		return
 	}
 	c.subs = slices.Delete(c.subs, i, i+1)
 	c.release(sb)
+	if c.raw != nil {
+		c.closeWith(wsframe.CloseUnavailable, false)
+		return
+	}
 	sb.acked.Store(true)
 	c.pushText(func(b []byte) []byte { return wire.AppendErr(b, sb.id, e) }, false)
 }

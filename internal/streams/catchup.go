@@ -100,10 +100,27 @@ func (r *Streams) follow(js *Sub, f *feed) error {
 			<-own
 		}
 	}()
-	for {
-		if err := js.waitRoom(); err != nil {
-			f.leave(js)
-			return err
+	for turn := 0; ; turn++ {
+		below := f.below(js)
+		if own == nil && js.slots != nil && below {
+			// Below the window: the client's own slot first, so that one
+			// client's subscriptions cannot fill the node's catch-ups. It
+			// is kept until the sub is live, waiting for room included.
+			select {
+			case js.slots <- struct{}{}:
+				own = js.slots
+			case <-js.ctx.Done():
+				return js.ctx.Err()
+			}
+		}
+		// The first catch-up is joined at once, so that JetStream places a
+		// "last" or "time" start near the attach; it paces the member by
+		// Queued itself, and a member it hands back waits for room here.
+		if turn > 0 || !below {
+			if err := js.waitRoom(); err != nil {
+				f.leave(js)
+				return err
+			}
 		}
 		var cu *catchup
 		f.mu.Lock()
@@ -130,15 +147,7 @@ func (r *Streams) follow(js *Sub, f *feed) error {
 			r.resumed(js)
 			return nil
 		case own == nil && js.slots != nil:
-			// Below the window: the client's own slot first, so that one
-			// client's subscriptions cannot fill the node's catch-ups.
-			f.mu.Unlock()
-			select {
-			case js.slots <- struct{}{}:
-				own = js.slots
-			case <-js.ctx.Done():
-				return js.ctx.Err()
-			}
+			f.mu.Unlock() // fell below the window meanwhile: take the slot
 			continue
 		default:
 			cu = f.join(js)
@@ -154,6 +163,14 @@ func (r *Streams) follow(js *Sub, f *feed) error {
 			return js.ctx.Err()
 		}
 	}
+}
+
+// below reports whether js needs a catch-up: its cursor is below the
+// window or not placed yet.
+func (f *feed) below(js *Sub) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !js.resolved || !f.win.covers(js.cursor)
 }
 
 // leave takes js out of its catch-up, if any.
@@ -521,13 +538,17 @@ func (cu *catchup) offer(m jetstream.Msg) bool {
 				continue
 			}
 			cu.frame = appendFrame(cu.frame[:0], js, m.Subject(), cu.body, seq, size)
-			if !js.m.Enqueue(cu.frame, now) {
+			switch {
+			case f.r.tooBig(cu.frame):
+				f.r.cfg.Delivered(0, 0, 1)
+			case !js.m.Enqueue(cu.frame, now):
 				f.r.cfg.Delivered(0, 0, 1)
 				js.gone = true
 				cu.drop(i)
 				continue
+			default:
+				f.r.cfg.Delivered(1, len(cu.frame), 0)
 			}
-			f.r.cfg.Delivered(1, len(cu.frame), 0)
 			js.cursor = seq
 		}
 		if end {

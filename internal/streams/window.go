@@ -97,16 +97,24 @@ func (f *feed) serve(js *Sub) bool {
 	w := &f.win
 	room := f.r.cfg.WriteBuffer/2 - n
 	buf := js.frames[:0]
-	frames, i := 0, w.after(js.cursor)
+	frames, tooBig, i := 0, 0, w.after(js.cursor)
 	for ; i < len(w.ents); i++ {
 		e := &w.ents[i]
 		start := len(buf)
 		buf = appendFrame(buf, js, e.subject, e.body, e.seq, e.size)
+		if f.r.tooBig(buf[start:]) {
+			buf = buf[:start]
+			tooBig++
+			continue
+		}
 		if frames > 0 && len(buf) > room {
 			buf = buf[:start]
 			break
 		}
 		frames++
+	}
+	if tooBig > 0 {
+		f.r.cfg.Delivered(0, 0, tooBig)
 	}
 	if frames > 0 {
 		// Whole frames in stream order; from memory, so untimed.
@@ -116,7 +124,9 @@ func (f *feed) serve(js *Sub) bool {
 			return true
 		}
 		f.r.cfg.Delivered(frames, len(buf), 0)
-		js.cursor = w.ents[i-1].seq
+	}
+	if i > w.head && i-1 < len(w.ents) {
+		js.cursor = max(js.cursor, w.ents[i-1].seq)
 	}
 	if cap(buf) <= 64<<10 {
 		js.frames = buf[:0]

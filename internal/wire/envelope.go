@@ -61,6 +61,29 @@ func AppendMsgFrame(b []byte, sid, subject string, body []byte, seq uint64) []by
 	return append(b, '}')
 }
 
+// AppendMsgPrefix appends the receiver's part of a msg envelope,
+// {"op":"msg","sid":<sid>. AppendMsgTail appends the rest, the same for
+// every receiver of the message; together they are AppendMsgFrame's
+// payload.
+func AppendMsgPrefix(b []byte, sid string) []byte {
+	b = append(b, `{"op":"msg","sid":`...)
+	return AppendString(b, sid)
+}
+
+// AppendMsgTail appends what follows AppendMsgPrefix:
+// ,"subject":<subject>, the fields of AppendBody(data, header, reply),
+// ,"seq":N for a JetStream message (seq > 0), and the closing brace.
+func AppendMsgTail(b []byte, subject string, data []byte, header map[string][]string, reply string, seq uint64) []byte {
+	b = append(b, `,"subject":`...)
+	b = AppendString(b, subject)
+	b = AppendBody(b, data, header, reply)
+	if seq > 0 {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, seq, 10)
+	}
+	return append(b, '}')
+}
+
 // AppendErr appends the err envelope of e, with ref unless it is empty.
 func AppendErr(b []byte, ref string, e *Error) []byte {
 	b = append(b, `{"op":"err"`...)
