@@ -83,8 +83,8 @@ func (js *Sub) attach(f *feed) bool {
 	case wire.FromTime:
 		js.resolved = false
 	}
-	if !js.resolved || js.cursor < f.last {
-		js.r.replays.Add(1)
+	if !js.resolved || js.cursor < max(f.last, f.newest) {
+		js.r.replays.Add(1) // history, in the window (maybe still being read) or below
 	}
 	return true
 }
