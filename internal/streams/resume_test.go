@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -402,4 +403,87 @@ func TestTailStart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStreamLookupCache starts a feed on a pattern three times: the
+// second start asks JetStream only for the cached stream's info; after
+// the stream is deleted and another one covers the pattern, the third
+// finds the new one.
+func TestStreamLookupCache(t *testing.T) {
+	ns := testutil.StartNATS(t, true, nil)
+	nc := testutil.NATSClient(t, ns)
+	var mu sync.Mutex
+	var sent []string
+	js, err := jetstream.New(nc, jetstream.WithClientTrace(&jetstream.ClientTrace{
+		RequestSent: func(subj string, _ []byte) {
+			mu.Lock()
+			sent = append(sent, subj)
+			mu.Unlock()
+		},
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "A", Subjects: []string{"c.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Config{JS: js, RequestTimeout: 5 * time.Second, WriteBuffer: 1 << 20, Window: 10})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		r.Shutdown(ctx)
+	})
+	lookups := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, s := range sent {
+			if strings.HasPrefix(s, "$JS.API.STREAM.NAMES") {
+				n++
+			}
+		}
+		return n
+	}
+	// start subscribes and unsubscribes once the feed is up, so the next
+	// start begins from no feed.
+	start := func(want string) {
+		t.Helper()
+		m := newFakeMember("s")
+		js, err := r.Subscribe(m, "c.x", wire.From{Kind: wire.FromNew})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-m.attached:
+		case err := <-m.failed:
+			t.Fatal(err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("not attached")
+		}
+		r.mu.Lock()
+		f := r.feeds["c.x"]
+		r.mu.Unlock()
+		if f == nil || f.stream != want {
+			t.Fatalf("feed on %v, want stream %s", f, want)
+		}
+		js.Unsubscribe()
+		testutil.Eventually(t, "the feed to stop", func() bool { return r.Feeds() == 0 })
+	}
+	start("A")
+	if n := lookups(); n != 1 {
+		t.Fatalf("%d lookups by subject for the first feed, want 1", n)
+	}
+	start("A")
+	if n := lookups(); n != 1 {
+		t.Fatalf("%d lookups by subject after the second feed, want the cached answer", n)
+	}
+	if err := js.DeleteStream(ctx, "A"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "B", Subjects: []string{"c.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	start("B")
 }
