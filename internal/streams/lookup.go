@@ -13,8 +13,8 @@ import (
 // bridge's permissions).
 const lookupTTL = time.Minute
 
-// maxLookups bounds the cache; past it, the oldest half is dropped.
-const maxLookups = 4096
+// maxCachedStreams bounds the cache; past it, the oldest half is dropped.
+const maxCachedStreams = 4096
 
 // lookupCache remembers which stream covers a subject pattern, so that
 // starting a feed costs one stream info request, not a lookup by subject
@@ -23,11 +23,11 @@ const maxLookups = 4096
 // concurrent use.
 type lookupCache struct {
 	mu      sync.Mutex
-	streams map[string]lookup // by pattern
+	streams map[string]cachedStream // by pattern
 	sub     *nats.Subscription
 }
 
-type lookup struct {
+type cachedStream struct {
 	stream string
 	at     time.Time
 }
@@ -35,7 +35,7 @@ type lookup struct {
 // watch subscribes to the advisories that invalidate entries. Without
 // them (no permission, no connection) entries still expire.
 func (c *lookupCache) watch(r *Streams) {
-	c.streams = make(map[string]lookup)
+	c.streams = make(map[string]cachedStream)
 	if r.js == nil {
 		return
 	}
@@ -76,15 +76,15 @@ func (c *lookupCache) get(pattern string) (string, bool) {
 func (c *lookupCache) put(pattern, stream string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.streams) >= maxLookups {
+	if len(c.streams) >= maxCachedStreams {
 		cut := time.Now().Add(-lookupTTL / 2)
 		for p, l := range c.streams {
-			if l.at.Before(cut) || len(c.streams) >= maxLookups {
+			if l.at.Before(cut) || len(c.streams) >= maxCachedStreams {
 				delete(c.streams, p)
 			}
 		}
 	}
-	c.streams[pattern] = lookup{stream: stream, at: time.Now()}
+	c.streams[pattern] = cachedStream{stream: stream, at: time.Now()}
 }
 
 // forget drops every pattern answered with stream.
