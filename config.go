@@ -76,6 +76,8 @@ type config struct {
 	RateBurst        int           `envconfig:"BRIDGE_RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT, in messages; 0: one second's worth"`
 	Compression      bool          `envconfig:"BRIDGE_COMPRESSION" default:"false" desc:"negotiate permessage-deflate (no context takeover) with clients that offer it"`
 	CompressionMin   byteSize      `envconfig:"BRIDGE_COMPRESSION_MIN" default:"512" desc:"smallest message sent compressed, in bytes"`
+	ResumeWindow     int           `envconfig:"BRIDGE_RESUME_WINDOW" default:"10000" desc:"most recent messages each JetStream feed (stream and subject with subscribers on this node) keeps in memory, so a client resuming with after inside them is served without reading JetStream; 10,000 covers the last 8 minutes of a subject at 20 msg/s, 10 s at 1,000 msg/s; 0: none, every resume reads JetStream"`
+	ResumeBytes      byteSize      `envconfig:"BRIDGE_RESUME_WINDOW_BYTES" default:"8MiB" desc:"bytes (bodies and subjects) each feed's resume window may hold, whichever of it and BRIDGE_RESUME_WINDOW is reached first: 10,000 messages of ~800 bytes; bounds the memory of a node to this times its feeds"`
 	LogLevel         string        `envconfig:"BRIDGE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat        string        `envconfig:"BRIDGE_LOG_FORMAT" default:"text" desc:"text or json (one object per line)"`
 }
@@ -167,6 +169,8 @@ func (c *config) validate() error {
 		{"BRIDGE_RATE_LIMIT", c.RateLimit, c.RateLimit >= 0, "0 (off) or a positive rate such as 100"},
 		{"BRIDGE_RATE_BURST", c.RateBurst, c.RateBurst >= 0, "0 (one second's worth) or a positive number"},
 		{"BRIDGE_COMPRESSION_MIN", int64(c.CompressionMin), c.CompressionMin > 0, "a positive size such as 512"},
+		{"BRIDGE_RESUME_WINDOW", c.ResumeWindow, c.ResumeWindow >= 0, "0 (none) or a positive number such as 10000"},
+		{"BRIDGE_RESUME_WINDOW_BYTES", int64(c.ResumeBytes), c.ResumeBytes > 0, "a positive size such as 8MiB"},
 	}
 	for _, p := range positive {
 		if !p.ok {
