@@ -58,6 +58,11 @@ type config struct {
 	RateBurst        int           `envconfig:"BRIDGE_RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT, in messages; 0: one second's worth"`
 	Compression      bool          `envconfig:"BRIDGE_COMPRESSION" default:"false" desc:"negotiate permessage-deflate (no context takeover) with clients that offer it"`
 	CompressionMin   byteSize      `envconfig:"BRIDGE_COMPRESSION_MIN" default:"512" desc:"smallest message sent compressed, in bytes"`
+	Rebalance        bool          `envconfig:"BRIDGE_REBALANCE" default:"true" desc:"shed clients with close 1012 rebalance while this node holds more than the mean of the ready nodes x (1 + BRIDGE_REBALANCE_SLACK), down to the mean; false: never shed"`
+	RebalanceSlack   float64       `envconfig:"BRIDGE_REBALANCE_SLACK" default:"0.10" desc:"fraction above the cluster mean that starts shedding"`
+	RebalanceRate    float64       `envconfig:"BRIDGE_REBALANCE_RATE" default:"50" desc:"clients per second a shedding node closes; 50 moves 1,500 clients in 30 s"`
+	RebalanceMin     int           `envconfig:"BRIDGE_REBALANCE_MIN_CONNECTIONS" default:"100" desc:"a node holding this many connections or fewer never sheds"`
+	MaxHandshakeRate float64       `envconfig:"BRIDGE_MAX_HANDSHAKE_RATE" default:"1000" desc:"WebSocket upgrades per second on this node (burst: one second's worth), beyond which the handshake answers 503 with Retry-After; 0: unlimited"`
 	LogLevel         string        `envconfig:"BRIDGE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat        string        `envconfig:"BRIDGE_LOG_FORMAT" default:"text" desc:"text or json (one object per line)"`
 }
@@ -96,6 +101,10 @@ func (c *config) validate() error {
 		{"BRIDGE_RATE_LIMIT", c.RateLimit >= 0},
 		{"BRIDGE_RATE_BURST", c.RateBurst >= 0},
 		{"BRIDGE_COMPRESSION_MIN", c.CompressionMin > 0},
+		{"BRIDGE_REBALANCE_SLACK", c.RebalanceSlack > 0},
+		{"BRIDGE_REBALANCE_RATE", c.RebalanceRate > 0},
+		{"BRIDGE_REBALANCE_MIN_CONNECTIONS", c.RebalanceMin >= 0},
+		{"BRIDGE_MAX_HANDSHAKE_RATE", c.MaxHandshakeRate >= 0},
 	}
 	for _, p := range positive {
 		if !p.ok {
