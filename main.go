@@ -1,8 +1,8 @@
 // Command wsbridge is a WebSocket edge for NATS: browsers and other
 // WebSocket clients subscribe and publish on NATS subjects through it.
 // Configuration is by BRIDGE_* environment variables; `wsbridge -h` lists
-// them. `wsbridge version` and `wsbridge healthcheck` are the only
-// subcommands.
+// them. The subcommands are `wsbridge version`, `wsbridge healthcheck`
+// and `wsbridge token` (a development JWT).
 package main
 
 import (
@@ -59,6 +59,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	if len(args) == 0 {
 		return serve(ctx, stderr, ready)
 	}
+	if args[0] == "token" {
+		return tokenCommand(args[1:], stdout, stderr)
+	}
 	if len(args) > 1 {
 		return fmt.Errorf("%w: unexpected argument %q after %s (see wsbridge -h)", errUsage, args[1], args[0])
 	}
@@ -71,16 +74,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready cha
 	case "healthcheck":
 		return healthcheck(ctx, stdout, os.LookupEnv)
 	default:
-		return fmt.Errorf("%w: unknown argument %q (valid: version, healthcheck, -h; none starts the bridge)", errUsage, args[0])
+		return fmt.Errorf("%w: unknown argument %q (valid: version, healthcheck, token, -h; none starts the bridge)", errUsage, args[0])
 	}
 }
 
-// serve is the bridge itself: wsbridge with no arguments.
+// serve is the bridge itself: wsbridge with no arguments. Everything a
+// configuration can get wrong is checked, and both listeners are bound,
+// before NATS is started or dialled: a bad setting exits 2 and a port in
+// use exits 1, each at once and with nothing left running.
 func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}
+	verifier, err := newVerifier(cfg)
+	if err != nil {
+		return err
+	}
+	origins, err := newOriginPolicy(cfg.AllowedOrigins)
+	if err != nil {
+		return err
+	}
+	certs, err := loadCerts(cfg)
+	if err != nil {
+		return err
+	}
+	var dataDir string
+	if cfg.NATSURL == "" {
+		if dataDir, err = prepareDataDir(cfg.DataDir); err != nil {
+			return err
+		}
+	}
+
 	log := newLogger(cfg, stderr)
 	if os.Getenv("GOGC") == "" {
 		// Most of a bridge's heap is long-lived connection state and its
@@ -92,42 +117,21 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		cfg.NodeID = defaultNodeID()
 	}
 	log.Info("starting", "version", version, "go", runtime.Version(), cfg.logAttr())
-
-	nc, natsShown, stopEmbedded, err := openNATS(cfg, log)
-	if err != nil {
-		return err
-	}
-	defer stopEmbedded()
-
-	verifier, err := auth.New(auth.Config{
-		Mode:             cfg.AuthMode,
-		AnonPub:          cfg.AnonPub,
-		AnonSub:          cfg.AnonSub,
-		JWTSecret:        cfg.JWTSecret,
-		JWTPublicKeyFile: cfg.JWTPublicKey,
-		JWKSFile:         cfg.JWTJWKS,
-		Issuer:           cfg.JWTIssuer,
-		Audience:         cfg.JWTAudience,
-		Leeway:           cfg.JWTLeeway,
-	})
-	if err != nil {
-		nc.Close()
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
 	if verifier.Mode() == auth.ModeNone {
 		log.Warn("BRIDGE_AUTH_MODE=none: every client is anonymous", "pub", cfg.AnonPub, "sub", cfg.AnonSub)
 	}
-	origins, err := auth.NewOriginPolicy(cfg.AllowedOrigins)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		nc.Close()
-		return fmt.Errorf("%w: BRIDGE_ALLOWED_ORIGINS: %v", errUsage, err)
+		return fmt.Errorf("listening on BRIDGE_LISTEN=%s: %w%s", cfg.Listen, err, listenHint(err))
 	}
-	var certs *bridge.CertReloader
-	if cfg.TLSCert != "" {
-		if certs, err = bridge.NewCertReloader(cfg.TLSCert, cfg.TLSKey); err != nil {
-			nc.Close()
-			return fmt.Errorf("%w: %v", errUsage, err)
+	defer ln.Close() // after Shutdown, a no-op
+	var aln net.Listener
+	if cfg.AdminListen != "" {
+		if aln, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			return fmt.Errorf("listening on BRIDGE_ADMIN_LISTEN=%s: %w%s", cfg.AdminListen, err, listenHint(err))
 		}
+		defer aln.Close()
 	}
 
 	// SIGHUP reloads keys; trap it before anything can send it.
@@ -138,29 +142,21 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelError)
 	reg, metrics, err := newMetrics(errorLog)
 	if err != nil {
-		nc.Close()
 		return err
 	}
-	// /metrics is public only while there is no admin listener to keep it.
+	nc, natsShown, stopEmbedded, err := openNATS(cfg, dataDir, log)
+	if err != nil {
+		return err
+	}
+	defer stopEmbedded()
+
 	demo := client.Config{AllowOrigin: origins.Allow}
 	if cfg.NATSURL == "" { // embedded, a development setup: the demo page may name it
 		demo.NATSURL = natsShown
 	}
+	// /metrics is public only while there is no admin listener to keep it.
 	public := publicHandler(client.Handler(demo), metrics, cfg.AdminListen == "")
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		nc.Close()
-		return fmt.Errorf("listening on BRIDGE_LISTEN %s: %w", cfg.Listen, err)
-	}
-	var aln net.Listener
-	if cfg.AdminListen != "" {
-		if aln, err = net.Listen("tcp", cfg.AdminListen); err != nil {
-			ln.Close()
-			nc.Close()
-			return fmt.Errorf("listening on BRIDGE_ADMIN_LISTEN %s: %w", cfg.AdminListen, err)
-		}
-	}
 	srv, err := bridge.New(bridge.Config{
 		NodeID:              cfg.NodeID,
 		MaxPayload:          int64(cfg.MaxPayload),
@@ -193,10 +189,6 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		MaxHandshakeRate:        cfg.MaxHandshakeRate,
 	}, nc)
 	if err != nil {
-		ln.Close()
-		if aln != nil {
-			aln.Close()
-		}
 		nc.Close()
 		return err
 	}
@@ -237,6 +229,19 @@ wait:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listenHint says what usually fixes a failed listen.
+func listenHint(err error) string {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return " (another process holds the port: stop it or choose another address)"
+	case errors.Is(err, syscall.EACCES):
+		return " (ports below 1024 need root or CAP_NET_BIND_SERVICE: choose a port above 1023)"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return " (no interface of this host has that address)"
+	}
+	return ""
 }
 
 // authorizer adapts auth.Verifier to the bridge's interface.

@@ -101,6 +101,8 @@ func TestRunArguments(t *testing.T) {
 		{"version", []string{"version"}, false, runtime.Version()},
 		{"unknown", []string{"serve"}, true, ""},
 		{"extra", []string{"version", "now"}, true, ""},
+		{"token help", []string{"token", "-h"}, false, "-sub-allow"},
+		{"token bad flag", []string{"token", "-nope"}, true, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

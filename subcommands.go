@@ -21,7 +21,14 @@ Usage:
   wsbridge              serve, configured by the environment variables below
   wsbridge version      print the version and build information
   wsbridge healthcheck  GET /healthz on BRIDGE_LISTEN; exit 0 on 200, else 1 (for Docker HEALTHCHECK)
+  wsbridge token [flags]
+                        mint a development JWT for BRIDGE_JWT_SECRET (or -key for a public key) and
+                        print it with a ws://…/ws?token= URL; wsbridge token -h lists the flags
   wsbridge -h           print this help
+
+Exit status: 0, or 1 on a failure at run time (a port in use, NATS or its
+storage failing), or 2 on an invalid setting or argument, which is reported
+naming the variable before anything is started.
 
 Environment variables:
 

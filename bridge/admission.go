@@ -80,6 +80,10 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 			}
 			return nil, refuse(kind, status, err.Error())
 		}
+		if rm.sub != "" && !s.natsUp.Load() {
+			// Its 101 would promise a live subscription.
+			return nil, refuse(refusedLimit, http.StatusServiceUnavailable, "NATS is unavailable; retry")
+		}
 		c.raw = rm
 	}
 	admitted = true

@@ -32,6 +32,10 @@ type Identity interface {
 	// CanSubscribe reports whether the client may subscribe to the
 	// pattern: true only if every subject the pattern can match is allowed.
 	CanSubscribe(pattern string) bool
+	// CanSubscribeQueue is CanSubscribe for a subscription in queue group
+	// queue (NATS's "SUBJECT QUEUE" permission entries); queue "" is a
+	// plain subscription, the same as CanSubscribe.
+	CanSubscribeQueue(pattern, queue string) bool
 }
 
 // ErrUnauthorized is the generic authentication failure.
@@ -51,3 +55,5 @@ func (anonymous) Subject() string          { return "" }
 func (anonymous) Expires() time.Time       { return time.Time{} }
 func (anonymous) CanPublish(string) bool   { return true }
 func (anonymous) CanSubscribe(string) bool { return true }
+
+func (anonymous) CanSubscribeQueue(string, string) bool { return true }

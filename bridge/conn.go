@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/nats-io/nats.go"
 
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -92,6 +93,10 @@ type conn struct {
 	pending    *wsframe.CloseError
 	drop       bool   // with pending: discard queued frames first
 	acks       []*sub // subs whose ok waited for the NATS flush
+
+	catchups chan struct{} // JetStream catch-up slots, made with the first stream sub
+	reqs     []string      // tokens of requests in flight, guarded by Server.req.mu
+	pubs     []*nats.Msg   // acked publishes in flight, guarded by Server.pub.mu
 }
 
 var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
@@ -449,6 +454,10 @@ func (c *conn) teardown() {
 		c.expiry.Stop()
 	}
 	c.dropInterest()
+	// Requests and acked publishes in flight free their places now, not
+	// when their answers or timeouts come.
+	c.s.req.drop(c)
+	c.s.pub.drop(c)
 	// Out of epoll before the fd number can be reused. desc is nil when
 	// the connection failed before it reached the poller.
 	if c.desc != nil {

@@ -39,5 +39,17 @@ func natsError(err error) *wire.Error {
 	case errors.Is(err, nats.ErrBadSubject):
 		return wire.Errf(wire.CodeInvalidSubject, "invalid subject")
 	}
+	// An error the stream answered: the client's message or request was
+	// refused (a Nats-Expected-* mismatch, a bad header, a limit) or the
+	// stream is not available right now.
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch {
+		case api.Code == 503:
+			return wire.Errf(wire.CodeUnavailable, "the stream is unavailable: "+api.Description)
+		case api.Code >= 400 && api.Code < 500:
+			return wire.Errf(wire.CodeBadRequest, "the stream refused it: "+api.Description)
+		}
+	}
 	return wire.Errf(wire.CodeInternal, "internal error")
 }

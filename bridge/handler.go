@@ -49,14 +49,18 @@ func validID(id string) *wire.Error {
 	return nil
 }
 
-// checkSubject applies the subject rules shared by every op.
-func (c *conn) checkSubject(subject string, pattern bool) *wire.Error {
+// checkSubject applies the subject rules shared by every op: validity
+// first, then the reserved subjects, then the client's permissions. queue
+// matters for subscriptions only.
+func (c *conn) checkSubject(subject, queue string, pattern bool) *wire.Error {
 	switch {
 	case !wire.ValidSubject(subject, pattern):
 		return wire.Errf(wire.CodeInvalidSubject, "invalid subject")
 	case wire.Reserved(subject):
 		return wire.Errf(wire.CodePermissionDenied, "subjects starting with $ or _INBOX. are reserved")
-	case pattern && !c.ident.CanSubscribe(subject):
+	case pattern && queue != "" && !c.ident.CanSubscribeQueue(subject, queue):
+		return wire.Errf(wire.CodePermissionDenied, "not allowed to subscribe to this subject in this queue group")
+	case pattern && !c.ident.CanSubscribeQueue(subject, ""):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to subscribe to this subject")
 	case !pattern && !c.ident.CanPublish(subject):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to publish to this subject")
@@ -77,11 +81,14 @@ func (c *conn) sub(cmd *wire.Command) *wire.Error {
 	if e := validID(cmd.ID); e != nil {
 		return e
 	}
-	if e := c.checkSubject(cmd.Subject, true); e != nil {
-		return e
+	if cmd.Subject == "" {
+		return wire.Errf(wire.CodeBadRequest, "sub needs a subject")
 	}
 	if cmd.Queue != "" && !wire.ValidQueue(cmd.Queue) {
 		return wire.Errf(wire.CodeBadRequest, "invalid queue name")
+	}
+	if e := c.checkSubject(cmd.Subject, cmd.Queue, true); e != nil {
+		return e
 	}
 	if c.findSub(cmd.ID) >= 0 {
 		return wire.Errf(wire.CodeDuplicateID, "a subscription with this id exists")
@@ -164,7 +171,7 @@ func (c *conn) release(sb *sub) {
 
 // message builds the NATS message for pub and req.
 func (c *conn) message(cmd *wire.Command) (*nats.Msg, *wire.Error) {
-	if e := c.checkSubject(cmd.Subject, false); e != nil {
+	if e := c.checkSubject(cmd.Subject, "", false); e != nil {
 		return nil, e
 	}
 	data, e := cmd.Payload()
@@ -177,11 +184,25 @@ func (c *conn) message(cmd *wire.Command) (*nats.Msg, *wire.Error) {
 	if !c.s.natsUp.Load() {
 		return nil, wire.Errf(wire.CodeUnavailable, "NATS is unavailable")
 	}
-	m := &nats.Msg{Subject: cmd.Subject, Data: data}
-	if len(cmd.Headers) > 0 {
-		m.Header = nats.Header(cmd.Headers)
+	if h := wire.ReservedHeader(cmd.Headers); h != "" {
+		return nil, wire.Errf(wire.CodeBadRequest, "header "+h+" is reserved")
 	}
+	m := &nats.Msg{Subject: cmd.Subject, Data: data, Header: nats.Header(cmd.Headers)}
+	c.stamp(m)
 	return m, nil
+}
+
+// stamp sets the identity headers a service can trust, since clients can
+// set no Wsbridge-* header: the token's sub, when there is one, and the
+// node.
+func (c *conn) stamp(m *nats.Msg) {
+	if m.Header == nil {
+		m.Header = make(nats.Header, 2)
+	}
+	if sub := c.ident.Subject(); sub != "" {
+		m.Header[wire.HeaderSub] = []string{sub}
+	}
+	m.Header[wire.HeaderNode] = c.s.nodeHeader
 }
 
 func (c *conn) pub(cmd *wire.Command) *wire.Error {
@@ -244,7 +265,7 @@ func (c *conn) refresh(cmd *wire.Command) *wire.Error {
 	c.ident = ident
 	kept := c.subs[:0]
 	for _, sb := range c.subs {
-		if c.ident.CanSubscribe(sb.pattern()) {
+		if c.ident.CanSubscribeQueue(sb.pattern(), sb.queue()) {
 			kept = append(kept, sb)
 			continue
 		}

@@ -72,6 +72,14 @@ func (sb *sub) pattern() string {
 	return sb.subject
 }
 
+// queue is the sub's queue group; "" for plain and JetStream subs.
+func (sb *sub) queue() string {
+	if sb.in != nil {
+		return sb.in.key.queue
+	}
+	return ""
+}
+
 // pendingLimit sizes nats.go's buffer for the request inbox subscription.
 // Replies only copy into connection queues, so it drains fast; it is large
 // so that a burst never makes the bridge itself a slow consumer.

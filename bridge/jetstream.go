@@ -72,6 +72,9 @@ func (c *conn) jsSubscribe(cmd *wire.Command) *wire.Error {
 	if e != nil {
 		return e
 	}
+	if c.catchups == nil {
+		c.catchups = make(chan struct{}, c.s.cfg.MaxCatchupsPerConn)
+	}
 	sb := &sub{c: c, id: cmd.ID, subject: cmd.Subject}
 	js, err := c.s.streams.Subscribe(sb, cmd.Subject, from)
 	switch err {
@@ -101,6 +104,10 @@ func (sb *sub) Enqueue(frames []byte, at int64) bool {
 // Queued implements streams.Member.
 func (sb *sub) Queued() (int, bool) { return sb.c.queued() }
 
+// CatchupSlots implements streams.Limited: a connection's stream subs
+// share MaxCatchupsPerConn catch-up slots.
+func (sb *sub) CatchupSlots() chan struct{} { return sb.c.catchups }
+
 // Compress implements streams.Member.
 func (sb *sub) Compress(n int) bool { return sb.c.compress(n) }
 
@@ -116,7 +123,7 @@ func (sb *sub) Attached() {
 func (sb *sub) Fail(err error) {
 	e := natsError(err)
 	if e.Code == wire.CodeInternal {
-		sb.c.s.log.Error("stream subscription failed", "subject", sb.subject, "err", err)
+		sb.c.s.logLimited(sb.c.s.errLog, "stream subscription failed", "subject", sb.subject, "err", err)
 	}
 	sb.jsErr.Store(e)
 	c := sb.c
@@ -149,7 +156,13 @@ func (c *conn) jsSettle(sb *sub) {
 func (c *conn) jsPublish(ref string, m *nats.Msg) *wire.Error {
 	p := c.s.pub
 	p.mu.Lock()
+	if len(c.pubs) >= c.s.cfg.MaxInflightAcks {
+		p.mu.Unlock()
+		c.s.metrics.inflightRefused[inflightAck].Add(1)
+		return wire.Errf(wire.CodeTooManyRequests, "too many acked publishes in flight on this connection")
+	}
 	p.pubs[m] = pendingPub{c: c, ref: ref}
+	c.pubs = append(c.pubs, m)
 	p.mu.Unlock()
 	if e := c.s.out.send(pubJob{kind: jobAck, c: c, m: m}); e != nil {
 		p.take(m)
@@ -158,12 +171,35 @@ func (c *conn) jsPublish(ref string, m *nats.Msg) *wire.Error {
 	return nil
 }
 
+// take removes the acked publish m, if it is still pending, and returns
+// whom to answer.
 func (p *publisher) take(m *nats.Msg) (pendingPub, bool) {
 	p.mu.Lock()
 	pp, ok := p.pubs[m]
-	delete(p.pubs, m)
+	if ok {
+		delete(p.pubs, m)
+		pp.c.pubs = removeOne(pp.c.pubs, m)
+	}
 	p.mu.Unlock()
 	return pp, ok
+}
+
+// drop forgets c's acked publishes in flight: c is gone. Their PubAcks,
+// when they come, find nothing to answer.
+func (p *publisher) drop(c *conn) {
+	p.mu.Lock()
+	for _, m := range c.pubs {
+		delete(p.pubs, m)
+	}
+	c.pubs = nil
+	p.mu.Unlock()
+}
+
+// inflight is the number of acked publishes waiting for their PubAck.
+func (p *publisher) inflight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.pubs)
 }
 
 // acked runs on nats.go's ack goroutine; it only queues the ok.
@@ -186,7 +222,7 @@ func (p *publisher) failed(_ jetstream.JetStream, m *nats.Msg, err error) {
 	}
 	e := natsError(err)
 	if e.Code == wire.CodeInternal {
-		p.s.log.Warn("acked publish failed", "subject", m.Subject, "err", err)
+		p.s.logLimited(p.s.errLog, "acked publish failed", "subject", m.Subject, "err", err)
 	}
 	pp.c.pushText(func(b []byte) []byte { return wire.AppendErr(b, pp.ref, e) }, true)
 }

@@ -23,6 +23,8 @@ type metrics struct {
 	subs       atomic.Int64
 	reconnects atomic.Uint64
 
+	inflightRefused [numInflight]atomic.Uint64
+
 	in, inBytes   [numInOps]atomic.Uint64
 	out, outBytes [numOutOps]atomic.Uint64
 	refusedBy     [numRefusals]atomic.Uint64
@@ -65,6 +67,18 @@ const (
 
 var outOpNames = [numOutOps]string{"hello", "msg", "reply", "ok", "err", "pong", "status"}
 
+// inflight is a per-connection cap on operations awaiting an answer, the
+// kind label of wsbridge_inflight_refusals_total.
+type inflight uint8
+
+const (
+	inflightReq inflight = iota // req awaiting its reply
+	inflightAck                 // acked pub awaiting its PubAck
+	numInflight
+)
+
+var inflightNames = [numInflight]string{"req", "ack"}
+
 // refusal is why a handshake was refused, the reason label of
 // wsbridge_handshakes_refused_total.
 type refusal uint8
@@ -100,7 +114,19 @@ func newMetrics() *metrics {
 
 func (m *metrics) published() { m.publishes.Add(1) }
 
-func (m *metrics) closed(code int) { count(&m.closes, code) }
+// closed counts a close by code. The peer chooses the code of a close it
+// starts, which the bridge echoes: codes outside the registered 1000–1015
+// count as otherCode, so a client cannot mint label values.
+func (m *metrics) closed(code int) {
+	if code < 1000 || code > 1015 {
+		code = otherCode
+	}
+	count(&m.closes, code)
+}
+
+// otherCode is the closes key, and the "other" label, of close codes
+// outside 1000–1015 (3000–4999 from peers).
+const otherCode = 0
 
 func (m *metrics) refused(r refusal, status int) {
 	m.refusedBy[r].Add(1)
@@ -231,7 +257,7 @@ func newCollector(s *Server) *collector {
 	ds := []struct{ key, help string }{
 		{"connections", "Open WebSocket connections."},
 		{"connections_accepted_total", "WebSocket connections accepted (101 sent)."},
-		{"connections_closed_total", "WebSocket connections closed, by close code; 1006: dropped without a close handshake."},
+		{"connections_closed_total", "WebSocket connections closed, by close code; 1006: dropped without a close handshake; other: a peer's code outside 1000-1015."},
 		{"handshakes_refused_total", "Upgrade requests refused, by reason: auth, origin, limit, bad_request, draining, rate."},
 		{"messages_in_total", "Client messages received, by op (raw-mode messages count as pub)."},
 		{"bytes_in_total", "Payload bytes of client messages received, by op, as they arrived (compressed if compressed)."},
@@ -241,6 +267,9 @@ func newCollector(s *Server) *collector {
 		{"slow_consumer_disconnects_total", "Connections closed with 1008 because their write queue overflowed."},
 		{"subscriptions", "Client subscriptions, core and JetStream."},
 		{"nats_subscriptions", "NATS subscriptions held for core client interest: one per subject and queue group on this node."},
+		{"requests_in_flight", "Client requests waiting for a reply or their timeout."},
+		{"acked_publishes_in_flight", "Client acked publishes waiting for their PubAck."},
+		{"inflight_refusals_total", "req and acked pub refused with too_many_requests because the connection had BRIDGE_MAX_INFLIGHT_REQUESTS or BRIDGE_MAX_INFLIGHT_ACKS in flight, by kind: req, ack."},
 		{"jetstream_feeds", "Shared JetStream consumers feeding live subscriptions: one per stream and subject on this node."},
 		{"jetstream_catchups_total", "JetStream catch-ups started for subscriptions with from."},
 		{"nats_connected", "1 while the NATS connection is up."},
@@ -256,6 +285,8 @@ func newCollector(s *Server) *collector {
 			labels = []string{"code"}
 		case "handshakes_refused_total":
 			labels = []string{"reason"}
+		case "inflight_refusals_total":
+			labels = []string{"kind"}
 		case "messages_in_total", "bytes_in_total", "messages_out_total", "bytes_out_total":
 			labels = []string{"op"}
 		}
@@ -286,7 +317,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("connections", float64(m.conns.Load()))
 	counter("connections_accepted_total", m.accepted.Load())
 	for code, n := range snapshot(&m.closes) {
-		counter("connections_closed_total", n, strconv.Itoa(code))
+		label := strconv.Itoa(code)
+		if code == otherCode {
+			label = "other"
+		}
+		counter("connections_closed_total", n, label)
 	}
 	for r := range numRefusals {
 		counter("handshakes_refused_total", m.refusedBy[r].Load(), refusalNames[r])
@@ -306,6 +341,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	nsubs := len(s.interests)
 	s.imu.Unlock()
 	gauge("nats_subscriptions", float64(nsubs))
+	gauge("requests_in_flight", float64(s.req.inflight()))
+	gauge("acked_publishes_in_flight", float64(s.pub.inflight()))
+	for k := range numInflight {
+		counter("inflight_refusals_total", m.inflightRefused[k].Load(), inflightNames[k])
+	}
 	gauge("jetstream_feeds", float64(s.streams.Feeds()))
 	counter("jetstream_catchups_total", s.streams.Catchups())
 	gauge("nats_connected", boolGauge(s.natsUp.Load()))

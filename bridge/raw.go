@@ -31,34 +31,43 @@ func (s *Server) parseRaw(q url.Values, ident Identity) (*rawMode, int, error) {
 		return nil, http.StatusBadRequest, errors.New("invalid pub subject")
 	case rm.queue != "" && (rm.sub == "" || !wire.ValidQueue(rm.queue)):
 		return nil, http.StatusBadRequest, errors.New("invalid queue")
-	case rm.sub != "" && (wire.Reserved(rm.sub) || !ident.CanSubscribe(rm.sub)):
-		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub")
+	case rm.sub != "" && (wire.Reserved(rm.sub) || !ident.CanSubscribeQueue(rm.sub, rm.queue)):
+		return nil, http.StatusForbidden, errors.New("not allowed to subscribe to sub (in this queue group)")
 	case rm.pub != "" && (wire.Reserved(rm.pub) || !ident.CanPublish(rm.pub)):
 		return nil, http.StatusForbidden, errors.New("not allowed to publish to pub")
 	}
 	return rm, 0, nil
 }
 
-// start runs on the connection's first event: the expiry timer, and the
-// subscription of /ws/raw.
+// start runs on the connection's first event: the expiry timer, and a
+// status frame if the NATS link changed since the hello.
 func (c *conn) start() {
 	c.armExpiry()
 	if c.raw == nil {
 		// The hello went out with the 101; tell the client if the NATS
 		// link changed since, before it was registered for status frames.
 		c.tellNATS(c.s.natsUp.Load())
-		return
 	}
-	if c.raw.sub == "" {
-		return
-	}
-	sb, err := c.s.subscribe(c, "", c.raw.sub, c.raw.queue)
+}
+
+// subscribeRaw makes a raw-mode connection's sub= subscription live before
+// its 101 is sent: the NATS subscription is confirmed by a round trip, so
+// a message published once the client has the 101 reaches it. It runs on
+// the handshake goroutine, bounded by what is left of HandshakeTimeout.
+func (s *Server) subscribeRaw(c *conn) error {
+	sb, err := s.subscribe(c, "", c.raw.sub, c.raw.queue)
 	if err != nil {
-		c.closeWith(wsframe.CloseUnavailable, false)
-		return
+		return err
 	}
 	sb.acked.Store(true)
 	c.addSub(sb)
+	if !sb.in.ready.Load() {
+		if err := s.nc.FlushTimeout(s.cfg.HandshakeTimeout); err != nil {
+			return err
+		}
+		sb.in.ready.Store(true)
+	}
+	return nil
 }
 
 // rawMessage publishes one inbound raw-mode message verbatim.
@@ -71,6 +80,7 @@ func (c *conn) rawMessage(p []byte) error {
 	}
 	// p is the read buffer: the outbox gets a copy.
 	m := &nats.Msg{Subject: c.raw.pub, Data: append([]byte(nil), p...)}
+	c.stamp(m)
 	if c.s.out.send(pubJob{kind: jobRaw, c: c, m: m}) != nil {
 		return wsframe.CloseUnavailable
 	}

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -49,10 +50,16 @@ func newRequester(s *Server) (*requester, error) {
 // when a reply, a no-responders status or the timeout comes first.
 func (r *requester) request(c *conn, ref string, m *nats.Msg, timeout time.Duration) *wire.Error {
 	r.mu.Lock()
+	if len(c.reqs) >= r.s.cfg.MaxInflightRequests {
+		r.mu.Unlock()
+		r.s.metrics.inflightRefused[inflightReq].Add(1)
+		return wire.Errf(wire.CodeTooManyRequests, "too many requests in flight on this connection")
+	}
 	r.seq++
 	token := strconv.FormatUint(r.seq, 36)
 	p := &pendingReq{c: c, ref: ref}
 	r.pending[token] = p
+	c.reqs = append(c.reqs, token)
 	p.timer = time.AfterFunc(timeout, func() { r.expire(token) })
 	r.mu.Unlock()
 	m.Reply = r.prefix + token
@@ -63,15 +70,49 @@ func (r *requester) request(c *conn, ref string, m *nats.Msg, timeout time.Durat
 	return nil
 }
 
+// take removes the request with token, if it is still pending, and
+// returns it; its answer is the caller's to send.
 func (r *requester) take(token string) *pendingReq {
 	r.mu.Lock()
 	p := r.pending[token]
-	delete(r.pending, token)
+	if p != nil {
+		delete(r.pending, token)
+		p.c.reqs = removeOne(p.c.reqs, token)
+	}
 	r.mu.Unlock()
 	if p != nil {
 		p.timer.Stop()
 	}
 	return p
+}
+
+// drop forgets c's requests in flight: c is gone, its answers with it.
+func (r *requester) drop(c *conn) {
+	r.mu.Lock()
+	tokens := c.reqs
+	c.reqs = nil
+	for _, t := range tokens {
+		if p := r.pending[t]; p != nil {
+			p.timer.Stop()
+			delete(r.pending, t)
+		}
+	}
+	r.mu.Unlock()
+}
+
+// inflight is the number of requests waiting for a reply.
+func (r *requester) inflight() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pending)
+}
+
+// removeOne drops the first v from s, keeping order.
+func removeOne[T comparable](s []T, v T) []T {
+	if i := slices.Index(s, v); i >= 0 {
+		return slices.Delete(s, i, i+1)
+	}
+	return s
 }
 
 func (r *requester) expire(token string) {

@@ -61,6 +61,18 @@ type Config struct {
 	// MaxConnections caps open connections (503 at the handshake); zero
 	// means unlimited.
 	MaxConnections int
+	// MaxInflightRequests caps a connection's requests awaiting a reply
+	// or their timeout; beyond it req answers too_many_requests. Zero
+	// means 64.
+	MaxInflightRequests int
+	// MaxInflightAcks caps a connection's acked publishes awaiting their
+	// PubAck; beyond it an acked pub answers too_many_requests. Zero
+	// means 64.
+	MaxInflightAcks int
+	// MaxCatchupsPerConn caps a connection's JetStream catch-ups running
+	// at once; its further stream subscriptions wait their turn. Zero
+	// means 4.
+	MaxCatchupsPerConn int
 	// MaxHandshakes caps sockets accepted but not yet upgraded (TLS and
 	// HTTP handshakes in progress, idle keep-alive HTTP connections);
 	// sockets beyond it are closed at once. Zero means 1024.
@@ -135,6 +147,15 @@ func (c *Config) setDefaults() {
 	if c.MaxRequestTimeout <= 0 {
 		c.MaxRequestTimeout = 60 * time.Second
 	}
+	if c.MaxInflightRequests <= 0 {
+		c.MaxInflightRequests = 64
+	}
+	if c.MaxInflightAcks <= 0 {
+		c.MaxInflightAcks = 64
+	}
+	if c.MaxCatchupsPerConn <= 0 {
+		c.MaxCatchupsPerConn = 4
+	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = 1024
 	}
@@ -184,9 +205,11 @@ type Server struct {
 	everUp        atomic.Bool  // connected at least once: later ups are reconnects
 	natsDownSince atomic.Int64 // unix nanoseconds; 0 while up
 
-	helloUp, helloDown []byte // the hello frames, by NATS state
+	helloUp, helloDown []byte   // the hello frames, by NATS state
+	nodeHeader         []string // the Wsbridge-Node header value, shared by every message
 	refusalLog         *logLimiter
 	fdLog              *logLimiter  // accept and descriptor failures
+	errLog             *logLimiter  // unexpected NATS errors on client operations
 	inHandshake        atomic.Int64 // sockets counted against MaxHandshakes
 	epoch              time.Time    // Server.clock's origin
 
@@ -232,6 +255,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		epoch:      time.Now(),
 		refusalLog: newLogLimiter(refusalLogBurst, time.Second),
 		fdLog:      newLogLimiter(refusalLogBurst, time.Second),
+		errLog:     newLogLimiter(refusalLogBurst, time.Second),
 		cfg:        cfg,
 		nc:         nc,
 		log:        cfg.Logger,
@@ -245,6 +269,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, true))
 	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, false))
 	s.out = newOutbox(s)
+	s.nodeHeader = []string{cfg.NodeID}
 	// Listen before reading the state, so no change falls in between.
 	natsStatus := nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
 	s.natsUp.Store(nc.IsConnected())

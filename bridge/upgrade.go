@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsflate"
 
 	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
@@ -115,6 +114,13 @@ func (s *Server) adopt(c *conn) {
 		s.releaseSlot(c.remote.Addr())
 		return
 	}
+	if c.raw != nil && c.raw.sub != "" {
+		if err := s.subscribeRaw(c); err != nil {
+			s.logLimited(s.errLog, "raw-mode subscription failed; closing the connection", "subject", c.raw.sub, "err", err)
+			c.teardown()
+			return
+		}
+	}
 	if err := s.start(c); err != nil {
 		s.logLimited(s.fdLog, "registering a connection with epoll failed; closing it", "err", err)
 		c.teardown()
@@ -210,7 +216,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 			return selected, true
 		},
 	}
-	var ext *wsflate.Extension
+	var ext *wsframe.Negotiation
 	if s.cfg.Compression {
 		ext = wsframe.Negotiator()
 		u.Negotiate = ext.Negotiate
@@ -246,7 +252,15 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 		hello = s.helloFrame(c)
 		out.b = append(out.b, hello...)
 	}
-	if _, werr := netc.Write(out.b); err == nil {
+	if err == nil && c.raw != nil && c.raw.sub != "" {
+		// Raw mode with sub: the 101 must mean the subscription is live,
+		// as ok does on /ws. It waits at the head of the write queue
+		// while adopt subscribes, and goes out with the first event;
+		// messages delivered meanwhile queue behind it.
+		c.wbuf = wsframe.GetBuffer()
+		*c.wbuf = append(*c.wbuf, out.b...)
+		c.headRemain = len(out.b) // not a frame: frame boundaries start after it
+	} else if _, werr := netc.Write(out.b); err == nil {
 		err = werr
 	}
 	if err == nil && hello != nil {
@@ -259,7 +273,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 		return nil, err
 	}
 	if ext != nil {
-		_, c.deflate = ext.Accepted()
+		c.deflate = ext.Accepted()
 		c.asm.Configure(s.cfg.MaxPayload, c.deflate)
 	}
 	if br.Buffered() > 0 {

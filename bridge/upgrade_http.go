@@ -12,7 +12,6 @@ import (
 	"wsbridge/internal/wsframe"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsflate"
 )
 
 // serveUpgrade answers /ws and /ws/raw when they reach net/http: a plain
@@ -48,7 +47,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == wsframe.ProtocolV1 }}
-	var ext *wsflate.Extension
+	var ext *wsframe.Negotiation
 	if s.cfg.Compression {
 		ext = wsframe.Negotiator()
 		u.Negotiate = ext.Negotiate
@@ -69,7 +68,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ext != nil {
-		_, c.deflate = ext.Accepted()
+		c.deflate = ext.Accepted()
 		c.asm.Configure(s.cfg.MaxPayload, c.deflate)
 	}
 	// Bytes the client sent after its request, in net/http's buffer and

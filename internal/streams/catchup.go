@@ -128,12 +128,14 @@ type catchup struct {
 	cursor uint64 // last sequence sent to the client
 	sent   bool   // cursor came from a delivered message
 
-	cons   jetstream.Consumer
-	stream string
-	it     jetstream.MessagesContext
-	unhook func() bool
-	slot   bool
-	fresh  bool // cons was just created: its info is current
+	cons    jetstream.Consumer
+	stream  string
+	it      jetstream.MessagesContext
+	unhook  func() bool
+	slot    bool          // holds a node-wide slot (Streams.catchups)
+	own     chan struct{} // the member's own slots (Limited), when held
+	ownSlot bool
+	fresh   bool // cons was just created: its info is current
 	// got is the delivery sequence of the last message received from
 	// consumer gotFrom.
 	gotFrom string
@@ -182,7 +184,7 @@ func (cu *catchup) through(base uint64) error {
 			cu.held = m
 			return nil
 		}
-		if seq > cu.cursor {
+		if seq > cu.cursor && !wire.Reserved(m.Subject()) {
 			if err := cu.send(m, seq); err != nil {
 				return err
 			}
@@ -203,13 +205,8 @@ func (cu *catchup) open() error {
 		return nil
 	}
 	js, r := cu.js, cu.r
-	if !cu.slot {
-		select {
-		case r.catchups <- struct{}{}:
-			cu.slot = true
-		case <-js.ctx.Done():
-			return js.ctx.Err()
-		}
+	if err := cu.acquire(); err != nil {
+		return err
 	}
 	js.mu.Lock()
 	f := js.feed
@@ -331,13 +328,23 @@ func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
 // client that keeps reading a slow consumer.
 func (cu *catchup) waitRoom() error {
 	d := time.Millisecond
+	released := false
 	for {
 		n, open := cu.js.m.Queued()
 		if !open {
 			return errConnGone
 		}
 		if n <= cu.r.cfg.WriteBuffer/2 {
+			if released {
+				return cu.acquire()
+			}
 			return nil
+		}
+		if cu.slot {
+			// A client that does not read must not hold a node-wide slot
+			// while it waits: others' catch-ups take it meanwhile.
+			<-cu.r.catchups
+			cu.slot, released = false, true
 		}
 		t := time.NewTimer(d)
 		select {
@@ -348,6 +355,35 @@ func (cu *catchup) waitRoom() error {
 		}
 		d = min(2*d, 50*time.Millisecond)
 	}
+}
+
+// acquire takes the member's own catch-up slot, if its client limits
+// them (Limited), then a node-wide one; it waits for both until the
+// subscription ends. The member's slot is kept until close: it bounds how
+// many catch-ups one client runs, waiting or not.
+func (cu *catchup) acquire() error {
+	ctx := cu.js.ctx
+	if !cu.ownSlot {
+		if l, ok := cu.js.m.(Limited); ok {
+			if slots := l.CatchupSlots(); slots != nil {
+				select {
+				case slots <- struct{}{}:
+					cu.own, cu.ownSlot = slots, true
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+	}
+	if !cu.slot {
+		select {
+		case cu.r.catchups <- struct{}{}:
+			cu.slot = true
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 func (cu *catchup) backoff() error {
@@ -381,6 +417,10 @@ func (cu *catchup) close() {
 	if cu.slot {
 		<-cu.r.catchups
 		cu.slot = false
+	}
+	if cu.ownSlot {
+		<-cu.own
+		cu.own, cu.ownSlot = nil, false
 	}
 }
 

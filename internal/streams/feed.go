@@ -285,6 +285,9 @@ func (f *feed) deliver(m jetstream.Msg) {
 		return
 	}
 	subject := m.Subject()
+	if wire.Reserved(subject) {
+		return // a stream may capture $ or _INBOX. subjects: never to clients
+	}
 	f.body = wire.AppendBody(f.body[:0], m.Data(), m.Headers(), "")
 	f.shapes.Reset()
 	limit := f.r.cfg.WriteBuffer / 2

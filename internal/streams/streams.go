@@ -50,6 +50,14 @@ type Member interface {
 	Fail(err error)
 }
 
+// Limited is a Member whose client bounds its catch-ups: CatchupSlots
+// returns a semaphore shared by the client's subscriptions (a buffered
+// channel, one token per catch-up), so one client cannot hold every
+// node-wide slot. A nil channel means no limit.
+type Limited interface {
+	CatchupSlots() chan struct{}
+}
+
 // Config configures Streams.
 type Config struct {
 	// JS is the JetStream API the feeds and catch-ups use.

@@ -18,6 +18,7 @@ const (
 	CodeTokenExpired         = "token_expired"
 	CodeUnauthorized         = "unauthorized"
 	CodeNoStream             = "no_stream"
+	CodeTooManyRequests      = "too_many_requests"
 )
 
 // Error is a failed client operation: it becomes an err envelope and the

@@ -3,6 +3,8 @@ package wire
 import (
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 )
 
 func TestValidSubject(t *testing.T) {
@@ -15,9 +17,15 @@ func TestValidSubject(t *testing.T) {
 		{"orders.eu.new", true, true},
 		{"a-b_c.d:e", true, true},
 		{"κόσμε.x", true, true},
-		{"a.b*", true, true}, // a literal token in NATS
-		{"a.*b", true, true},
-		{"a.>b", true, true},
+		// A wildcard character inside a literal token is refused, as auth
+		// refuses it in permissions (issue 13), not taken as a literal.
+		{"a.b*", false, false},
+		{"a.*b", false, false},
+		{"a.>b", false, false},
+		{"a*", false, false},
+		{"b>", false, false},
+		{"a.\u00a0", false, false},
+		{"a.\xff", false, false},
 		{"*", false, true},
 		{">", false, true},
 		{"a.*", false, true},
@@ -106,10 +114,7 @@ func TestReserved(t *testing.T) {
 
 // refValidSubject is ValidSubject written the obvious way, for the fuzzer.
 func refValidSubject(s string, wildcards bool) bool {
-	if s == "" || len(s) > MaxSubjectLen {
-		return false
-	}
-	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == ' ' || r == 0x7f }) {
+	if s == "" || len(s) > MaxSubjectLen || !utf8.ValidString(s) {
 		return false
 	}
 	toks := strings.Split(s, ".")
@@ -117,9 +122,11 @@ func refValidSubject(s string, wildcards bool) bool {
 		switch {
 		case tok == "":
 			return false
-		case tok == "*" && !wildcards:
-			return false
-		case tok == ">" && (!wildcards || i != len(toks)-1):
+		case tok == "*" && wildcards:
+		case tok == ">" && wildcards && i == len(toks)-1:
+		case strings.ContainsFunc(tok, func(r rune) bool {
+			return r <= ' ' || r == 0x7f || r == '*' || r == '>' || r == utf8.RuneError || unicode.IsSpace(r) || unicode.IsControl(r)
+		}):
 			return false
 		}
 	}

@@ -16,16 +16,37 @@ import (
 // connection keeps no compression window, and a message fanned out to many
 // clients is compressed once and the same bytes written to all.
 
-// Negotiator accepts permessage-deflate offers during one handshake; after
-// it, Accepted reports whether the extension is on.
-func Negotiator() *wsflate.Extension {
-	return &wsflate.Extension{Parameters: wsflate.Parameters{
-		ServerNoContextTakeover: true,
-		ClientNoContextTakeover: true,
-	}}
+// Negotiation accepts a permessage-deflate offer during one handshake,
+// always without context takeover in both directions. An offer it cannot
+// accept (an unknown or unsupported parameter, a malformed value) is
+// declined, never an error: the 101 then goes out without the extension,
+// as RFC 7692 §5 asks.
+type Negotiation struct {
+	ext wsflate.Extension
 }
 
-var _ func(httphead.Option) (httphead.Option, error) = Negotiator().Negotiate
+// Negotiator returns a Negotiation for one handshake.
+func Negotiator() *Negotiation {
+	return &Negotiation{ext: wsflate.Extension{Parameters: wsflate.Parameters{
+		ServerNoContextTakeover: true,
+		ClientNoContextTakeover: true,
+	}}}
+}
+
+// Negotiate is the handshake's extension callback (ws.Upgrader.Negotiate).
+func (n *Negotiation) Negotiate(opt httphead.Option) (httphead.Option, error) {
+	accept, err := n.ext.Negotiate(opt)
+	if err != nil {
+		return httphead.Option{}, nil // declined
+	}
+	return accept, nil
+}
+
+// Accepted reports whether the extension was negotiated.
+func (n *Negotiation) Accepted() bool {
+	_, ok := n.ext.Accepted()
+	return ok
+}
 
 const rsv1 = 0x40 // the "compressed" bit of a frame's first byte
 

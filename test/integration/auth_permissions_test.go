@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
 	"wsbridge/internal/testutil"
 
 	"github.com/coder/websocket"

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
 	"wsbridge/internal/testutil"
 
 	"github.com/coder/websocket"

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+
 	"wsbridge/internal/testutil"
 
 	"github.com/chromedp/cdproto/runtime"

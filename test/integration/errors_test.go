@@ -20,10 +20,11 @@ func (denyAuth) Authenticate(string) (bridge.Identity, error) { return denyIdent
 
 type denyIdent struct{}
 
-func (denyIdent) Subject() string            { return "" }
-func (denyIdent) Expires() time.Time         { return time.Time{} }
-func (denyIdent) CanPublish(s string) bool   { return !strings.HasPrefix(s, "secret.") }
-func (denyIdent) CanSubscribe(s string) bool { return !strings.HasPrefix(s, "secret.") && s != ">" }
+func (denyIdent) Subject() string                      { return "" }
+func (denyIdent) Expires() time.Time                   { return time.Time{} }
+func (denyIdent) CanPublish(s string) bool             { return !strings.HasPrefix(s, "secret.") }
+func (denyIdent) CanSubscribe(s string) bool           { return !strings.HasPrefix(s, "secret.") && s != ">" }
+func (d denyIdent) CanSubscribeQueue(s, _ string) bool { return d.CanSubscribe(s) }
 
 func TestErrorCodes(t *testing.T) {
 	// NATS's own max_payload below the bridge's: payload_too_large.

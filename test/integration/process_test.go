@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
 	"wsbridge/internal/testutil"
 
 	"github.com/coder/websocket"
