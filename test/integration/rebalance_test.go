@@ -237,6 +237,15 @@ func TestRebalanceScaleOut(t *testing.T) {
 			t.Logf("rb-0's /cluster.json: %s", strings.Join(parts, "; "))
 		}
 	}
+	for i := range bridges {
+		if code, body := get(t, "http://"+admin[i]+"/metrics"); code == 200 {
+			for _, line := range strings.Split(body, "\n") {
+				if strings.HasPrefix(line, "wsbridge_jetstream_catchups_total ") {
+					t.Logf("%s: %s", ids[i], line)
+				}
+			}
+		}
+	}
 	if failed > 0 || badCloses > 0 {
 		for i, b := range bridges {
 			t.Logf("bridge rb-%d log tail:\n%s", i, tailLines(b.logs.String(), 15))
