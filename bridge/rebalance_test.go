@@ -165,12 +165,16 @@ func TestRebalanceSheds(t *testing.T) {
 // TestRebalanceNeverSheds: the off switch, the minimum, and a node that
 // is not ready keep every client.
 func TestRebalanceNeverSheds(t *testing.T) {
+	on := func(c *Config) { c.Rebalance = true }
 	cases := []struct {
 		name   string
 		mutate func(*Config)
+		then   func(*testServer) // after the clients are connected
 	}{
-		{"off", func(c *Config) { c.Rebalance = false }},
-		{"below the minimum", func(c *Config) { c.Rebalance, c.RebalanceMinConnections = true, 10 }},
+		{"off", func(c *Config) { c.Rebalance = false }, nil},
+		{"below the minimum", func(c *Config) { c.Rebalance, c.RebalanceMinConnections = true, 10 }, nil},
+		// As the status listener would record it while nats.go reconnects.
+		{"NATS down", on, func(s *testServer) { s.linkChanged(false) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -180,6 +184,9 @@ func TestRebalanceNeverSheds(t *testing.T) {
 			for range 10 {
 				c := testutil.DialWS(t, a.addr, "/ws")
 				c.ExpectText(`{"op":"hello"`)
+			}
+			if tc.then != nil {
+				tc.then(a)
 			}
 			// Several decisions after a knows both counts.
 			var seen uint64
