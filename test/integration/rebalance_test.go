@@ -306,6 +306,8 @@ type rbClient struct {
 	closedAt  time.Time
 	latencies []time.Duration // 1012 → the resumed sub's ok
 	counted   bool
+	node      string // of the current session
+	inSession int    // messages in the current session
 }
 
 var errRebalanced = errors.New("closed with 1012 rebalance")
@@ -383,6 +385,7 @@ func (c *rbClient) session(ctx context.Context, addr string) error {
 			c.counts[node].Add(1)
 			c.mu.Lock()
 			c.sessions++
+			c.node, c.inSession = node, 0
 			from := any("all")
 			if c.lastSeq > 0 {
 				from = map[string]uint64{"after": c.lastSeq}
@@ -423,8 +426,9 @@ func (c *rbClient) deliver(seq uint64) {
 		c.dups++
 		return
 	case seq != c.lastSeq+1 && c.gap == "":
-		c.gap = fmt.Sprintf("after seq %d came %d", c.lastSeq, seq)
+		c.gap = fmt.Sprintf("after seq %d came %d (message %d of session %d, on %s)", c.lastSeq, seq, c.inSession+1, c.sessions, c.node)
 	}
+	c.inSession++
 	c.lastSeq = seq
 }
 
