@@ -59,7 +59,7 @@ func (js *Sub) attach(f *feed) bool {
 	js.feed = f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	js.base = f.last
+	js.base, js.baseSeen = f.last, f.lastSeen
 	switch js.from.Kind {
 	case wire.FromNew:
 		js.last = f.last
@@ -103,7 +103,7 @@ func (js *Sub) goLive(f *feed, cursor uint64) bool {
 		return true // unsubscribed or the feed stopped
 	}
 	if js.overflow {
-		js.overflow, js.buf, js.base = false, nil, f.last
+		js.overflow, js.buf, js.base, js.baseSeen = false, nil, f.last, f.lastSeen
 		return false
 	}
 	if len(js.buf) > 0 {
@@ -141,6 +141,7 @@ type catchup struct {
 	gotFrom string
 	got     uint64
 	held    jetstream.Msg // first message past the boundary
+	shorts  int           // times short held the catch-up open
 	body    []byte
 	frame   []byte
 }
@@ -172,6 +173,9 @@ func (cu *catchup) through(base uint64) error {
 				continue
 			}
 			if m == nil {
+				if cu.short(base) {
+					continue
+				}
 				return nil // nothing left in the stream
 			}
 		}
@@ -189,12 +193,31 @@ func (cu *catchup) through(base uint64) error {
 				return err
 			}
 		}
-		if md.NumPending == 0 {
+		if md.NumPending == 0 && !cu.short(base) {
 			// Nothing more matches up to the stream's end, which is at
 			// or past base: the feed has the rest.
 			return nil
 		}
 	}
+}
+
+// maxShort bounds how many times a catch-up waits for messages its
+// consumer says are not there; see short.
+const maxShort = 3
+
+// short reports whether the consumer's "nothing pending" must not be
+// believed yet: the feed has delivered base, so the stream holds a match
+// after the cursor, but a consumer on a replica that has not applied it
+// counts nothing pending (measured on an R3 stream: 8 of 300 consumers
+// created right after an acked publish). The catch-up then waits for it,
+// a few idle periods at most: a purge may really have removed it.
+func (cu *catchup) short(base uint64) bool {
+	if !cu.js.baseSeen || cu.cursor >= base || cu.shorts >= maxShort {
+		return false
+	}
+	cu.shorts++
+	cu.r.log.Debug("catch-up consumer behind the feed; waiting", "subject", cu.js.subject, "cursor", cu.cursor, "base", base)
+	return true
 }
 
 // open creates the consumer if there is none: from js.from the first

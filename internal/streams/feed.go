@@ -34,6 +34,11 @@ type feed struct {
 	members []*Sub
 	stopped bool
 
+	// lastSeen (under mu): last is a message the feed received for
+	// clients, not the stream's position when the feed started nor a
+	// reserved subject.
+	lastSeen bool
+
 	// Used only by the consumer's delivery goroutine (under mu).
 	body   []byte
 	shapes wsframe.Cache[jsShape]
@@ -281,10 +286,11 @@ func (f *feed) deliver(m jetstream.Msg) {
 		return // the ordered consumer resumes after a reset at last+1; be sure
 	}
 	f.last = seq
+	subject := m.Subject()
+	f.lastSeen = !wire.Reserved(subject)
 	if len(f.members) == 0 {
 		return
 	}
-	subject := m.Subject()
 	if wire.Reserved(subject) {
 		return // a stream may capture $ or _INBOX. subjects: never to clients
 	}

@@ -235,6 +235,7 @@ type Sub struct {
 	idx      int    // position in feed.members; -1 once removed
 	live     bool   // the feed delivers to the client directly
 	base     uint64 // the catch-up covers sequences up to base
+	baseSeen bool   // base is a message the feed received (feed.lastSeen)
 	last     uint64 // the feed delivers only sequences above last
 	buf      []byte // frames the feed delivered while catching up
 	bufN     int    // how many frames buf holds

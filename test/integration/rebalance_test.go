@@ -241,7 +241,11 @@ func TestRebalanceScaleOut(t *testing.T) {
 		if code, body := get(t, "http://"+admin[i]+"/metrics"); code == 200 {
 			for _, line := range strings.Split(body, "\n") {
 				if strings.HasPrefix(line, "wsbridge_jetstream_catchups_total ") {
-					t.Logf("%s: %s", ids[i], line)
+					// With BRIDGE_LOG_LEVEL=debug in the environment the
+					// bridges also log each catch-up that waited for its
+					// consumer's replica.
+					t.Logf("%s: %s; catch-ups behind the feed: %d", ids[i], line,
+						strings.Count(bridges[i].logs.String(), "catch-up consumer behind the feed"))
 				}
 			}
 		}
