@@ -44,6 +44,8 @@ type config struct {
 	HandshakeTimeout time.Duration `envconfig:"BRIDGE_HANDSHAKE_TIMEOUT" default:"5s" desc:"time a client has to complete the WebSocket upgrade"`
 	Workers          int           `envconfig:"BRIDGE_WORKERS" default:"0" desc:"netpoll worker goroutines; 0: 4 x GOMAXPROCS"`
 	WriteBuffer      byteSize      `envconfig:"BRIDGE_WRITE_BUFFER" default:"1MiB" desc:"bytes queued for one client before it is closed as a slow consumer (sizes: 65536, 64KiB, 1MiB)"`
+	MaxPendingBytes  byteSize      `envconfig:"BRIDGE_MAX_PENDING_BYTES" default:"64MiB" desc:"bytes of messages taken from NATS and not yet queued to clients, node-wide; beyond it messages are dropped and counted (the bridge is a slow consumer)"`
+	MaxPartialBytes  byteSize      `envconfig:"BRIDGE_MAX_PARTIAL_BYTES" default:"256MiB" desc:"bytes of client messages still being assembled, node-wide; a message that would pass it closes its connection with 1013"`
 	MaxPayload       byteSize      `envconfig:"BRIDGE_MAX_PAYLOAD" default:"1MiB" desc:"largest client message and published payload, in bytes; a larger client message closes the connection with 1009"`
 	PingInterval     time.Duration `envconfig:"BRIDGE_PING_INTERVAL" default:"30s" desc:"period of server pings; a client silent for two periods is closed"`
 	MaxSubscriptions int           `envconfig:"BRIDGE_MAX_SUBSCRIPTIONS" default:"256" desc:"subscriptions one connection may hold"`
@@ -65,6 +67,11 @@ type config struct {
 	TLSKey           string        `envconfig:"BRIDGE_TLS_KEY" desc:"PEM private key file for BRIDGE_TLS_CERT"`
 	MaxConns         int           `envconfig:"BRIDGE_MAX_CONNECTIONS" default:"0" desc:"open connections allowed on this node, beyond which the handshake answers 503; 0: unlimited"`
 	MaxConnsPerIP    int           `envconfig:"BRIDGE_MAX_CONNECTIONS_PER_IP" default:"0" desc:"open connections allowed from one remote address, beyond which the handshake answers 429; 0: unlimited"`
+	MaxHandshakes    int           `envconfig:"BRIDGE_MAX_HANDSHAKES" default:"1024" desc:"sockets accepted but not yet upgraded (TLS and HTTP handshakes in progress, idle keep-alive HTTP connections); sockets beyond it are closed at once"`
+	MaxInflightReqs  int           `envconfig:"BRIDGE_MAX_INFLIGHT_REQUESTS" default:"64" desc:"requests one connection may have waiting for a reply; beyond it req answers too_many_requests"`
+	MaxInflightAcks  int           `envconfig:"BRIDGE_MAX_INFLIGHT_ACKS" default:"64" desc:"acked publishes one connection may have waiting for their PubAck; beyond it an acked pub answers too_many_requests"`
+	MaxCatchups      int           `envconfig:"BRIDGE_MAX_CATCHUPS_PER_CONN" default:"4" desc:"JetStream catch-ups (history replays) one connection runs at once; its further stream subscriptions wait their turn"`
+	PublicHosts      []string      `envconfig:"BRIDGE_PUBLIC_HOSTS" desc:"comma-separated host[:port] names clients connect to; a handshake whose Host header is not listed gets 403 (DNS rebinding); set it with BRIDGE_AUTH_MODE=none on an internal network; unset: any Host"`
 	RateLimit        float64       `envconfig:"BRIDGE_RATE_LIMIT" default:"0" desc:"inbound messages per second per connection, beyond which messages get rate_limited errors; 0: off"`
 	RateBurst        int           `envconfig:"BRIDGE_RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT, in messages; 0: one second's worth"`
 	Compression      bool          `envconfig:"BRIDGE_COMPRESSION" default:"false" desc:"negotiate permessage-deflate (no context takeover) with clients that offer it"`
@@ -85,7 +92,7 @@ func loadConfig() (config, error) {
 	if err := envconfig.Process("", &cfg); err != nil {
 		return config{}, fmt.Errorf("%w: %v", errUsage, explainEnvError(err))
 	}
-	for _, l := range []*[]string{&cfg.AnonPub, &cfg.AnonSub, &cfg.AllowedOrigins} {
+	for _, l := range []*[]string{&cfg.AnonPub, &cfg.AnonSub, &cfg.AllowedOrigins, &cfg.PublicHosts} {
 		for i, s := range *l {
 			(*l)[i] = strings.TrimSpace(s) // "orders.>, chat.>"
 		}
@@ -146,6 +153,8 @@ func (c *config) validate() error {
 		{"BRIDGE_HANDSHAKE_TIMEOUT", c.HandshakeTimeout, c.HandshakeTimeout > 0, "a positive duration such as 5s"},
 		{"BRIDGE_WORKERS", c.Workers, c.Workers >= 0, "0 (4 x GOMAXPROCS) or a positive number"},
 		{"BRIDGE_WRITE_BUFFER", int64(c.WriteBuffer), c.WriteBuffer > 0, "a positive size such as 1MiB"},
+		{"BRIDGE_MAX_PENDING_BYTES", int64(c.MaxPendingBytes), c.MaxPendingBytes > 0, "a positive size such as 64MiB"},
+		{"BRIDGE_MAX_PARTIAL_BYTES", int64(c.MaxPartialBytes), c.MaxPartialBytes > 0, "a positive size such as 256MiB"},
 		{"BRIDGE_MAX_PAYLOAD", int64(c.MaxPayload), c.MaxPayload > 0, "a positive size such as 1MiB"},
 		{"BRIDGE_PING_INTERVAL", c.PingInterval, c.PingInterval > 0, "a positive duration such as 30s"},
 		{"BRIDGE_NATS_PING_INTERVAL", c.NATSPingInterval, c.NATSPingInterval > 0, "a positive duration such as 5s"},
@@ -156,6 +165,10 @@ func (c *config) validate() error {
 		{"BRIDGE_JWT_LEEWAY", c.JWTLeeway, c.JWTLeeway >= 0, "0 or a positive duration such as 5s"},
 		{"BRIDGE_MAX_CONNECTIONS", c.MaxConns, c.MaxConns >= 0, "0 (unlimited) or a positive number"},
 		{"BRIDGE_MAX_CONNECTIONS_PER_IP", c.MaxConnsPerIP, c.MaxConnsPerIP >= 0, "0 (unlimited) or a positive number"},
+		{"BRIDGE_MAX_HANDSHAKES", c.MaxHandshakes, c.MaxHandshakes > 0, "a positive number such as 1024"},
+		{"BRIDGE_MAX_INFLIGHT_REQUESTS", c.MaxInflightReqs, c.MaxInflightReqs > 0, "a positive number such as 64"},
+		{"BRIDGE_MAX_INFLIGHT_ACKS", c.MaxInflightAcks, c.MaxInflightAcks > 0, "a positive number such as 64"},
+		{"BRIDGE_MAX_CATCHUPS_PER_CONN", c.MaxCatchups, c.MaxCatchups > 0, "a positive number such as 4"},
 		{"BRIDGE_RATE_LIMIT", c.RateLimit, c.RateLimit >= 0, "0 (off) or a positive rate such as 100"},
 		{"BRIDGE_RATE_BURST", c.RateBurst, c.RateBurst >= 0, "0 (one second's worth) or a positive number"},
 		{"BRIDGE_COMPRESSION_MIN", int64(c.CompressionMin), c.CompressionMin > 0, "a positive size such as 512"},
@@ -340,6 +353,16 @@ func newOriginPolicy(allowed []string) (*auth.OriginPolicy, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: BRIDGE_ALLOWED_ORIGINS: %s", errUsage, strings.TrimPrefix(err.Error(), "auth: "))
+}
+
+// newHostPolicy is BRIDGE_PUBLIC_HOSTS; its errors are errUsage and name
+// the variable.
+func newHostPolicy(hosts []string) (*auth.HostPolicy, error) {
+	p, err := auth.NewHostPolicy(hosts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: BRIDGE_PUBLIC_HOSTS: %s; want host or host:port entries such as ws.example.com or 10.0.0.5:8080", errUsage, strings.TrimPrefix(err.Error(), "auth: "))
+	}
+	return p, nil
 }
 
 // loadCerts is BRIDGE_TLS_CERT and BRIDGE_TLS_KEY, or nil without them;

@@ -95,6 +95,10 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 	if err != nil {
 		return err
 	}
+	hosts, err := newHostPolicy(cfg.PublicHosts)
+	if err != nil {
+		return err
+	}
 	certs, err := loadCerts(cfg)
 	if err != nil {
 		return err
@@ -161,6 +165,8 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		NodeID:              cfg.NodeID,
 		MaxPayload:          int64(cfg.MaxPayload),
 		WriteBuffer:         int(cfg.WriteBuffer),
+		MaxPendingBytes:     int64(cfg.MaxPendingBytes),
+		MaxPartialBytes:     int64(cfg.MaxPartialBytes),
 		HandshakeTimeout:    cfg.HandshakeTimeout,
 		PingInterval:        cfg.PingInterval,
 		MaxSubscriptions:    cfg.MaxSubscriptions,
@@ -172,6 +178,11 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		TokenCookie:         cfg.JWTCookie,
 		MaxConnections:      cfg.MaxConns,
 		MaxConnectionsPerIP: cfg.MaxConnsPerIP,
+		MaxHandshakes:       cfg.MaxHandshakes,
+		MaxInflightRequests: cfg.MaxInflightReqs,
+		MaxInflightAcks:     cfg.MaxInflightAcks,
+		MaxCatchupsPerConn:  cfg.MaxCatchups,
+		CheckHost:           hosts.Allow,
 		RateLimit:           cfg.RateLimit,
 		RateBurst:           cfg.RateBurst,
 		TLS:                 tlsConfig(certs),

@@ -54,6 +54,11 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 			s.releaseSlot(ip)
 		}
 	}()
+	if s.cfg.CheckHost != nil && !s.cfg.CheckHost(hr.host) {
+		// A name this service does not answer to: a DNS-rebinding page
+		// reaching an internal bridge through the victim's browser.
+		return nil, refuse(refusedOrigin, http.StatusForbidden, "host not allowed")
+	}
 	if hr.origin != "" && s.cfg.CheckOrigin != nil && !s.cfg.CheckOrigin(hr.origin, hr.host, hr.secure) {
 		return nil, refuse(refusedOrigin, http.StatusForbidden, "origin not allowed")
 	}
@@ -70,6 +75,7 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 	}
 	c := &conn{s: s, fd: -1, ident: ident, remote: ap, regIdx: -1}
 	c.asm.Configure(s.cfg.MaxPayload, false) // deflate, once negotiated
+	c.asm.Share(s.partials)
 	c.bucket.tokens = float64(s.cfg.RateBurst)
 	if target.Path == "/ws/raw" {
 		rm, status, err := s.parseRaw(query, ident)

@@ -173,7 +173,7 @@ func (c *rawClient) expectUpgrade(srv *testServer) {
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != testAccept {
 		c.t.Fatalf("Sec-WebSocket-Accept = %q, want %q", got, testAccept)
 	}
-	c.expectFrame(ws.OpText, string(wire.AppendHello(nil, "t", srv.cfg.MaxPayload, true)))
+	c.expectFrame(ws.OpText, string(wire.AppendHello(nil, "t", srv.cfg.MaxPayload, srv.maxFrame, true)))
 }
 
 // serverFrame is one frame from the bridge.
@@ -538,7 +538,7 @@ func TestHandshake(t *testing.T) {
 		{id: "H.2", name: "query string", req: req("GET /ws?x=1 HTTP/1.1", host, upg, conn, key, version), status: []int{101}},
 		{id: "H.3", name: "odd-case header names and values", req: req(get, "hOsT: 127.0.0.1", "uPgRaDe: WebSocket", "cOnNeCtIoN: keep-alive, UPGRADE", "sec-websocket-key: "+testKey, "SEC-WEBSOCKET-VERSION: 13"), status: []int{101}},
 		{id: "H.4", name: "request trickled a byte at a time", req: req(get, host, upg, conn, key, version), chunk: 1, status: []int{101}},
-		{id: "H.5", name: "POST", req: req("POST /ws HTTP/1.1", host, upg, conn, key, version, "Content-Length: 0"), status: []int{400, 405}},
+		{id: "H.5", name: "POST", req: req("POST /ws HTTP/1.1", host, upg, conn, key, version, "Content-Length: 0"), status: []int{405}},
 		{id: "H.6", name: "no Upgrade header", req: req(get, host, conn, key, version), status: []int{426}, header: "Sec-WebSocket-Version: 13"},
 		{id: "H.7", name: "plain GET of /ws", req: req(get, host), status: []int{426}, header: "Sec-WebSocket-Version: 13"},
 		{id: "H.8", name: "wrong Upgrade", req: req(get, host, "Upgrade: h2c", conn, key, version), status: []int{400}},

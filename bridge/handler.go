@@ -60,7 +60,7 @@ func (c *conn) checkSubject(subject, queue string, pattern bool) *wire.Error {
 		return wire.Errf(wire.CodePermissionDenied, "subjects starting with $ or _INBOX. are reserved")
 	case pattern && queue != "" && !c.ident.CanSubscribeQueue(subject, queue):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to subscribe to this subject in this queue group")
-	case pattern && !c.ident.CanSubscribeQueue(subject, ""):
+	case pattern && queue == "" && !c.ident.CanSubscribeQueue(subject, ""):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to subscribe to this subject")
 	case !pattern && !c.ident.CanPublish(subject):
 		return wire.Errf(wire.CodePermissionDenied, "not allowed to publish to this subject")
@@ -99,9 +99,9 @@ func (c *conn) sub(cmd *wire.Command) *wire.Error {
 	if cmd.From != nil {
 		return c.jsSubscribe(cmd)
 	}
-	sb, err := c.s.subscribe(c, cmd.ID, cmd.Subject, cmd.Queue)
-	if err != nil {
-		return natsError(err)
+	sb, e := c.s.subscribe(c, cmd.ID, cmd.Subject, cmd.Queue)
+	if e != nil {
+		return e
 	}
 	c.addSub(sb)
 	if sb.in.ready.Load() {
@@ -136,6 +136,10 @@ func (c *conn) sendAcks(ids []*sub) {
 	for _, sb := range ids {
 		if sb.js != nil {
 			c.jsSettle(sb)
+			continue
+		}
+		if e := sb.in.err.Load(); e != nil {
+			c.settle(sb, e)
 			continue
 		}
 		if sb.acked.CompareAndSwap(false, true) {

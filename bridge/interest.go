@@ -21,39 +21,44 @@ type ikey struct{ subject, queue string }
 type interest struct {
 	s   *Server
 	key ikey
-	ns  *nats.Subscription
-	d   *dispatcher // delivers ns's messages
+	ns  *nats.Subscription // set and used by the flusher goroutine only
+	d   *dispatcher        // delivers ns's messages
 	// ready is set once the server has confirmed the SUB (a flush round
 	// trip): from then on an ok to a client means "live".
 	ready atomic.Bool
-	rr    atomic.Uint32 // round-robin cursor for queue groups
+	// err is why the NATS subscription could not be made; its subscribers
+	// get it instead of their ok.
+	err atomic.Pointer[wire.Error]
+	// live is closed once ready or err is set.
+	live     chan struct{}
+	liveOnce sync.Once
+	rr       atomic.Uint32 // round-robin cursor for queue groups
 
 	mu      sync.RWMutex
 	members []*sub
 }
 
-// frameCache builds the frames of one message, each distinct shape once.
-// A dispatcher owns one and reuses it for every message it delivers.
+// frameCache builds the frames of one message for its local subscribers.
+// The envelope's receiver-independent tail is encoded, and compressed, once
+// per message; a subscriber's frame is its header and sid prefix in front
+// of it (wsframe.Fanout), so the cost does not depend on how clients name
+// their subscriptions. Raw connections get the payload alone. A
+// dispatcher owns one and reuses it for every message it delivers.
 type frameCache struct {
-	body []byte // receiver-independent part of the envelope
-	wsframe.Cache[frameKey]
+	env, raw wsframe.Fanout
 }
 
+// reset ends the message.
 func (fc *frameCache) reset() {
-	fc.body = fc.body[:0]
-	fc.Cache.Reset()
-}
-
-type frameKey struct {
-	raw     bool
-	deflate bool
-	sid     string
+	fc.env.Reset()
+	fc.raw.Reset()
 }
 
 // sub is one client's subscription.
 type sub struct {
 	c     *conn
 	id    string
+	pre   []byte // wire.AppendMsgPrefix of id, encoded once
 	in    *interest
 	idx   int                        // position in in.members, guarded by in.mu
 	acked atomic.Bool                // the client has its ok
@@ -89,40 +94,44 @@ const (
 )
 
 // subscribe adds a local subscriber to the node's interest in (subject,
-// queue), subscribing on NATS when it is the first.
-func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, error) {
+// queue). The first subscriber creates the interest; its NATS
+// subscription is made by the flusher goroutine, never here: the caller
+// may be a worker, and nats.go's Subscribe takes the connection lock that
+// a stuck NATS write holds. imu is never held across a nats.go call.
+func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, *wire.Error) {
 	key := ikey{subject, queue}
+	pre := wire.AppendMsgPrefix(nil, id)
 	s.imu.Lock()
-	defer s.imu.Unlock()
 	in := s.interests[key]
-	if in == nil {
-		in = &interest{s: s, key: key}
+	created := in == nil
+	if created {
+		if s.opsFull() {
+			s.imu.Unlock()
+			return nil, wire.Errf(wire.CodeUnavailable, "too many subscriptions are waiting for NATS; retry")
+		}
 		// A channel subscription feeding a shared dispatcher: nats.go
 		// starts no goroutine for it, so a node with 100,000 distinct
 		// subjects does not carry 100,000 goroutines.
-		d := s.dispatcherFor()
-		ns, err := s.nc.ChanQueueSubscribe(subject, queue, d.ch)
-		if err != nil {
-			return nil, err
-		}
-		in.ns, in.d = ns, d
-		d.add(ns, in)
+		in = &interest{s: s, key: key, d: s.dispatcherFor(), live: make(chan struct{})}
 		s.interests[key] = in
 	}
-	sb := &sub{c: c, id: id, in: in}
+	sb := &sub{c: c, id: id, pre: pre, in: in}
 	in.mu.Lock()
 	sb.idx = len(in.members)
 	in.members = append(in.members, sb)
 	in.mu.Unlock()
+	if created {
+		s.natsOp(&natsOp{in: in, subscribe: true})
+	}
+	s.imu.Unlock()
 	return sb, nil
 }
 
-// unsubscribe removes a local subscriber and the NATS subscription with the
-// last one.
+// unsubscribe removes a local subscriber; with the last one the interest
+// goes and the flusher unsubscribes on NATS.
 func (s *Server) unsubscribe(sb *sub) {
 	in := sb.in
 	s.imu.Lock()
-	defer s.imu.Unlock()
 	in.mu.Lock()
 	var moved *sub
 	if in.members, moved = swapRemove(in.members, sb.idx); moved != nil {
@@ -130,17 +139,44 @@ func (s *Server) unsubscribe(sb *sub) {
 	}
 	empty := len(in.members) == 0
 	in.mu.Unlock()
-	if empty {
+	if empty && s.interests[in.key] == in {
 		delete(s.interests, in.key)
-		in.d.remove(in.ns)
-		_ = in.ns.Unsubscribe()
+		s.natsOp(&natsOp{in: in})
 	}
+	s.imu.Unlock()
 }
 
-// deliver builds each distinct frame of m once and queues it on the local
-// subscribers; connections whose queue was empty are added to d's wake
-// list. It never touches a socket, so one slow client cannot hold up NATS
-// or the others. It runs on the interest's one dispatcher goroutine.
+// subscribeNATS makes in's NATS subscription; the flusher calls it.
+func (in *interest) subscribeNATS() {
+	ns, err := in.s.nc.ChanQueueSubscribe(in.key.subject, in.key.queue, in.d.ch)
+	if err != nil {
+		in.err.Store(natsError(err))
+		in.liveOnce.Do(func() { close(in.live) })
+		// Its subscribers get the err; a later sub tries afresh.
+		in.s.imu.Lock()
+		if in.s.interests[in.key] == in {
+			delete(in.s.interests, in.key)
+		}
+		in.s.imu.Unlock()
+		return
+	}
+	in.d.add(ns, in)
+	in.ns = ns
+}
+
+// unsubscribeNATS ends in's NATS subscription, if it was made.
+func (in *interest) unsubscribeNATS() {
+	if in.ns == nil {
+		return
+	}
+	in.d.remove(in.ns)
+	_ = in.ns.Unsubscribe()
+}
+
+// deliver encodes m once and queues each local subscriber's frame of it;
+// connections whose queue was empty are added to d's wake list. It never
+// touches a socket, so one slow client cannot hold up NATS or the others.
+// It runs on the interest's one dispatcher goroutine.
 func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	if wire.Reserved(m.Subject) {
 		// Never leak system traffic or other clients' replies to a
@@ -154,7 +190,7 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 		return
 	}
 	fc := &d.fc
-	fc.reset()
+	defer fc.reset()
 	var out fanout
 	defer func() { in.s.metrics.delivered(out) }()
 	if in.key.queue != "" {
@@ -164,6 +200,9 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 		for i := range n {
 			sb := in.members[(int(start)+i)%n]
 			fr := fc.frame(sb, m)
+			if int64(len(fr)) > in.s.maxFrame {
+				break // larger than the hello's max_frame promises
+			}
 			if ok, first := sb.c.push(fr, d.now, false); ok {
 				out.add(true, fr)
 				d.owe(sb.c, first)
@@ -175,44 +214,35 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	}
 	for _, sb := range in.members {
 		fr := fc.frame(sb, m)
+		if int64(len(fr)) > in.s.maxFrame {
+			out.dropped++ // larger than the hello's max_frame promises
+			continue
+		}
 		ok, first := sb.c.push(fr, d.now, false)
 		out.add(ok, fr)
 		d.owe(sb.c, first)
 	}
 }
 
-// frame returns the frame for sb's shape of m, building it on first use.
-// The result is valid until the next reset.
+// frame returns sb's frame of m. It is valid until the next frame or
+// reset.
 func (fc *frameCache) frame(sb *sub, m *nats.Msg) []byte {
-	k := frameKey{raw: sb.c.raw != nil, deflate: sb.c.compress(len(m.Data)), sid: sb.id}
-	if k.raw {
-		k.sid = ""
+	deflate := sb.c.compress(len(m.Data))
+	if sb.c.raw != nil {
+		if !fc.raw.Started() {
+			op := ws.OpBinary
+			if utf8.Valid(m.Data) {
+				op = ws.OpText
+			}
+			fc.raw.SetTail(append(fc.raw.Tail(op), m.Data...))
+		}
+		return fc.raw.Frame(nil, deflate)
 	}
-	if !k.deflate {
-		return fc.build(k, sb, m)
+	if !fc.env.Started() {
+		fc.env.SetTail(wire.AppendMsgTail(fc.env.Tail(ws.OpText), m.Subject, m.Data, m.Header, m.Reply, 0))
 	}
-	plain := k
-	plain.deflate = false
-	if f, ok := fc.Lookup(k); ok {
-		return f
-	}
-	return fc.Deflated(k, fc.build(plain, sb, m))
+	return fc.env.Frame(sb.pre, deflate)
 }
 
-// build returns the plain frame of shape k, building it on first use.
-func (fc *frameCache) build(k frameKey, sb *sub, m *nats.Msg) []byte {
-	if f, ok := fc.Lookup(k); ok {
-		return f
-	}
-	if k.raw {
-		op := ws.OpBinary
-		if utf8.Valid(m.Data) {
-			op = ws.OpText
-		}
-		return fc.Add(k, wsframe.AppendFrame(fc.Buffer(), op, m.Data))
-	}
-	if len(fc.body) == 0 {
-		fc.body = wire.AppendBody(fc.body, m.Data, m.Header, m.Reply)
-	}
-	return fc.Add(k, wire.AppendMsgFrame(fc.Buffer(), sb.id, m.Subject, fc.body, 0))
-}
+// retained is the memory fc holds, in bytes.
+func (fc *frameCache) retained() int { return fc.env.Cap() + fc.raw.Cap() }

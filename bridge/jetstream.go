@@ -1,14 +1,18 @@
 package bridge
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"wsbridge/internal/streams"
 	"wsbridge/internal/wire"
+	"wsbridge/internal/wsframe"
 )
 
 // JetStream on the bridge's side: subscriptions with "from" are delivered
@@ -26,6 +30,10 @@ type publisher struct {
 	js   jetstream.JetStream
 	mu   sync.Mutex
 	pubs map[*nats.Msg]pendingPub
+
+	lookups chan pubJob // acked publishes waiting for lookupLoop
+	cmu     sync.Mutex
+	cache   map[string]lookupEntry // subject → does a stream capture it
 }
 
 type pendingPub struct {
@@ -36,7 +44,12 @@ type pendingPub struct {
 // newJetStream opens the JetStream API on s.nc for acked publishes and
 // stream subscriptions.
 func newJetStream(s *Server) (*publisher, *streams.Streams, error) {
-	p := &publisher{s: s, pubs: make(map[*nats.Msg]pendingPub)}
+	p := &publisher{
+		s:       s,
+		pubs:    make(map[*nats.Msg]pendingPub),
+		lookups: make(chan pubJob, lookupQueue),
+		cache:   make(map[string]lookupEntry),
+	}
 	js, err := jetstream.New(s.nc,
 		jetstream.WithDefaultTimeout(s.cfg.RequestTimeout),
 		jetstream.WithPublishAsyncTimeout(s.cfg.RequestTimeout),
@@ -52,6 +65,7 @@ func newJetStream(s *Server) (*publisher, *streams.Streams, error) {
 		JS:             js,
 		RequestTimeout: s.cfg.RequestTimeout,
 		WriteBuffer:    s.cfg.WriteBuffer,
+		MaxFrame:       int(s.maxFrame),
 		Logger:         s.log,
 		Clock:          s.clock,
 		Delivered: func(n, bytes, dropped int) {
@@ -133,19 +147,28 @@ func (sb *sub) Fail(err error) {
 	c.s.poller.Schedule(c.desc, evAcks)
 }
 
-// jsSettle runs on the worker for a JetStream sub whose setup failed: it
-// drops the sub and sends the err, unless the client already unsubscribed.
+// jsSettle runs on the worker for a JetStream sub whose setup failed.
 func (c *conn) jsSettle(sb *sub) {
-	e := sb.jsErr.Load()
-	if e == nil {
-		return
+	if e := sb.jsErr.Load(); e != nil {
+		c.settle(sb, e)
 	}
+}
+
+// settle runs on the worker for a sub that failed after it was accepted
+// (its NATS subscription or its stream): it drops the sub and answers the
+// err, unless the client already unsubscribed. A raw-mode connection,
+// which has no envelopes, is closed instead.
+func (c *conn) settle(sb *sub, e *wire.Error) {
 	i := slices.Index(c.subs, sb)
 	if i < 0 {
 		return
 	}
 	c.subs = slices.Delete(c.subs, i, i+1)
 	c.release(sb)
+	if c.raw != nil {
+		c.closeWith(wsframe.CloseUnavailable, false)
+		return
+	}
 	sb.acked.Store(true)
 	c.pushText(func(b []byte) []byte { return wire.AppendErr(b, sb.id, e) }, false)
 }
@@ -164,11 +187,113 @@ func (c *conn) jsPublish(ref string, m *nats.Msg) *wire.Error {
 	p.pubs[m] = pendingPub{c: c, ref: ref}
 	c.pubs = append(c.pubs, m)
 	p.mu.Unlock()
-	if e := c.s.out.send(pubJob{kind: jobAck, c: c, m: m}); e != nil {
+	var e *wire.Error
+	if p.captured(m.Subject) {
+		e = c.s.out.send(pubJob{kind: jobAck, c: c, m: m})
+	} else {
+		e = p.lookup(pubJob{kind: jobAck, c: c, m: m})
+	}
+	if e != nil {
 		p.take(m)
 		return e
 	}
 	return nil
+}
+
+// Acked publishes first learn whether a stream captures their subject:
+// a core subscriber on it would otherwise take the message and leave the
+// PubAck to time out, where the client must hear no_stream. The answer is
+// cached per subject, so it costs one JetStream API request per subject
+// and period, asked off the workers.
+const (
+	capturedFor    = 30 * time.Second // a stream captures the subject
+	notCapturedFor = time.Second      // none does: streams may be added
+	maxLookups     = 1 << 14          // cached subjects; the cache restarts beyond
+	lookupQueue    = 1024
+)
+
+type lookupEntry struct {
+	ok bool
+	at time.Time
+}
+
+// captured reports whether a fresh cache entry says a stream captures
+// subject.
+func (p *publisher) captured(subject string) bool {
+	p.cmu.Lock()
+	e, ok := p.cache[subject]
+	p.cmu.Unlock()
+	return ok && e.ok && time.Since(e.at) < capturedFor
+}
+
+// lookup queues an acked publish whose subject is not known to be
+// captured for the lookup goroutine. It never blocks.
+func (p *publisher) lookup(j pubJob) *wire.Error {
+	select {
+	case p.lookups <- j:
+		return nil
+	default:
+		return wire.Errf(wire.CodeUnavailable, "too many acked publishes waiting for a stream lookup")
+	}
+}
+
+// lookupLoop answers lookups until shutdown: a stream captures the
+// subject, and the publish goes to the outbox, or none does: no_stream.
+func (p *publisher) lookupLoop() {
+	defer p.s.wg.Done()
+	for {
+		var j pubJob
+		select {
+		case <-p.s.done:
+			return
+		case j = <-p.lookups:
+		}
+		ok, err := p.capture(j.m.Subject)
+		var e *wire.Error
+		switch {
+		case err != nil:
+			e = natsError(err)
+		case ok:
+			e = p.s.out.send(j)
+		default:
+			e = wire.Errf(wire.CodeNoStream, "no JetStream stream captures the subject")
+		}
+		if e != nil {
+			p.s.out.fail(j, e)
+		}
+	}
+}
+
+// capture asks JetStream whether a stream captures subject, through the
+// cache.
+func (p *publisher) capture(subject string) (bool, error) {
+	p.cmu.Lock()
+	e, ok := p.cache[subject]
+	p.cmu.Unlock()
+	if ok && (e.ok && time.Since(e.at) < capturedFor || !e.ok && time.Since(e.at) < notCapturedFor) {
+		return e.ok, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.s.cfg.RequestTimeout)
+	defer cancel()
+	names := p.js.StreamNames(ctx, jetstream.WithStreamListSubject(subject))
+	found := false
+	for range names.Name() {
+		found = true
+	}
+	switch err := names.Err(); {
+	case err == nil, errors.Is(err, jetstream.ErrEndOfData):
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		// No JetStream on the server: no stream captures anything.
+	default:
+		return false, err
+	}
+	p.cmu.Lock()
+	if len(p.cache) >= maxLookups {
+		clear(p.cache)
+	}
+	p.cache[subject] = lookupEntry{ok: found, at: time.Now()}
+	p.cmu.Unlock()
+	return found, nil
 }
 
 // take removes the acked publish m, if it is still pending, and returns

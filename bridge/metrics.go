@@ -22,6 +22,7 @@ type metrics struct {
 	slow       atomic.Uint64
 	subs       atomic.Int64
 	reconnects atomic.Uint64
+	natsSlow   atomic.Uint64 // messages from NATS dropped over MaxPendingBytes
 
 	inflightRefused [numInflight]atomic.Uint64
 
@@ -267,6 +268,9 @@ func newCollector(s *Server) *collector {
 		{"slow_consumer_disconnects_total", "Connections closed with 1008 because their write queue overflowed."},
 		{"subscriptions", "Client subscriptions, core and JetStream."},
 		{"nats_subscriptions", "NATS subscriptions held for core client interest: one per subject and queue group on this node."},
+		{"nats_slow_consumer_drops_total", "Messages from NATS dropped because the dispatch backlog was over BRIDGE_MAX_PENDING_BYTES: the bridge itself was a slow consumer."},
+		{"partial_message_bytes", "Bytes of client messages still being assembled, node-wide (bounded by BRIDGE_MAX_PARTIAL_BYTES)."},
+		{"dispatch_backlog_bytes", "Bytes of messages taken from NATS and not yet queued to clients."},
 		{"requests_in_flight", "Client requests waiting for a reply or their timeout."},
 		{"acked_publishes_in_flight", "Client acked publishes waiting for their PubAck."},
 		{"inflight_refusals_total", "req and acked pub refused with too_many_requests because the connection had BRIDGE_MAX_INFLIGHT_REQUESTS or BRIDGE_MAX_INFLIGHT_ACKS in flight, by kind: req, ack."},
@@ -341,6 +345,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	nsubs := len(s.interests)
 	s.imu.Unlock()
 	gauge("nats_subscriptions", float64(nsubs))
+	counter("nats_slow_consumer_drops_total", m.natsSlow.Load())
+	gauge("dispatch_backlog_bytes", float64(s.pending.Load()))
+	gauge("partial_message_bytes", float64(s.partials.Used()))
 	gauge("requests_in_flight", float64(s.req.inflight()))
 	gauge("acked_publishes_in_flight", float64(s.pub.inflight()))
 	for k := range numInflight {

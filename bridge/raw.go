@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -55,17 +56,24 @@ func (c *conn) start() {
 // a message published once the client has the 101 reaches it. It runs on
 // the handshake goroutine, bounded by what is left of HandshakeTimeout.
 func (s *Server) subscribeRaw(c *conn) error {
-	sb, err := s.subscribe(c, "", c.raw.sub, c.raw.queue)
-	if err != nil {
-		return err
+	sb, e := s.subscribe(c, "", c.raw.sub, c.raw.queue)
+	if e != nil {
+		return e
 	}
-	sb.acked.Store(true)
+	sb.acked.Store(true) // raw mode has no ok
 	c.addSub(sb)
 	if !sb.in.ready.Load() {
-		if err := s.nc.FlushTimeout(s.cfg.HandshakeTimeout); err != nil {
-			return err
+		s.awaitFlush(sb)
+		t := time.NewTimer(s.cfg.HandshakeTimeout)
+		defer t.Stop()
+		select {
+		case <-sb.in.live:
+		case <-t.C:
+			return errors.New("bridge: NATS did not confirm the subscription in time")
 		}
-		sb.in.ready.Store(true)
+	}
+	if e := sb.in.err.Load(); e != nil {
+		return e
 	}
 	return nil
 }

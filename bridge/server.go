@@ -55,6 +55,10 @@ type Config struct {
 	// request's Host and whether it came over TLS; requests without Origin
 	// are not checked. Nil allows every origin.
 	CheckOrigin func(origin, host string, tls bool) bool
+	// CheckHost reports whether a handshake's Host header names this
+	// service (DNS rebinding defence); a refused one gets 403. Nil allows
+	// every Host.
+	CheckHost func(host string) bool
 	// TokenCookie names a cookie that may carry the token; empty disables
 	// cookies.
 	TokenCookie string
@@ -73,6 +77,15 @@ type Config struct {
 	// at once; its further stream subscriptions wait their turn. Zero
 	// means 4.
 	MaxCatchupsPerConn int
+	// MaxPendingBytes caps the messages taken from NATS and not yet
+	// queued to clients, node-wide, in bytes; beyond it messages are
+	// dropped (the bridge is a slow consumer). Zero means 64 MiB.
+	MaxPendingBytes int64
+	// MaxPartialBytes caps, node-wide, the bytes of client messages
+	// still being assembled (fragments, or a frame read in parts); a
+	// message that would pass it closes its connection with 1013. Zero
+	// means 256 MiB.
+	MaxPartialBytes int64
 	// MaxHandshakes caps sockets accepted but not yet upgraded (TLS and
 	// HTTP handshakes in progress, idle keep-alive HTTP connections);
 	// sockets beyond it are closed at once. Zero means 1024.
@@ -156,6 +169,12 @@ func (c *Config) setDefaults() {
 	if c.MaxCatchupsPerConn <= 0 {
 		c.MaxCatchupsPerConn = 4
 	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = 64 << 20
+	}
+	if c.MaxPartialBytes <= 0 {
+		c.MaxPartialBytes = 256 << 20
+	}
 	if c.MaxHandshakes <= 0 {
 		c.MaxHandshakes = 1024
 	}
@@ -207,11 +226,14 @@ type Server struct {
 
 	helloUp, helloDown []byte   // the hello frames, by NATS state
 	nodeHeader         []string // the Wsbridge-Node header value, shared by every message
+	maxFrame           int64    // the largest frame sent to a client (hello's max_frame)
 	refusalLog         *logLimiter
 	fdLog              *logLimiter  // accept and descriptor failures
 	errLog             *logLimiter  // unexpected NATS errors on client operations
 	inHandshake        atomic.Int64 // sockets counted against MaxHandshakes
-	epoch              time.Time    // Server.clock's origin
+	pending            atomic.Int64 // bytes in the dispatchers' queues (MaxPendingBytes)
+	partials           *wsframe.Budget
+	epoch              time.Time // Server.clock's origin
 
 	slots slots
 
@@ -227,6 +249,7 @@ type Server struct {
 	empty   chan struct{} // closed when draining and conns is empty
 
 	flushMu    sync.Mutex
+	ops        []*natsOp // subscription changes for the flusher
 	flushWait  []*sub
 	flushKick  chan struct{}
 	lnMu       sync.Mutex
@@ -266,9 +289,13 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		empty:      make(chan struct{}),
 	}
 	presizeFDTable()
-	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, true))
-	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, false))
+	// NATS's own max_payload bounds what reaches clients; before the
+	// first connection it is unknown, and NATS's default is 1 MiB.
+	s.maxFrame = wire.MaxFrame(max(cfg.MaxPayload, nc.MaxPayload(), 1<<20))
+	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, true))
+	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, false))
 	s.out = newOutbox(s)
+	s.partials = wsframe.NewBudget(cfg.MaxPartialBytes)
 	s.nodeHeader = []string{cfg.NodeID}
 	// Listen before reading the state, so no change falls in between.
 	natsStatus := nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
@@ -312,13 +339,15 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		return nil, fmt.Errorf("bridge: subscribing to announcements: %w", err)
 	}
 	s.dispatchers = newDispatchers(s)
-	s.wg.Add(8 + len(s.dispatchers))
+	s.wg.Add(9 + 2*len(s.dispatchers))
 	go s.cluster.run()
 	go s.rebal.run()
 	go s.watchNATS(natsStatus)
+	go s.pub.lookupLoop()
 	go s.out.run()
 	go s.out.watch()
 	for _, d := range s.dispatchers {
+		go d.intake()
 		go d.run()
 	}
 	go func() { defer s.wg.Done(); _ = s.httpSrv.Serve(s.httpLn) }()
@@ -524,21 +553,54 @@ func (s *Server) heartbeat() {
 	}
 }
 
+// natsOp is a NATS subscription to make or end, for the flusher.
+type natsOp struct {
+	in        *interest
+	subscribe bool // else unsubscribe
+}
+
+// maxNATSOps bounds subscription changes waiting for the flusher (NATS
+// stuck, clients churning); beyond it new interests are refused.
+const maxNATSOps = 1 << 16
+
+// opsFull reports whether no new interest may be queued. Callers hold imu.
+func (s *Server) opsFull() bool {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return len(s.ops) >= maxNATSOps
+}
+
+// natsOp queues op for the flusher, in order. Callers hold imu, so a
+// subscription's unsubscribe always follows its subscribe.
+func (s *Server) natsOp(op *natsOp) {
+	s.flushMu.Lock()
+	s.ops = append(s.ops, op)
+	s.flushMu.Unlock()
+	s.kickFlusher()
+}
+
 // awaitFlush defers a sub's ok until the NATS server has confirmed the
 // SUB, so that an ok always means "live".
 func (s *Server) awaitFlush(sb *sub) {
 	s.flushMu.Lock()
 	s.flushWait = append(s.flushWait, sb)
 	s.flushMu.Unlock()
+	s.kickFlusher()
+}
+
+func (s *Server) kickFlusher() {
 	select {
 	case s.flushKick <- struct{}{}:
 	default:
 	}
 }
 
-// flusher confirms new NATS subscriptions in batches: one round trip
-// covers every SUB written before it. While NATS is unreachable it keeps
-// retrying: the subscriptions go live when it comes back.
+// flusher owns the node's NATS subscriptions: it makes and ends them in
+// the order clients asked, then confirms new ones in batches, one round
+// trip covering every SUB written before it. It is the only goroutine
+// that calls nats.go for core interest, so a stuck NATS connection stalls
+// it and nothing else; while NATS is unreachable it keeps retrying and
+// the subscriptions go live when it comes back.
 func (s *Server) flusher() {
 	defer s.wg.Done()
 	for {
@@ -549,11 +611,21 @@ func (s *Server) flusher() {
 		}
 		for {
 			s.flushMu.Lock()
-			batch := s.flushWait
-			s.flushWait = nil
+			ops, batch := s.ops, s.flushWait
+			s.ops, s.flushWait = nil, nil
 			s.flushMu.Unlock()
-			if len(batch) == 0 {
+			if len(ops) == 0 && len(batch) == 0 {
 				break
+			}
+			for _, op := range ops {
+				if op.subscribe {
+					op.in.subscribeNATS()
+				} else {
+					op.in.unsubscribeNATS()
+				}
+			}
+			if len(batch) == 0 {
+				continue
 			}
 			for s.nc.FlushTimeout(5*time.Second) != nil {
 				select {
@@ -563,7 +635,10 @@ func (s *Server) flusher() {
 				}
 			}
 			for _, sb := range batch {
-				sb.in.ready.Store(true)
+				if sb.in.err.Load() == nil {
+					sb.in.ready.Store(true)
+				}
+				sb.in.liveOnce.Do(func() { close(sb.in.live) })
 				sb.c.mu.Lock()
 				sb.c.acks = append(sb.c.acks, sb)
 				sb.c.mu.Unlock()

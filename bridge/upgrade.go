@@ -79,6 +79,14 @@ func (s *Server) handshake(netc net.Conn) {
 		s.httpLn.deliver(&prefixConn{Conn: netc, pre: pre, release: func() { s.inHandshake.Add(-1) }})
 		return
 	}
+	if !bytes.HasPrefix(head, []byte("GET ")) {
+		// RFC 6455 §4.1: the handshake is a GET; say so rather than call
+		// it malformed.
+		s.refused(netc.RemoteAddr(), refusedBadRequest, http.StatusMethodNotAllowed, "method not allowed")
+		writeStatus(netc, http.StatusMethodNotAllowed, "a WebSocket upgrade is a GET request\n", "Allow: GET\r\n")
+		_ = netc.Close()
+		return
+	}
 	if !wsframe.HasHeader(head, "upgrade") {
 		s.refused(netc.RemoteAddr(), refusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
 		writeStatus(netc, http.StatusUpgradeRequired, "this endpoint speaks WebSocket: send an Upgrade request\n", "Sec-WebSocket-Version: 13\r\n")

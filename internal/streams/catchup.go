@@ -337,6 +337,11 @@ func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
 		// History is per client: compressed per client.
 		fr = wsframe.AppendDeflated(fr[len(fr):], fr)
 	}
+	if cu.r.tooBig(fr) {
+		cu.r.cfg.Delivered(0, 0, 1)
+		cu.cursor, cu.sent = seq, true
+		return nil
+	}
 	if !cu.js.m.Enqueue(fr, cu.r.cfg.Clock()) {
 		cu.r.cfg.Delivered(0, 0, 1)
 		return errConnGone

@@ -11,13 +11,14 @@ import (
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 
+	"github.com/gobwas/ws"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // feed is the node's live tail of one stream for one subject pattern: a
-// single ordered consumer whose messages go to every live member, built
-// once per distinct sid. Members still catching up get them buffered
+// single ordered consumer whose messages go to every live member, encoded
+// once whatever their sids. Members still catching up get them buffered
 // instead.
 type feed struct {
 	r       *Streams
@@ -39,15 +40,9 @@ type feed struct {
 	// reserved subject.
 	lastSeen bool
 
-	// Used only by the consumer's delivery goroutine (under mu).
-	body   []byte
-	shapes wsframe.Cache[jsShape]
-}
-
-// jsShape is what makes two members' frames of one message differ.
-type jsShape struct {
-	sid     string
-	deflate bool
+	// Used only by the consumer's delivery goroutine (under mu): the
+	// message's frames, its envelope encoded and compressed once.
+	frames wsframe.Fanout
 }
 
 // acquire returns the running feed for subject, starting it if needed,
@@ -294,8 +289,8 @@ func (f *feed) deliver(m jetstream.Msg) {
 	if wire.Reserved(subject) {
 		return // a stream may capture $ or _INBOX. subjects: never to clients
 	}
-	f.body = wire.AppendBody(f.body[:0], m.Data(), m.Headers(), "")
-	f.shapes.Reset()
+	f.frames.SetTail(wire.AppendMsgTail(f.frames.Tail(ws.OpText), subject, m.Data(), m.Headers(), "", seq))
+	defer f.frames.Reset()
 	limit := f.r.cfg.WriteBuffer / 2
 	now := f.r.cfg.Clock()
 	var out fanout
@@ -303,8 +298,10 @@ func (f *feed) deliver(m jetstream.Msg) {
 		if seq <= js.last {
 			continue // the client asked to start after it
 		}
-		fr := f.frame(jsShape{js.sid, js.m.Compress(len(m.Data()))}, subject, seq)
+		fr := f.frames.Frame(js.pre, js.m.Compress(len(m.Data())))
 		switch {
+		case f.r.tooBig(fr):
+			out.dropped++
 		case js.live:
 			js.last = seq
 			out.add(js.m.Enqueue(fr, now), fr)
@@ -317,19 +314,6 @@ func (f *feed) deliver(m jetstream.Msg) {
 		}
 	}
 	f.r.cfg.Delivered(out.n, out.bytes, out.dropped)
-}
-
-// frame returns the frame for a member of shape k, building it once per
-// message.
-func (f *feed) frame(k jsShape, subject string, seq uint64) []byte {
-	sh := &f.shapes
-	if fr, ok := sh.Lookup(k); ok {
-		return fr
-	}
-	if k.deflate {
-		return sh.Deflated(k, f.frame(jsShape{sid: k.sid}, subject, seq))
-	}
-	return sh.Add(k, wire.AppendMsgFrame(sh.Buffer(), k.sid, subject, f.body, seq))
 }
 
 // fanout is one message's outcome across a feed's members, so that

@@ -68,6 +68,10 @@ type Config struct {
 	// send history only while a member's queue is at most half full, and a
 	// member catching up buffers at most half of it from the feed.
 	WriteBuffer int
+	// MaxFrame is the largest frame sent to a member (hello's
+	// max_frame); a message whose frame is larger is dropped, counted by
+	// Delivered. Zero means no limit.
+	MaxFrame int
 	// Logger receives debug lines about consumers; nil discards them.
 	Logger *slog.Logger
 	// Clock timestamps deliveries for Member.Enqueue; nil passes 0.
@@ -91,8 +95,11 @@ const (
 	// maxFeedStarts bounds concurrent feed creations (a few JetStream API
 	// round trips each).
 	maxFeedStarts = 64
-	// maxCatchups bounds the catch-up consumers alive at once; more
-	// subscriptions wait for a slot.
+	// maxCatchups bounds the catch-ups pulling history at once; more
+	// wait for a slot. A catch-up waiting for room in its client's queue
+	// gives its slot back but keeps its consumer, so consumers alive are
+	// bounded by the subscriptions starting (maxJSStarting) and each
+	// client's own slots (Limited), not by this.
 	maxCatchups = 256
 	// catchupPrefetch is how many messages a catch-up consumer buffers in
 	// the bridge.
@@ -145,6 +152,11 @@ func New(cfg Config) *Streams {
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
+}
+
+// tooBig reports whether frame exceeds Config.MaxFrame.
+func (r *Streams) tooBig(frame []byte) bool {
+	return r.cfg.MaxFrame > 0 && len(frame) > r.cfg.MaxFrame
 }
 
 // Catchups is how many subscriptions so far had history to replay.
@@ -222,6 +234,7 @@ type Sub struct {
 	r       *Streams
 	m       Member
 	sid     string // m.SID(), fixed
+	pre     []byte // wire.AppendMsgPrefix of sid, fixed
 	subject string
 	from    wire.From
 	ctx     context.Context // ends with the subscription
@@ -251,7 +264,7 @@ func (r *Streams) Subscribe(m Member, subject string, from wire.From) (*Sub, err
 		return nil, ErrBusy
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
-	js := &Sub{r: r, m: m, sid: m.SID(), subject: subject, from: from, ctx: ctx, cancel: cancel, idx: -1}
+	js := &Sub{r: r, m: m, sid: m.SID(), pre: wire.AppendMsgPrefix(nil, m.SID()), subject: subject, from: from, ctx: ctx, cancel: cancel, idx: -1}
 	if !r.spawn(func() { r.run(js) }) {
 		cancel()
 		r.starting.Add(-1)

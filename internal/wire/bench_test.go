@@ -31,3 +31,11 @@ func BenchmarkDecodeCommand(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkAppendMsgPrefix(b *testing.B) {
+	var out []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		out = AppendMsgPrefix(out[:0], "0c8f2a4e-4b1d-4e8a-9c3f-2d5e6a7b8c9d")
+	}
+}

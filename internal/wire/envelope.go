@@ -61,6 +61,29 @@ func AppendMsgFrame(b []byte, sid, subject string, body []byte, seq uint64) []by
 	return append(b, '}')
 }
 
+// AppendMsgPrefix appends the receiver's part of a msg envelope,
+// {"op":"msg","sid":<sid>. AppendMsgTail appends the rest, the same for
+// every receiver of the message; together they are AppendMsgFrame's
+// payload.
+func AppendMsgPrefix(b []byte, sid string) []byte {
+	b = append(b, `{"op":"msg","sid":`...)
+	return AppendString(b, sid)
+}
+
+// AppendMsgTail appends what follows AppendMsgPrefix:
+// ,"subject":<subject>, the fields of AppendBody(data, header, reply),
+// ,"seq":N for a JetStream message (seq > 0), and the closing brace.
+func AppendMsgTail(b []byte, subject string, data []byte, header map[string][]string, reply string, seq uint64) []byte {
+	b = append(b, `,"subject":`...)
+	b = AppendString(b, subject)
+	b = AppendBody(b, data, header, reply)
+	if seq > 0 {
+		b = append(b, `,"seq":`...)
+		b = strconv.AppendUint(b, seq, 10)
+	}
+	return append(b, '}')
+}
+
 // AppendErr appends the err envelope of e, with ref unless it is empty.
 func AppendErr(b []byte, ref string, e *Error) []byte {
 	b = append(b, `{"op":"err"`...)
@@ -83,12 +106,16 @@ func AppendPong(b []byte, ref string) []byte {
 }
 
 // AppendHello appends the first message of a connection: the node's name,
-// the largest payload a client may send, and whether the bridge has NATS.
-func AppendHello(b []byte, node string, maxPayload int64, natsUp bool) []byte {
+// the largest payload a client may send, the largest frame the bridge
+// will send (a client's read limit must be at least that), and whether
+// the bridge has NATS.
+func AppendHello(b []byte, node string, maxPayload, maxFrame int64, natsUp bool) []byte {
 	b = append(b, `{"op":"hello","node":`...)
 	b = AppendString(b, node)
 	b = append(b, `,"max_payload":`...)
 	b = strconv.AppendInt(b, maxPayload, 10)
+	b = append(b, `,"max_frame":`...)
+	b = strconv.AppendInt(b, maxFrame, 10)
 	b = append(b, `,"nats":`...)
 	b = append(b, linkWord(natsUp)...)
 	return append(b, '}')
@@ -247,3 +274,14 @@ func JSONStringLen(s string) int {
 	}
 	return n
 }
+
+// MaxFrame is the largest frame the bridge sends for messages of at most
+// maxPayload bytes (data and headers, as NATS counts them): base64 makes
+// data 4/3 its size, and FrameSlack leaves room for the envelope, the sid,
+// the subject and escaped headers. Frames above it are not sent.
+func MaxFrame(maxPayload int64) int64 {
+	return 4*((maxPayload+2)/3) + FrameSlack
+}
+
+// FrameSlack is MaxFrame's room above the encoded payload.
+const FrameSlack = 64 << 10

@@ -114,3 +114,40 @@ func BenchmarkAppendString(b *testing.B) {
 		buf = AppendString(buf[:0], "orders.eu.new-κόσμε-\"quoted\"")
 	}
 }
+
+// TestMsgPrefixTail: prefix and tail are AppendMsgFrame's payload, byte
+// for byte, so a receiver's frame built from them is the one built whole.
+func TestMsgPrefixTail(t *testing.T) {
+	cases := []struct {
+		name, sid, subject, reply string
+		data                      string
+		header                    map[string][]string
+		seq                       uint64
+	}{
+		{name: "json", sid: "s1", subject: "orders.7", data: `{"id":7}`},
+		{name: "b64", sid: "0c8f2a4e-4b1d-4e8a-9c3f-2d5e6a7b8c9d", subject: "raw", data: "\x00\x01"},
+		{name: "headers and reply", sid: `q"\`, subject: "a.b", data: `1`, header: map[string][]string{"Trace": {"abc"}, "A": {"1", "2"}}, reply: "_INBOX.x"},
+		{name: "jetstream", sid: "κόσμε\xff", subject: "orders.eu", data: `{"id":7}`, seq: 42},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			whole := AppendMsgFrame(nil, tc.sid, tc.subject, AppendBody(nil, []byte(tc.data), tc.header, tc.reply), tc.seq)
+			payload := whole[len(whole)-wsframePayloadLen(whole):]
+			got := AppendMsgTail(AppendMsgPrefix(nil, tc.sid), tc.subject, []byte(tc.data), tc.header, tc.reply, tc.seq)
+			if string(got) != string(payload) {
+				t.Fatalf("prefix+tail = %s\nwant          %s", got, payload)
+			}
+			if !json.Valid(got) {
+				t.Fatalf("%s is not JSON", got)
+			}
+		})
+	}
+}
+
+// wsframePayloadLen is the payload length of the short server frame f.
+func wsframePayloadLen(f []byte) int {
+	if l := int(f[1] & 0x7f); l < 126 {
+		return l
+	}
+	return int(f[2])<<8 | int(f[3])
+}

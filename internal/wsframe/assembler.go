@@ -2,6 +2,7 @@ package wsframe
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -35,6 +36,8 @@ type Assembler struct {
 	checked int       // bytes of msg known to be valid UTF-8
 	ctl     []byte    // payload of the current control frame
 	done    bool      // a close frame was received: ignore the rest
+	budget  *Budget   // node-wide bound on partial messages; nil: none
+	held    int64     // bytes of msg counted against budget
 	err     error     // the first error: the stream is unusable past it
 }
 
@@ -49,6 +52,10 @@ type Sink func(op ws.OpCode, rsv byte, p []byte) error
 func (a *Assembler) Configure(maxPayload int64, deflate bool) {
 	a.maxPayload, a.extended = maxPayload, deflate
 }
+
+// Share makes the Assembler count the bytes of its partly assembled
+// message against b, shared with other Assemblers; nil counts nothing.
+func (a *Assembler) Share(b *Budget) { a.budget = b }
 
 // Done reports that nothing more will be delivered: a close frame arrived,
 // or Feed failed, or Stop was called.
@@ -111,6 +118,12 @@ func (a *Assembler) consume(p []byte, fn Sink) error {
 					return err
 				}
 				continue
+			}
+			if a.budget != nil {
+				if !a.budget.take(k) {
+					return ErrBusy
+				}
+				a.held += k
 			}
 			if a.msg == nil {
 				a.msg = GetBuffer()
@@ -280,6 +293,10 @@ func (a *Assembler) Release() {
 		PutBuffer(a.msg)
 		a.msg = nil
 	}
+	if a.held > 0 {
+		a.budget.give(a.held)
+		a.held = 0
+	}
 	a.checked = 0
 	a.ctl = nil
 }
@@ -314,3 +331,29 @@ func ValidCloseCode(code ws.StatusCode) bool {
 	}
 	return false
 }
+
+// Budget bounds, in bytes, the partly assembled messages of every
+// Assembler that shares it, so that many clients each sending most of a
+// large message cannot exhaust memory together (each alone is bounded by
+// its maxPayload). A message that would go past it fails with ErrBusy. It
+// is safe for concurrent use.
+type Budget struct {
+	used atomic.Int64
+	max  int64
+}
+
+// NewBudget returns a Budget of max bytes.
+func NewBudget(max int64) *Budget { return &Budget{max: max} }
+
+// Used is the number of bytes held now.
+func (b *Budget) Used() int64 { return b.used.Load() }
+
+func (b *Budget) take(n int64) bool {
+	if b.used.Add(n) > b.max {
+		b.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+func (b *Budget) give(n int64) { b.used.Add(-n) }

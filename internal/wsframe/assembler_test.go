@@ -374,3 +374,41 @@ func BenchmarkAssembler(b *testing.B) {
 		}
 	}
 }
+
+// TestBudgetSharedAcrossAssemblers: partly assembled messages count
+// against a shared Budget; one that would pass it fails with ErrBusy, and
+// bytes come back when a message completes or is released.
+func TestBudgetSharedAcrossAssemblers(t *testing.T) {
+	b := NewBudget(10)
+	var a1, a2 Assembler
+	a1.Configure(100, false)
+	a2.Configure(100, false)
+	a1.Share(b)
+	a2.Share(b)
+	nop := func(ws.OpCode, byte, []byte) error { return nil }
+	if err := a1.Feed(clientFrame(bText, repeat(8)), nop); err != nil {
+		t.Fatalf("first partial: %v", err)
+	}
+	if b.Used() != 8 {
+		t.Fatalf("used = %d, want 8", b.Used())
+	}
+	if err := a2.Feed(clientFrame(bText, repeat(5)), nop); err != ErrBusy {
+		t.Fatalf("second partial past the budget: err = %v, want ErrBusy", err)
+	}
+	if err := a1.Feed(clientFrame(bFin|bCont, repeat(1)), nop); err != nil {
+		t.Fatalf("completing the first: %v", err)
+	}
+	if b.Used() != 0 {
+		t.Fatalf("used after completion = %d, want 0", b.Used())
+	}
+	var a3 Assembler
+	a3.Configure(100, false)
+	a3.Share(b)
+	if err := a3.Feed(clientFrame(bText, repeat(5)), nop); err != nil {
+		t.Fatalf("partial after room came back: %v", err)
+	}
+	a3.Release()
+	if b.Used() != 0 {
+		t.Fatalf("used after Release = %d, want 0", b.Used())
+	}
+}

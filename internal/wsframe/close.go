@@ -39,6 +39,9 @@ var (
 	ErrInvalidUTF8     = &CloseError{ws.StatusInvalidFramePayloadData, "invalid utf-8"}
 	ErrBadDeflate      = &CloseError{ws.StatusInvalidFramePayloadData, "invalid compressed data"}
 	ErrTooBig          = &CloseError{ws.StatusMessageTooBig, "message too big"}
+	// ErrBusy is 1013 Try Again Later: the node's budget for partly
+	// assembled messages is spent (Budget).
+	ErrBusy = &CloseError{ws.StatusCode(1013), "server busy: too many partial messages; try again later"}
 
 	// Closes the bridge initiates. A close the peer started is echoed with
 	// its own code (RFC 6455 §5.5.1) and ReasonClosing.

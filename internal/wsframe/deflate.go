@@ -14,7 +14,7 @@ import (
 // permessage-deflate (RFC 7692), always without context takeover in both
 // directions: every message is compressed and inflated alone, so an idle
 // connection keeps no compression window, and a message fanned out to many
-// clients is compressed once and the same bytes written to all.
+// clients is compressed once (Fanout).
 
 // Negotiation accepts a permessage-deflate offer during one handshake,
 // always without context takeover in both directions. An offer it cannot
