@@ -38,7 +38,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		host:    r.Host,
 		origin:  r.Header.Get("Origin"),
 		cookies: r.Header.Values("Cookie"),
-		secure:  r.TLS != nil,
+		// net/http sees the replaying wrapper, not the tls.Conn inside
+		// it, so r.TLS is nil here: a TLS listener serves nothing else.
+		secure: r.TLS != nil || s.cfg.TLS != nil,
 	}
 	hr.bearer = wsframe.BearerToken(r.Header.Get("Authorization"))
 	_, hr.protoToken = wsframe.OfferedProtocols(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","))
