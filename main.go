@@ -189,6 +189,8 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		Compression:         cfg.Compression,
 		CompressionMin:      int(cfg.CompressionMin),
 		DrainSpread:         cfg.DrainTimeout,
+		ResumeWindow:        resumeWindow(cfg.ResumeWindow),
+		ResumeWindowBytes:   int(cfg.ResumeBytes),
 		Logger:              log,
 		Handler:             public,
 		Registerer:          reg,
@@ -267,6 +269,15 @@ func (a authorizer) Authenticate(token string) (bridge.Identity, error) {
 }
 
 var _ bridge.Authorizer = authorizer{}
+
+// resumeWindow maps BRIDGE_RESUME_WINDOW, where 0 means none, to
+// bridge.Config's, where 0 means the default.
+func resumeWindow(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
 
 func tlsConfig(c *bridge.CertReloader) *tls.Config {
 	if c == nil {

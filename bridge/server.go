@@ -133,6 +133,15 @@ type Config struct {
 	// one second's worth; beyond it the handshake answers 503 with
 	// Retry-After. Zero means unlimited.
 	MaxHandshakeRate float64
+	// ResumeWindow is how many of its most recent messages each JetStream
+	// feed (one per stream and subject with subscribers on the node) keeps
+	// in memory, so that a client resuming with "after" inside it is
+	// served without reading JetStream; zero means 10,000, negative keeps
+	// none.
+	ResumeWindow int
+	// ResumeWindowBytes bounds each feed's window in bytes; zero means
+	// 8 MiB, negative means no byte bound.
+	ResumeWindowBytes int
 	// Registerer, when set, receives the server's Prometheus collectors
 	// (the wsbridge_* metrics). Nil registers nothing; Stats still works.
 	Registerer prometheus.Registerer
@@ -180,6 +189,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.CompressionMin <= 0 {
 		c.CompressionMin = 512
+	}
+	if c.ResumeWindow == 0 {
+		c.ResumeWindow = 10000
+	}
+	if c.ResumeWindowBytes == 0 {
+		c.ResumeWindowBytes = 8 << 20
 	}
 	if c.RateLimit > 0 && c.RateBurst <= 0 {
 		c.RateBurst = max(1, int(c.RateLimit))
