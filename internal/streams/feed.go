@@ -39,6 +39,11 @@ type feed struct {
 	newest  uint64     // the stream's last sequence when the feed started
 	cus     []*catchup // catch-ups of members below the window
 
+	// lastSeen (under mu): last is a message the feed received for
+	// clients, not the stream's position when the feed started nor a
+	// reserved subject.
+	lastSeen bool
+
 	// Used only by the consumer's delivery goroutine (under mu): the
 	// message's frames, its envelope encoded and compressed once.
 	frames wsframe.Fanout
@@ -335,6 +340,7 @@ func (f *feed) deliver(m jetstream.Msg) {
 		return // the ordered consumer resumes after a reset at last+1; be sure
 	}
 	f.last = seq
+	f.lastSeen = !wire.Reserved(m.Subject())
 	f.win.add(seq, m)
 	if len(f.members) == 0 {
 		return
