@@ -34,9 +34,10 @@ type feed struct {
 	last    uint64 // every match up to last has reached the members
 	members []*Sub // live
 	stopped bool
-	win     window     // the most recent messages, for resumes
-	newest  uint64     // the stream's last sequence when the feed started
-	cus     []*catchup // catch-ups of members below the window
+	win     window        // the most recent messages, for resumes
+	newest  uint64        // the stream's last sequence when the feed started
+	tail    chan struct{} // closed once the stream's tail is read; nil then
+	cus     []*catchup    // catch-ups of members below the window
 
 	// Used only by the consumer's delivery goroutine (under mu): the
 	// message's frames, its envelope encoded and compressed once.
@@ -136,6 +137,9 @@ func (f *feed) start() error {
 	f.newest = info.State.LastSeq
 	f.last = tailStart(info.State, f.win.maxN, f.win.maxBytes) - 1
 	f.win.from = f.last
+	if f.last < f.newest {
+		f.tail = make(chan struct{})
+	}
 	// The create is not canceled by shutdown: one cut short may still
 	// happen on the server, and then nobody would delete it.
 	cctx, ccancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
@@ -162,6 +166,11 @@ func (f *feed) start() error {
 		return err
 	}
 	f.cons, f.cc = cons, cc
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		f.mu.Lock()
+		f.tailRead()
+		f.mu.Unlock()
+	}
 	return nil
 }
 
@@ -332,7 +341,7 @@ func (f *feed) deliver(m jetstream.Msg) {
 		return // the ordered consumer resumes after a reset at last+1; be sure
 	}
 	f.last = seq
-	f.win.add(seq, m)
+	f.keep(seq, m, md.NumPending)
 	if len(f.members) == 0 {
 		return
 	}
