@@ -194,6 +194,12 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		Logger:              log,
 		Handler:             public,
 		Registerer:          reg,
+
+		Rebalance:               cfg.Rebalance,
+		RebalanceSlack:          cfg.RebalanceSlack,
+		RebalanceRate:           cfg.RebalanceRate,
+		RebalanceMinConnections: cfg.RebalanceMin,
+		MaxHandshakeRate:        cfg.MaxHandshakeRate,
 	}, nc)
 	if err != nil {
 		nc.Close()
@@ -201,10 +207,10 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 	}
 	adminErr := make(chan error, 1) // stays empty without an admin listener
 	if aln != nil {
-		stopAdmin := serveAdmin(aln, metrics, errorLog, adminErr)
+		stopAdmin := serveAdmin(aln, adminMux(metrics, clusterPage(srv)), errorLog, adminErr)
 		// Runs after the drain, so metrics stay up while clients leave.
 		defer stopAdmin()
-		log.Info("admin listening", "addr", aln.Addr().String(), "paths", "/metrics /debug/pprof/ /healthz")
+		log.Info("admin listening", "addr", aln.Addr().String(), "paths", "/metrics /debug/pprof/ /healthz /cluster")
 	}
 	log.Info("wsbridge listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "nats", natsShown)
 	serveErr := make(chan error, 1)

@@ -93,10 +93,11 @@ const (
 	refusedLimit                     // 503 node full, 429 address full
 	refusedBadRequest                // malformed request, bad raw-mode query
 	refusedDraining                  // 503 while shutting down
+	refusedRate                      // 503 beyond MaxHandshakeRate
 	numRefusals
 )
 
-var refusalNames = [numRefusals]string{"auth", "origin", "limit", "bad_request", "draining"}
+var refusalNames = [numRefusals]string{"auth", "origin", "limit", "bad_request", "draining", "rate"}
 
 func newMetrics() *metrics {
 	return &metrics{
@@ -253,8 +254,9 @@ func (s *Server) clock() int64 { return int64(time.Since(s.epoch)) + 1 }
 // state (NATS subscriptions, feeds, the worker queue) are read under their
 // locks here, at scrape time, never on a hot path.
 type collector struct {
-	s     *Server
-	descs map[string]*prometheus.Desc
+	s       *Server
+	descs   map[string]*prometheus.Desc
+	cluster clusterDescs
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -266,7 +268,7 @@ func newCollector(s *Server) *collector {
 		{"connections", "Open WebSocket connections."},
 		{"connections_accepted_total", "WebSocket connections accepted (101 sent)."},
 		{"connections_closed_total", "WebSocket connections closed, by close code; 1006: dropped without a close handshake; other: a peer's code outside 1000-1015."},
-		{"handshakes_refused_total", "Upgrade requests refused, by reason: auth, origin, limit, bad_request, draining."},
+		{"handshakes_refused_total", "Upgrade requests refused, by reason: auth, origin, limit, bad_request, draining, rate."},
 		{"messages_in_total", "Client messages received, by op (raw-mode messages count as pub)."},
 		{"bytes_in_total", "Payload bytes of client messages received, by op, as they arrived (compressed if compressed)."},
 		{"messages_out_total", "Messages queued to clients, by op."},
@@ -291,7 +293,7 @@ func newCollector(s *Server) *collector {
 		{"worker_queue_depth", "Connections with events waiting for a netpoll worker."},
 		{"draining", "1 while the node is shutting down."},
 	}
-	c := &collector{s: s, descs: make(map[string]*prometheus.Desc, len(ds))}
+	c := &collector{s: s, descs: make(map[string]*prometheus.Desc, len(ds)), cluster: newClusterDescs()}
 	for _, d := range ds {
 		var labels []string
 		switch d.key {
@@ -318,6 +320,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	c.s.metrics.handshake.Describe(ch)
 	c.s.metrics.latency.Describe(ch)
+	c.cluster.describe(ch)
 	c.s.metrics.resume.Describe(ch)
 }
 
@@ -378,6 +381,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("draining", boolGauge(s.draining.Load()))
 	ch <- m.handshake
 	ch <- m.latency
+	c.cluster.collect(s, ch)
 	m.resume.Collect(ch)
 }
 

@@ -27,6 +27,7 @@ type feed struct {
 	ready   chan struct{} // closed when started (or failed, err set)
 	err     error
 	stream  string
+	ccMu    sync.Mutex // guards cons and cc once started (relink swaps them)
 	cons    jetstream.Consumer
 	cc      jetstream.ConsumeContext
 
@@ -38,6 +39,11 @@ type feed struct {
 	newest  uint64        // the stream's last sequence when the feed started
 	tail    chan struct{} // closed once the stream's tail is read; nil then
 	cus     []*catchup    // catch-ups of members below the window
+
+	// lastSeen (under mu): last is a message the feed received for
+	// clients, not the stream's position when the feed started nor a
+	// reserved subject.
+	lastSeen bool
 
 	// Used only by the consumer's delivery goroutine (under mu): the
 	// message's frames, its envelope encoded and compressed once.
@@ -207,6 +213,8 @@ func (f *feed) stop() {
 		f.cus[0].end() // removes itself
 	}
 	f.mu.Unlock()
+	f.ccMu.Lock() // a relink in progress finishes first, or sees stopped
+	defer f.ccMu.Unlock()
 	f.cc.Stop()
 	if info := f.cons.CachedInfo(); info != nil {
 		f.r.deleteConsumer(f.stream, info.Name)
@@ -341,6 +349,7 @@ func (f *feed) deliver(m jetstream.Msg) {
 		return // the ordered consumer resumes after a reset at last+1; be sure
 	}
 	f.last = seq
+	f.lastSeen = !wire.Reserved(m.Subject())
 	f.keep(seq, m, md.NumPending)
 	if len(f.members) == 0 {
 		return
