@@ -135,9 +135,16 @@ func (r *Streams) follow(js *Sub, f *feed) error {
 		case js.cu != nil:
 			// Still served by its catch-up.
 		case js.resolved && f.win.covers(js.cursor):
-			done := f.serve(js)
+			done, tail := f.serve(js)
 			gone := js.gone
 			f.mu.Unlock()
+			if tail != nil {
+				select {
+				case <-tail:
+				case <-js.ctx.Done():
+					return js.ctx.Err()
+				}
+			}
 			if !done {
 				continue
 			}

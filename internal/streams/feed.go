@@ -35,9 +35,10 @@ type feed struct {
 	last    uint64 // every match up to last has reached the members
 	members []*Sub // live
 	stopped bool
-	win     window     // the most recent messages, for resumes
-	newest  uint64     // the stream's last sequence when the feed started
-	cus     []*catchup // catch-ups of members below the window
+	win     window        // the most recent messages, for resumes
+	newest  uint64        // the stream's last sequence when the feed started
+	tail    chan struct{} // closed once the stream's tail is read; nil then
+	cus     []*catchup    // catch-ups of members below the window
 
 	// lastSeen (under mu): last is a message the feed received for
 	// clients, not the stream's position when the feed started nor a
@@ -142,6 +143,9 @@ func (f *feed) start() error {
 	f.newest = info.State.LastSeq
 	f.last = tailStart(info.State, f.win.maxN, f.win.maxBytes) - 1
 	f.win.from = f.last
+	if f.last < f.newest {
+		f.tail = make(chan struct{})
+	}
 	// The create is not canceled by shutdown: one cut short may still
 	// happen on the server, and then nobody would delete it.
 	cctx, ccancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
@@ -168,6 +172,11 @@ func (f *feed) start() error {
 		return err
 	}
 	f.cons, f.cc = cons, cc
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		f.mu.Lock()
+		f.tailRead()
+		f.mu.Unlock()
+	}
 	return nil
 }
 
@@ -341,7 +350,7 @@ func (f *feed) deliver(m jetstream.Msg) {
 	}
 	f.last = seq
 	f.lastSeen = !wire.Reserved(m.Subject())
-	f.win.add(seq, m)
+	f.keep(seq, m, md.NumPending)
 	if len(f.members) == 0 {
 		return
 	}

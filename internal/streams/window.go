@@ -85,14 +85,36 @@ func (w *window) lastSeq() uint64 {
 	return w.ents[len(w.ents)-1].seq
 }
 
+// keep is the feed's part of deliver for the window: it keeps the
+// message and notes when the stream's tail has been read (nothing was
+// pending after this message, or the stream's end at the start is
+// reached). f.mu is held.
+func (f *feed) keep(seq uint64, m jetstream.Msg, pending uint64) {
+	f.win.add(seq, m)
+	if f.tail != nil && (pending == 0 || seq >= f.newest) {
+		f.tailRead()
+	}
+}
+
+// tailRead wakes the subs waiting for the tail; f.mu is held.
+func (f *feed) tailRead() {
+	if f.tail != nil {
+		close(f.tail)
+		f.tail = nil
+	}
+}
+
 // serve sends js the window's messages above js.cursor, as many as fit
-// in half its write buffer, and makes it live if that was the rest. It
-// reports whether js is done catching up (live, or gone). f.mu is held.
-func (f *feed) serve(js *Sub) bool {
+// in half its write buffer, and makes it live if that was the rest and
+// the feed has read the stream's tail: before that, the feed's live
+// deliveries are history, which only the window paces. It reports
+// whether js is done catching up (live, or gone) and, if it waits for the
+// tail, what to wait on. f.mu is held.
+func (f *feed) serve(js *Sub) (done bool, tail <-chan struct{}) {
 	n, open := js.m.Queued()
 	if !open {
 		js.gone = true
-		return true
+		return true, nil
 	}
 	w := &f.win
 	room := f.r.cfg.WriteBuffer/2 - n
@@ -121,7 +143,7 @@ func (f *feed) serve(js *Sub) bool {
 		if !js.m.Enqueue(buf, 0) {
 			f.r.cfg.Delivered(0, 0, frames)
 			js.gone = true
-			return true
+			return true, nil
 		}
 		f.r.cfg.Delivered(frames, len(buf), 0)
 	}
@@ -133,12 +155,15 @@ func (f *feed) serve(js *Sub) bool {
 	} else {
 		js.frames = nil // do not keep a large scratch per catching-up sub
 	}
-	if i < len(w.ents) {
-		return false
+	switch {
+	case i < len(w.ents):
+		return false, nil
+	case f.tail != nil && js.cursor < f.newest:
+		return false, f.tail
 	}
 	js.last = max(js.cursor, f.last)
 	f.add(js)
-	return true
+	return true, nil
 }
 
 // appendFrame appends js's msg frame for one message, compressed if the

@@ -65,7 +65,10 @@ func TestResumeStorm(t *testing.T) {
 	bridges := make([]*process, 3)
 	addrs := make([]string, len(bridges))
 	for i := range bridges {
-		bridges[i] = startProcess(t, "BRIDGE_NATS_URL="+cl.urls(), "BRIDGE_NODE_ID=st-"+strconv.Itoa(i))
+		// Rebalancing off: until the survivors forget the killed node's
+		// last announcement it counts in their mean, and they would shed
+		// clients to each other; this test is about the resume alone.
+		bridges[i] = startProcess(t, "BRIDGE_NATS_URL="+cl.urls(), "BRIDGE_NODE_ID=st-"+strconv.Itoa(i), "BRIDGE_REBALANCE=false")
 		addrs[i] = bridges[i].addr
 	}
 
