@@ -169,7 +169,13 @@ func TestResumeStorm(t *testing.T) {
 		p99 := percentile(reconnects, 99)
 		t.Logf("reconnect (drop → ok on another node) over %d: p50 %v, p99 %v, max %v", len(reconnects),
 			percentile(reconnects, 50), p99, slices.Max(reconnects))
-		if p99 > maxP99 {
+		switch {
+		case raceEnabled:
+			// The 3,000 clients run in this race-instrumented process,
+			// several times slower than the bridges they time: the
+			// figure is reported, not held to (the by-hand run is).
+			t.Logf("race detector on: reconnect p99 %v not checked against %v", p99, maxP99)
+		case p99 > maxP99:
 			t.Errorf("reconnect p99 %v, want at most %v", p99, maxP99)
 		}
 	}
