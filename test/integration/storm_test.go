@@ -65,10 +65,7 @@ func TestResumeStorm(t *testing.T) {
 	bridges := make([]*process, 3)
 	addrs := make([]string, len(bridges))
 	for i := range bridges {
-		// Rebalancing off: the survivors would even out the killed
-		// node's clients with 1012s, and this test counts every drop of
-		// theirs as a failure (TestRebalanceScaleOut covers moving).
-		bridges[i] = startProcess(t, "BRIDGE_NATS_URL="+cl.urls(), "BRIDGE_NODE_ID=st-"+strconv.Itoa(i), "BRIDGE_REBALANCE=false")
+		bridges[i] = startProcess(t, "BRIDGE_NATS_URL="+cl.urls(), "BRIDGE_NODE_ID=st-"+strconv.Itoa(i))
 		addrs[i] = bridges[i].addr
 	}
 
