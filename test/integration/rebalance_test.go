@@ -239,15 +239,18 @@ func TestRebalanceScaleOut(t *testing.T) {
 	}
 	for i := range bridges {
 		if code, body := get(t, "http://"+admin[i]+"/metrics"); code == 200 {
+			var js []string
 			for _, line := range strings.Split(body, "\n") {
-				if strings.HasPrefix(line, "wsbridge_jetstream_catchups_total ") {
-					// With BRIDGE_LOG_LEVEL=debug in the environment the
-					// bridges also log each catch-up that waited for its
-					// consumer's replica.
-					t.Logf("%s: %s; catch-ups behind the feed: %d", ids[i], line,
-						strings.Count(bridges[i].logs.String(), "catch-up consumer behind the feed"))
+				for _, name := range []string{"wsbridge_jetstream_resumes_total", "wsbridge_jetstream_catchup_consumers_total "} {
+					if strings.HasPrefix(line, name) {
+						js = append(js, strings.TrimPrefix(line, "wsbridge_jetstream_"))
+					}
 				}
 			}
+			// With BRIDGE_LOG_LEVEL=debug in the environment the bridges
+			// also log each catch-up that waited for its consumer's replica.
+			t.Logf("%s: %s; catch-ups behind the feed: %d", ids[i], strings.Join(js, ", "),
+				strings.Count(bridges[i].logs.String(), "catch-up consumer behind the feed"))
 		}
 	}
 	if failed > 0 || badCloses > 0 {
