@@ -61,6 +61,7 @@ type conn struct {
 	netc   net.Conn
 	fd     int    // plain TCP after attach: the socket, owned by conn; else -1
 	tls    *tlsIO // TLS: goroutine-backed I/O
+	gio    *goIO  // portable backend (netpoll.Portable): every connection's I/O; nil on epoll
 	desc   *netpoll.Desc
 	ident  Identity
 	raw    *rawMode // set for /ws/raw connections
@@ -153,10 +154,13 @@ func (c *conn) Handle(ev netpoll.Event) {
 		// immediate close with unread input would send an RST that can
 		// destroy the close frame before the peer reads it).
 		c.halfClosed = true
-		if c.fd >= 0 {
+		switch {
+		case c.gio != nil:
+			c.gio.closeWrite()
+		case c.fd >= 0:
 			// TLS connections skip this: tls.Conn.CloseWrite can block
 			// behind a write to a peer that does not read.
-			_ = syscall.Shutdown(c.fd, syscall.SHUT_WR)
+			_ = shutdownWriteFD(c.fd)
 		}
 	}
 }
@@ -204,29 +208,23 @@ func (c *conn) readAll(hangup bool) bool {
 }
 
 func (c *conn) read(b []byte) (int, error) {
+	if c.gio != nil {
+		return c.gio.read(b)
+	}
 	if c.tls != nil {
 		return c.tls.read(b)
 	}
-	for {
-		n, err := syscall.Read(c.fd, b)
-		if err == syscall.EINTR {
-			continue
-		}
-		return max(n, 0), err
-	}
+	return readFD(c.fd, b)
 }
 
 func (c *conn) write(b []byte) (int, error) {
+	if c.gio != nil {
+		return c.gio.write(b)
+	}
 	if c.tls != nil {
 		return c.tls.write(b)
 	}
-	for {
-		n, err := syscall.Write(c.fd, b)
-		if err == syscall.EINTR {
-			continue
-		}
-		return max(n, 0), err
-	}
+	return writeFD(c.fd, b)
 }
 
 // consume feeds bytes to the assembler and turns protocol violations into
@@ -460,10 +458,12 @@ func (c *conn) teardown() {
 		_ = c.s.poller.Remove(c.desc)
 	}
 	switch {
+	case c.gio != nil:
+		c.gio.close()
 	case c.tls != nil:
 		c.tls.close()
 	case c.fd >= 0:
-		_ = syscall.Close(c.fd)
+		_ = closeFD(c.fd)
 		c.fd = -1
 	default:
 		_ = c.netc.Close() // failed before attach

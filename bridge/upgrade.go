@@ -131,9 +131,16 @@ func (s *Server) adopt(c *conn) {
 // connections leave net.Conn here: the socket is duplicated and the
 // original closed, so the connection is a bare fd with no netFD, pollDesc
 // or addresses kept by Go's net package (~0.6 KiB per idle connection),
-// and still one descriptor.
+// and still one descriptor. With the portable backend every connection
+// keeps its net.Conn, served by goroutines (goio.go).
 func (s *Server) prepare(c *conn) error {
 	c.lastRead.Store(time.Now().UnixNano())
+	if netpoll.Portable {
+		c.desc = netpoll.NewDesc(-1, c)
+		c.gio = newGoIO(s, c.netc, c.desc)
+		c.netc = nil
+		return nil
+	}
 	if tc, ok := c.netc.(*tls.Conn); ok {
 		c.desc = netpoll.NewDesc(-1, c)
 		c.tls = newTLSIO(s, tc, c.desc)
@@ -166,22 +173,15 @@ func (s *Server) prepare(c *conn) error {
 // start lets events reach a registered connection. Its hello and any
 // bytes that came with the handshake are handled by the first event.
 func (s *Server) start(c *conn) error {
-	if c.tls != nil {
+	if c.gio != nil {
+		c.gio.start()
+	} else if c.tls != nil {
 		c.tls.start()
 	} else if err := s.poller.Add(c.desc); err != nil {
 		return err
 	}
 	s.poller.Schedule(c.desc, evStart)
 	return nil
-}
-
-// dupCloexec duplicates fd with close-on-exec set.
-func dupCloexec(fd int) (int, error) {
-	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(nfd), nil
 }
 
 // upgrade runs the WebSocket handshake on the request head of n bytes in
