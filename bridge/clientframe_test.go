@@ -2,17 +2,20 @@ package bridge
 
 import (
 	"bytes"
-	"encoding/binary"
 
 	"github.com/gobwas/ws"
+
+	"wsbridge/internal/testutil"
 )
 
-// First header byte of a client frame (RFC 6455 §5.2): FIN, RSV1-3, opcode.
+// Short names for the conformance tables over testutil's frame builders:
+// a frame's first byte (FIN, RSV bits, opcode) as one value, as RFC 6455
+// §5.2 draws it.
 const (
-	bFin  = 0x80
-	bRsv1 = 0x40
-	bRsv2 = 0x20
-	bRsv3 = 0x10
+	bFin  = testutil.Fin
+	bRsv1 = testutil.Rsv1
+	bRsv2 = testutil.Rsv2
+	bRsv3 = testutil.Rsv3
 
 	bCont   = byte(ws.OpContinuation)
 	bText   = byte(ws.OpText)
@@ -22,46 +25,20 @@ const (
 	bPong   = byte(ws.OpPong)
 )
 
-// testMask is the masking key of every client frame the tests build; not
-// zero, so a frame that is not unmasked shows.
-var testMask = [4]byte{0x37, 0xfa, 0x21, 0x3d}
-
-// clientHeader returns the header of a masked client frame announcing n
-// payload bytes, in the shortest length encoding.
 func clientHeader(b0 byte, n uint64) []byte {
-	b := []byte{b0}
-	switch {
-	case n <= 125:
-		b = append(b, 0x80|byte(n))
-	case n <= 0xffff:
-		b = append(b, 0x80|126)
-		b = binary.BigEndian.AppendUint16(b, uint16(n))
-	default:
-		b = append(b, 0x80|127)
-		b = binary.BigEndian.AppendUint64(b, n)
-	}
-	return append(b, testMask[:]...)
+	return testutil.MaskedHeader(b0&bFin != 0, ws.OpCode(b0&^bFin), n)
 }
 
-// clientFrame returns a complete masked client frame carrying p.
 func clientFrame(b0 byte, p []byte) []byte {
-	b := clientHeader(b0, uint64(len(p)))
-	off := len(b)
-	b = append(b, p...)
-	for i := range p {
-		b[off+i] ^= testMask[i%4]
-	}
-	return b
+	return testutil.MaskedFrame(b0&bFin != 0, ws.OpCode(b0&^bFin), p)
 }
 
-// unmaskedFrame returns a client frame without a mask: a violation.
 func unmaskedFrame(b0 byte, p []byte) []byte {
-	return append([]byte{b0, byte(len(p))}, p...)
+	return testutil.UnmaskedFrame(b0&bFin != 0, ws.OpCode(b0&^bFin), p)
 }
 
-// closePayload returns a close frame body: code, then reason.
 func closePayload(code uint16, reason string) []byte {
-	return append(binary.BigEndian.AppendUint16(nil, code), reason...)
+	return testutil.ClosePayload(ws.StatusCode(code), reason)
 }
 
 func cat(frames ...[]byte) []byte { return bytes.Join(frames, nil) }

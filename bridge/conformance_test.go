@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -48,11 +49,49 @@ func startTestNATS(t *testing.T) *natsserver.Server {
 // testServer is a bridge listening on 127.0.0.1:0.
 type testServer struct {
 	*Server
-	addr string
+	addr   string
+	client *tls.Config // wss://: how clients dial it; nil for ws://
+}
+
+// transport is how a suite reaches the bridge: every case runs over both.
+type transport struct {
+	name   string
+	secure bool
+}
+
+var transports = []transport{{"ws", false}, {"wss", true}}
+
+// overTransports runs f once per transport, as subtests named ws and wss.
+func overTransports(t *testing.T, f func(t *testing.T, tr transport)) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, tr)
+		})
+	}
 }
 
 func startTestBridge(t *testing.T, ns *natsserver.Server, mutate func(*Config)) *testServer {
 	t.Helper()
+	return startTestBridgeOver(t, ns, transport{}, mutate)
+}
+
+// startTestBridgeOver starts a bridge serving tr: with a self-signed
+// certificate for wss://.
+func startTestBridgeOver(t *testing.T, ns *natsserver.Server, tr transport, mutate func(*Config)) *testServer {
+	t.Helper()
+	var client *tls.Config
+	if tr.secure {
+		cfg, cl := testTLSConfigs(t)
+		client = cl
+		inner := mutate
+		mutate = func(c *Config) {
+			c.TLS = cfg
+			if inner != nil {
+				inner(c)
+			}
+		}
+	}
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +125,7 @@ func startTestBridge(t *testing.T, ns *natsserver.Server, mutate func(*Config)) 
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &testServer{Server: srv, addr: ln.Addr().String()}
+	return &testServer{Server: srv, addr: ln.Addr().String(), client: client}
 }
 
 // rawClient speaks WebSocket by hand over one TCP connection.
@@ -96,10 +135,10 @@ type rawClient struct {
 	br *bufio.Reader
 }
 
-// dialTCP connects without a handshake. rcvbuf, when not zero, shrinks the
-// socket's receive buffer before connecting, so a client that does not
-// read pushes back quickly.
-func dialTCP(t *testing.T, addr string, rcvbuf int) *rawClient {
+// dialTCP connects without a WebSocket handshake (over wss://, after the
+// TLS one). rcvbuf, when not zero, shrinks the socket's receive buffer
+// before connecting, so a client that does not read pushes back quickly.
+func dialTCP(t *testing.T, srv *testServer, rcvbuf int) *rawClient {
 	t.Helper()
 	d := net.Dialer{Timeout: confWait}
 	if rcvbuf > 0 {
@@ -111,11 +150,20 @@ func dialTCP(t *testing.T, addr string, rcvbuf int) *rawClient {
 			return errors.Join(err, serr)
 		}
 	}
-	nc, err := d.Dial("tcp", addr)
+	nc, err := d.Dial("tcp", srv.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = nc.Close() })
+	if srv.client != nil {
+		tc := tls.Client(nc, srv.client)
+		_ = tc.SetDeadline(time.Now().Add(confWait))
+		if err := tc.Handshake(); err != nil {
+			t.Fatalf("TLS handshake: %v", err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		nc = tc
+	}
 	return &rawClient{t: t, nc: nc, br: bufio.NewReader(nc)}
 }
 
@@ -133,7 +181,7 @@ func upgradeRequest(path string) string {
 // client ready for frames.
 func dialWS(t *testing.T, srv *testServer) *rawClient {
 	t.Helper()
-	c := dialTCP(t, srv.addr, 0)
+	c := dialTCP(t, srv, 0)
 	c.write([]byte(upgradeRequest("/ws")))
 	c.expectUpgrade(srv)
 	return c
@@ -475,8 +523,12 @@ func confCases() []confCase {
 // TestConformance runs the RFC 6455 cases against a live bridge.
 func TestConformance(t *testing.T) {
 	ns := startTestNATS(t)
-	def := startTestBridge(t, ns, nil)
-	small := startTestBridge(t, ns, func(c *Config) { c.MaxPayload = 4096 })
+	overTransports(t, func(t *testing.T, tr transport) { conformance(t, ns, tr) })
+}
+
+func conformance(t *testing.T, ns *natsserver.Server, tr transport) {
+	def := startTestBridgeOver(t, ns, tr, nil)
+	small := startTestBridgeOver(t, ns, tr, func(c *Config) { c.MaxPayload = 4096 })
 	for _, tc := range confCases() {
 		t.Run(tc.id+" "+tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -517,7 +569,11 @@ func TestConformance(t *testing.T) {
 // statuses the bridge refuses it with.
 func TestHandshake(t *testing.T) {
 	ns := startTestNATS(t)
-	srv := startTestBridge(t, ns, nil)
+	overTransports(t, func(t *testing.T, tr transport) { handshakeCases(t, ns, tr) })
+}
+
+func handshakeCases(t *testing.T, ns *natsserver.Server, tr transport) {
+	srv := startTestBridgeOver(t, ns, tr, nil)
 	req := func(lines ...string) string { return strings.Join(lines, "\r\n") + "\r\n\r\n" }
 	const (
 		get     = "GET /ws HTTP/1.1"
@@ -538,7 +594,7 @@ func TestHandshake(t *testing.T) {
 		{id: "H.2", name: "query string", req: req("GET /ws?x=1 HTTP/1.1", host, upg, conn, key, version), status: []int{101}},
 		{id: "H.3", name: "odd-case header names and values", req: req(get, "hOsT: 127.0.0.1", "uPgRaDe: WebSocket", "cOnNeCtIoN: keep-alive, UPGRADE", "sec-websocket-key: "+testKey, "SEC-WEBSOCKET-VERSION: 13"), status: []int{101}},
 		{id: "H.4", name: "request trickled a byte at a time", req: req(get, host, upg, conn, key, version), chunk: 1, status: []int{101}},
-		{id: "H.5", name: "POST", req: req("POST /ws HTTP/1.1", host, upg, conn, key, version, "Content-Length: 0"), status: []int{400, 405}},
+		{id: "H.5", name: "POST", req: req("POST /ws HTTP/1.1", host, upg, conn, key, version, "Content-Length: 0"), status: []int{405}},
 		{id: "H.6", name: "no Upgrade header", req: req(get, host, conn, key, version), status: []int{426}, header: "Sec-WebSocket-Version: 13"},
 		{id: "H.7", name: "plain GET of /ws", req: req(get, host), status: []int{426}, header: "Sec-WebSocket-Version: 13"},
 		{id: "H.8", name: "wrong Upgrade", req: req(get, host, "Upgrade: h2c", conn, key, version), status: []int{400}},
@@ -554,7 +610,7 @@ func TestHandshake(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.id+" "+tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := dialTCP(t, srv.addr, 0)
+			c := dialTCP(t, srv, 0)
 			if tc.chunk == 0 {
 				c.write([]byte(tc.req))
 			} else {
@@ -596,7 +652,11 @@ func slicesContains(s []int, v int) bool {
 // HandshakeTimeout is dropped without an answer.
 func TestHandshakeTimeout(t *testing.T) {
 	ns := startTestNATS(t)
-	srv := startTestBridge(t, ns, func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
+	overTransports(t, func(t *testing.T, tr transport) { handshakeTimeout(t, ns, tr) })
+}
+
+func handshakeTimeout(t *testing.T, ns *natsserver.Server, tr transport) {
+	srv := startTestBridgeOver(t, ns, tr, func(c *Config) { c.HandshakeTimeout = 300 * time.Millisecond })
 	cases := []struct {
 		name, partial string
 	}{
@@ -607,7 +667,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := dialTCP(t, srv.addr, 0)
+			c := dialTCP(t, srv, 0)
 			start := time.Now()
 			if tc.partial != "" {
 				c.write([]byte(tc.partial))
@@ -649,14 +709,18 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // and drops the stuck ones at HandshakeTimeout.
 func TestHostileIdleConnections(t *testing.T) {
 	ns := startTestNATS(t)
-	srv := startTestBridge(t, ns, func(c *Config) { c.HandshakeTimeout = time.Second })
+	overTransports(t, func(t *testing.T, tr transport) { hostileIdle(t, ns, tr) })
+}
+
+func hostileIdle(t *testing.T, ns *natsserver.Server, tr transport) {
+	srv := startTestBridgeOver(t, ns, tr, func(c *Config) { c.HandshakeTimeout = time.Second })
 	const n = 100
 	idle := make([]*rawClient, n)
 	stuck := make([]*rawClient, n)
 	for i := range n {
-		idle[i] = dialTCP(t, srv.addr, 0)
+		idle[i] = dialTCP(t, srv, 0)
 		idle[i].write([]byte(upgradeRequest("/ws")))
-		stuck[i] = dialTCP(t, srv.addr, 0)
+		stuck[i] = dialTCP(t, srv, 0)
 		stuck[i].write([]byte("GET /ws HTTP/1.1\r\nHost: x\r\n"))
 	}
 	live := dialWS(t, srv)
@@ -680,10 +744,14 @@ func TestHostileIdleConnections(t *testing.T) {
 // as a slow consumer (1008), while other clients are still answered.
 func TestHostilePingFlood(t *testing.T) {
 	ns := startTestNATS(t)
-	srv := startTestBridge(t, ns, func(c *Config) { c.WriteBuffer = 16 << 10 })
+	overTransports(t, func(t *testing.T, tr transport) { hostilePingFlood(t, ns, tr) })
+}
+
+func hostilePingFlood(t *testing.T, ns *natsserver.Server, tr transport) {
+	srv := startTestBridgeOver(t, ns, tr, func(c *Config) { c.WriteBuffer = 16 << 10 })
 	live := dialWS(t, srv)
 
-	flood := dialTCP(t, srv.addr, 4096)
+	flood := dialTCP(t, srv, 4096)
 	payload := bytes.Repeat([]byte{0xa5}, 125)
 	batch := bytes.Repeat(clientFrame(bFin|bPing, payload), 100)
 	stop := make(chan struct{})
@@ -749,7 +817,11 @@ func TestHostilePingFlood(t *testing.T) {
 // the 1009 limit cuts them, measured on the assembled message.
 func TestHostileEndlessFragments(t *testing.T) {
 	ns := startTestNATS(t)
-	srv := startTestBridge(t, ns, func(c *Config) { c.MaxPayload = 4096 })
+	overTransports(t, func(t *testing.T, tr transport) { hostileEndlessFragments(t, ns, tr) })
+}
+
+func hostileEndlessFragments(t *testing.T, ns *natsserver.Server, tr transport) {
+	srv := startTestBridgeOver(t, ns, tr, func(c *Config) { c.MaxPayload = 4096 })
 	c := dialWS(t, srv)
 	chunk := bytes.Repeat([]byte{' '}, 1000)
 	done := make(chan int, 1)

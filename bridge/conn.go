@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -12,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
-	"github.com/nats-io/nats.go"
 
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -43,6 +43,9 @@ const (
 	// readsPerTurn bounds how much one connection reads before yielding
 	// its worker to others.
 	readsPerTurn = 4
+	// maxReadsPerTurn bounds the reads of a turn in count as well: TLS
+	// reads return one record each, however small.
+	maxReadsPerTurn = 64
 	// closeTimeout bounds the close handshake: after our close frame is
 	// queued, the peer has this long to read it and answer before the
 	// socket is dropped. A slow consumer that resumes reading within it
@@ -56,12 +59,12 @@ const (
 // (requestClose).
 type conn struct {
 	s *Server
-	// netc is the handshake's connection. Plain TCP connections drop it
-	// at attach and keep only fd; TLS connections keep it.
+	// netc is the handshake's connection, dropped at attach: after it the
+	// connection is the bare socket fd (and, over TLS, the tls.Conn on it).
 	netc   net.Conn
-	fd     int    // plain TCP after attach: the socket, owned by conn; else -1
-	tls    *tlsIO // TLS: goroutine-backed I/O
-	gio    *goIO  // portable backend (netpoll.Portable): every connection's I/O; nil on epoll
+	fd     int           // after attach: the socket, owned by conn; else -1
+	tls    *tlsTransport // TLS: the tls.Conn and its non-blocking transport
+	gio    *goIO         // portable backend (netpoll.Portable): every connection's I/O; nil on epoll
 	desc   *netpoll.Desc
 	ident  Identity
 	raw    *rawMode // set for /ws/raw connections
@@ -76,24 +79,38 @@ type conn struct {
 	expiry     *time.Timer // fires when ident expires
 	deflate    bool        // permessage-deflate negotiated
 	peerClosed bool        // the peer's close frame arrived
-	halfClosed bool        // our side of the TCP connection is shut down
+	halfClosed bool        // our side of the TCP connection is shut down (or, over TLS, will be)
+	shutWR     bool        // TLS: shut down once close_notify is written
 	closeTimer *time.Timer
+
+	// The batch being written, taken whole from wbuf by flush. Written in
+	// place (plain) or encrypted tlsChunk at a time (TLS); the offset
+	// moves, the bytes never do.
+	batch   *[]byte
+	boff    int   // bytes of batch written (plain) or encrypted (TLS)
+	bhead   int   // bytes at the start of batch that are not frames, as headRemain
+	bOldest int64 // oldest of batch, as wbuf's oldest
 
 	lastRead  atomic.Int64 // unix nanoseconds of the last bytes read
 	natsShown atomic.Int32 // the NATS link state the client was last told (natslink.go)
 
-	mu         sync.Mutex
-	state      connState
-	wbuf       *[]byte // frames waiting for the socket, pooled; nil when empty
-	headRemain int     // bytes of wbuf's first frame that belong to a partly written frame
-	oldest     int64   // Server.clock of the oldest NATS message in wbuf; 0: none
+	// mu guards the queue that other goroutines push to. It is held only
+	// to append or to take the queue, never across write(2).
+	mu    sync.Mutex
+	state connState
+	wbuf  *[]byte // whole frames not yet taken by flush, pooled; nil when empty
+	// headRemain counts bytes at the start of wbuf that are not frames (a
+	// raw connection's queued 101): frame boundaries start after them.
+	headRemain int
+	oldest     int64 // Server.clock of the oldest NATS message in wbuf; 0: none
+	inflight   int   // bytes taken by flush and not yet written (batch and ciphertext)
+	stalled    bool  // flush met EAGAIN: EPOLLOUT, not a schedule, brings it back
 	pending    *wsframe.CloseError
 	drop       bool   // with pending: discard queued frames first
 	acks       []*sub // subs whose ok waited for the NATS flush
 
 	catchups chan struct{} // JetStream catch-up slots, made with the first stream sub
 	reqs     []string      // tokens of requests in flight, guarded by Server.req.mu
-	pubs     []*nats.Msg   // acked publishes in flight, guarded by Server.pub.mu
 }
 
 var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
@@ -154,14 +171,28 @@ func (c *conn) Handle(ev netpoll.Event) {
 		// immediate close with unread input would send an RST that can
 		// destroy the close frame before the peer reads it).
 		c.halfClosed = true
-		switch {
-		case c.gio != nil:
+		if c.gio != nil {
+			// The writer goroutine sends close_notify (TLS) and the FIN
+			// once what is queued is out.
 			c.gio.closeWrite()
-		case c.fd >= 0:
-			// TLS connections skip this: tls.Conn.CloseWrite can block
-			// behind a write to a peer that does not read.
-			_ = shutdownWriteFD(c.fd)
+			return
 		}
+		if c.tls != nil {
+			// close_notify goes first; it joins the ciphertext queue, so
+			// it cannot block on a peer that does not read.
+			_ = c.tls.tc.CloseWrite()
+			if empty, err := c.flush(); err != nil {
+				c.teardown()
+				return
+			} else if !empty {
+				c.shutWR = true // when EPOLLOUT has let it out
+				return
+			}
+		}
+		_ = shutdownWriteFD(c.fd)
+	case sent && c.shutWR:
+		c.shutWR = false
+		_ = shutdownWriteFD(c.fd)
 	}
 }
 
@@ -169,6 +200,8 @@ func (c *conn) Handle(ev netpoll.Event) {
 // assembler. It returns false when the connection was torn down. With
 // hangup it reads past a short read: edge-triggered epoll reports a FIN
 // that arrives with the last data only once, so the EOF must be found now.
+// A TLS connection always reads until EAGAIN: a short read says nothing
+// about records tls.Conn already holds, which epoll cannot see.
 func (c *conn) readAll(hangup bool) bool {
 	if c.in != nil {
 		in := c.in
@@ -178,8 +211,14 @@ func (c *conn) readAll(hangup bool) bool {
 	bp := readPool.Get().(*[]byte)
 	defer readPool.Put(bp)
 	buf := *bp
-	for range readsPerTurn {
+	if c.tls != nil {
+		c.tls.lend()
+		defer c.tls.unlend()
+	}
+	budget := readsPerTurn * readSize
+	for range maxReadsPerTurn {
 		n, err := c.read(buf)
+		budget -= n
 		if n > 0 {
 			c.lastRead.Store(time.Now().UnixNano())
 			if c.asm.Done() && c.halfClosed {
@@ -199,30 +238,38 @@ func (c *conn) readAll(hangup bool) bool {
 			_, _ = c.flush()
 			c.teardown()
 			return false
-		case n < len(buf) && !hangup:
+		case n < len(buf) && !hangup && c.tls == nil:
 			return true
+		}
+		if budget <= 0 {
+			break
 		}
 	}
 	c.s.poller.Schedule(c.desc, netpoll.Readable) // budget used: yield
 	return true
 }
 
+// read reads plaintext: from the socket, or from the tls.Conn on it. It
+// returns EAGAIN when nothing more can be read now.
 func (c *conn) read(b []byte) (int, error) {
 	if c.gio != nil {
 		return c.gio.read(b)
 	}
 	if c.tls != nil {
-		return c.tls.read(b)
+		n, err := c.tls.tc.Read(b)
+		if errors.Is(err, errWouldBlock) {
+			err = syscall.EAGAIN
+		}
+		return n, err
 	}
 	return readFD(c.fd, b)
 }
 
+// write is one non-blocking write(2) to the socket (with the portable
+// backend, a hand-over to the writer goroutine).
 func (c *conn) write(b []byte) (int, error) {
 	if c.gio != nil {
 		return c.gio.write(b)
-	}
-	if c.tls != nil {
-		return c.tls.write(b)
 	}
 	return writeFD(c.fd, b)
 }
@@ -320,10 +367,13 @@ func (c *conn) push(frame []byte, at int64, wake bool) (ok, first bool) {
 		c.mu.Unlock()
 		return false, false
 	}
-	n := 0
+	n := c.inflight
 	if c.wbuf != nil {
-		n = len(*c.wbuf)
+		n += len(*c.wbuf)
 	}
+	// A flush is owed unless one is already due: a queue that had frames
+	// has a schedule, a stalled one waits for EPOLLOUT.
+	first = c.wbuf == nil && !c.stalled
 	// An empty queue takes any one frame, so a message near max_payload,
 	// grown by its envelope, still reaches a client that keeps up.
 	if n > 0 && n+len(frame) > c.s.cfg.WriteBuffer {
@@ -341,12 +391,10 @@ func (c *conn) push(frame []byte, at int64, wake bool) (ok, first bool) {
 		c.oldest = at
 	}
 	c.mu.Unlock()
-	if wake && n == 0 {
-		// A non-empty queue already has a flush scheduled or is waiting
-		// for EPOLLOUT.
+	if wake && first {
 		c.s.poller.Schedule(c.desc, netpoll.Writable)
 	}
-	return true, n == 0
+	return true, first
 }
 
 // requestClose asks the worker to close the connection with e. Safe from
@@ -362,42 +410,90 @@ func (c *conn) requestClose(e *wsframe.CloseError) {
 
 // flush writes as much of the queue as the socket takes without blocking.
 // It reports whether the queue is now empty, and an error only when the
-// socket failed.
+// socket failed. The queue is taken whole under c.mu and written outside
+// it, so pushers never wait on a write(2); what the socket did not take
+// stays where it is, behind an offset.
 func (c *conn) flush() (empty bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.wbuf != nil {
-		b := *c.wbuf
-		n, err := c.write(b)
-		if n == len(b) {
-			wsframe.PutBuffer(c.wbuf)
-			c.wbuf, c.headRemain = nil, 0
-			if c.oldest != 0 {
-				c.s.metrics.latency.Observe(float64(c.s.clock()-c.oldest) / 1e9)
-				c.oldest = 0
+	for {
+		if t := c.tls; t != nil {
+			for p := t.pending(); len(p) > 0; p = t.pending() {
+				n, err := c.write(p)
+				t.wrote(n)
+				if err != nil {
+					return c.stall(err)
+				}
 			}
-			return true, nil
 		}
-		if n > 0 {
-			// Remember where the next whole frame starts, so a close
-			// frame can be inserted at a boundary (slow consumer).
-			pos := c.headRemain
-			for pos < n {
-				pos += wsframe.FrameLen(b[pos:])
+		if c.batch != nil && c.boff < len(*c.batch) {
+			rest := (*c.batch)[c.boff:]
+			if c.tls != nil {
+				// The records go to t.ct, written at the top of the loop.
+				rest = rest[:min(len(rest), tlsChunk)]
+				c.tls.reserve(len(rest))
+				if _, err := c.tls.tc.Write(rest); err != nil {
+					return false, err
+				}
+				c.boff += len(rest)
+				continue
 			}
-			c.headRemain = pos - n
-			*c.wbuf = b[:copy(b, b[n:])]
+			n, err := c.write(rest)
+			c.boff += n
+			if err != nil {
+				return c.stall(err)
+			}
 			continue
 		}
-		if errors.Is(err, syscall.EAGAIN) {
-			return false, nil // EPOLLOUT will bring us back
+		if c.batch != nil {
+			wsframe.PutBuffer(c.batch)
+			c.batch, c.boff = nil, 0
+			if c.bOldest != 0 {
+				c.s.metrics.latency.Observe(float64(c.s.clock()-c.bOldest) / 1e9)
+			}
 		}
-		if err == nil {
-			err = syscall.EIO
+		c.mu.Lock()
+		c.batch, c.bOldest, c.bhead = c.wbuf, c.oldest, c.headRemain
+		c.wbuf, c.oldest, c.headRemain = nil, 0, 0
+		c.stalled, c.inflight = false, 0
+		if c.batch != nil {
+			c.inflight = len(*c.batch)
 		}
+		c.mu.Unlock()
+		if c.batch == nil {
+			return true, nil
+		}
+	}
+}
+
+// stall ends a flush that met err: EAGAIN leaves the rest for EPOLLOUT,
+// anything else is a failed socket.
+func (c *conn) stall(err error) (bool, error) {
+	if !errors.Is(err, syscall.EAGAIN) {
 		return false, err
 	}
-	return true, nil
+	left := 0
+	if c.batch != nil {
+		left = len(*c.batch) - c.boff
+	}
+	if c.tls != nil {
+		left += len(c.tls.pending())
+	}
+	c.mu.Lock()
+	c.stalled, c.inflight = true, left
+	c.mu.Unlock()
+	return false, nil
+}
+
+// cutBatch drops the frames of the batch that were not started, keeping
+// the one partly written (or encrypted) so the stream stays parseable.
+func (c *conn) cutBatch() {
+	if c.batch == nil {
+		return
+	}
+	b, pos := *c.batch, c.bhead
+	for pos < c.boff {
+		pos += wsframe.FrameLen(b[pos:])
+	}
+	*c.batch = b[:pos]
 }
 
 // closeWith starts the close handshake: it queues a close frame (after the
@@ -415,6 +511,9 @@ func (c *conn) closeWith(e *wsframe.CloseError, drop bool) {
 	} else if drop {
 		*c.wbuf = (*c.wbuf)[:c.headRemain]
 		c.oldest = 0
+	}
+	if drop {
+		c.cutBatch()
 	}
 	*c.wbuf = wsframe.AppendClose(*c.wbuf, e)
 	c.mu.Unlock()
@@ -437,7 +536,12 @@ func (c *conn) teardown() {
 		wsframe.PutBuffer(c.wbuf)
 		c.wbuf = nil
 	}
+	c.inflight = 0
 	c.mu.Unlock()
+	if c.batch != nil {
+		wsframe.PutBuffer(c.batch)
+		c.batch = nil
+	}
 	if wasOpen {
 		c.s.metrics.closed(int(ws.StatusAbnormalClosure))
 	}
@@ -451,22 +555,31 @@ func (c *conn) teardown() {
 	// Requests and acked publishes in flight free their places now, not
 	// when their answers or timeouts come.
 	c.s.req.drop(c)
-	c.s.pub.drop(c)
+	c.s.pub.Drop(c)
 	// Out of epoll before the fd number can be reused. desc is nil when
 	// the connection failed before it reached the poller.
 	if c.desc != nil {
 		_ = c.s.poller.Remove(c.desc)
 	}
+	if c.tls != nil {
+		// No close_notify here: the WebSocket close said goodbye, and
+		// a torn-down connection writes nothing more.
+		c.tls.release()
+	}
 	switch {
 	case c.gio != nil:
 		c.gio.close()
-	case c.tls != nil:
-		c.tls.close()
 	case c.fd >= 0:
 		_ = closeFD(c.fd)
 		c.fd = -1
-	default:
-		_ = c.netc.Close() // failed before attach
+	case c.netc != nil:
+		// Failed before attach. A tls.Conn's Close would try to send
+		// close_notify to a peer that may not read: close the socket.
+		if tc, ok := c.netc.(*tls.Conn); ok {
+			_ = tc.NetConn().Close()
+		} else {
+			_ = c.netc.Close()
+		}
 	}
 	c.asm.Release()
 	c.s.unregister(c)
@@ -505,7 +618,7 @@ func (c *conn) queued() (int, bool) {
 		return 0, false
 	}
 	if c.wbuf == nil {
-		return 0, true
+		return c.inflight, true
 	}
-	return len(*c.wbuf), true
+	return c.inflight + len(*c.wbuf), true
 }

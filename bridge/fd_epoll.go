@@ -25,8 +25,11 @@ func readFD(fd int, b []byte) (int, error) {
 func writeFD(fd int, b []byte) (int, error) {
 	for {
 		n, err := syscall.Write(fd, b)
-		if err == syscall.EINTR {
+		switch {
+		case err == syscall.EINTR:
 			continue
+		case err == nil && n <= 0:
+			return 0, syscall.EIO
 		}
 		return max(n, 0), err
 	}

@@ -61,6 +61,9 @@ func newGoIO(s *Server, nc net.Conn, d *netpoll.Desc) *goIO {
 		more: make(chan struct{}, 1), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if tc, ok := nc.(*tls.Conn); ok {
 		g.raw = tc.NetConn()
+		if t := transportOf(tc); t != nil {
+			g.raw = t.nc // under the bridge's transport, which passes through until attach
+		}
 	}
 	return g
 }

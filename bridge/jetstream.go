@@ -1,14 +1,9 @@
 package bridge
 
 import (
-	"context"
-	"errors"
 	"slices"
-	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"wsbridge/internal/streams"
 	"wsbridge/internal/wire"
@@ -17,50 +12,16 @@ import (
 
 // JetStream on the bridge's side: subscriptions with "from" are delivered
 // by internal/streams, to which each such sub is a streams.Member; acked
-// publishes go through jetstream's async publisher and are answered from
-// its callbacks.
-
-// maxPendingPubs bounds acked publishes awaiting their PubAck.
-const maxPendingPubs = 1 << 16
-
-// publisher tracks acked publishes in flight. It is safe for concurrent
-// use.
-type publisher struct {
-	s    *Server
-	js   jetstream.JetStream
-	mu   sync.Mutex
-	pubs map[*nats.Msg]pendingPub
-
-	lookups chan pubJob // acked publishes waiting for lookupLoop
-	cmu     sync.Mutex
-	cache   map[string]lookupEntry // subject → does a stream capture it
-}
-
-type pendingPub struct {
-	c   *conn
-	ref string
-}
+// publishes are tracked by a streams.Publisher, to which each connection
+// is a streams.Acker, and sent through the outbox.
 
 // newJetStream opens the JetStream API on s.nc for acked publishes and
 // stream subscriptions.
-func newJetStream(s *Server) (*publisher, *streams.Streams, error) {
-	p := &publisher{
-		s:       s,
-		pubs:    make(map[*nats.Msg]pendingPub),
-		lookups: make(chan pubJob, lookupQueue),
-		cache:   make(map[string]lookupEntry),
-	}
-	js, err := jetstream.New(s.nc,
-		jetstream.WithDefaultTimeout(s.cfg.RequestTimeout),
-		jetstream.WithPublishAsyncTimeout(s.cfg.RequestTimeout),
-		jetstream.WithPublishAsyncMaxPending(maxPendingPubs),
-		jetstream.WithPublishAsyncAckHandler(p.acked),
-		jetstream.WithPublishAsyncErrHandler(p.failed),
-	)
+func newJetStream(s *Server) (*streams.Publisher, *streams.Streams, error) {
+	p, js, err := streams.NewPublisher(s.nc, s.cfg.RequestTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
-	p.js = js
 	st := streams.New(streams.Config{
 		JS:             js,
 		RequestTimeout: s.cfg.RequestTimeout,
@@ -174,180 +135,54 @@ func (c *conn) settle(sb *sub, e *wire.Error) {
 }
 
 // jsPublish publishes m through JetStream, by way of the outbox, and
-// answers ref with the stream and sequence from the PubAck callback. It
-// never waits for the ack.
+// answers ref with the stream and sequence from the PubAck (Acked). It
+// never waits for the ack, nor for the lookup of whether a stream
+// captures the subject.
 func (c *conn) jsPublish(ref string, m *nats.Msg) *wire.Error {
 	p := c.s.pub
-	p.mu.Lock()
-	if len(c.pubs) >= c.s.cfg.MaxInflightAcks {
-		p.mu.Unlock()
+	if !p.Track(c, ref, m, c.s.cfg.MaxInflightAcks) {
 		c.s.metrics.inflightRefused[inflightAck].Add(1)
 		return wire.Errf(wire.CodeTooManyRequests, "too many acked publishes in flight on this connection")
 	}
-	p.pubs[m] = pendingPub{c: c, ref: ref}
-	c.pubs = append(c.pubs, m)
-	p.mu.Unlock()
+	j := pubJob{kind: jobAck, c: c, m: m}
 	var e *wire.Error
-	if p.captured(m.Subject) {
-		e = c.s.out.send(pubJob{kind: jobAck, c: c, m: m})
-	} else {
-		e = p.lookup(pubJob{kind: jobAck, c: c, m: m})
-	}
-	if e != nil {
-		p.take(m)
-		return e
-	}
-	return nil
-}
-
-// Acked publishes first learn whether a stream captures their subject:
-// a core subscriber on it would otherwise take the message and leave the
-// PubAck to time out, where the client must hear no_stream. The answer is
-// cached per subject, so it costs one JetStream API request per subject
-// and period, asked off the workers.
-const (
-	capturedFor    = 30 * time.Second // a stream captures the subject
-	notCapturedFor = time.Second      // none does: streams may be added
-	maxLookups     = 1 << 14          // cached subjects; the cache restarts beyond
-	lookupQueue    = 1024
-)
-
-type lookupEntry struct {
-	ok bool
-	at time.Time
-}
-
-// captured reports whether a fresh cache entry says a stream captures
-// subject.
-func (p *publisher) captured(subject string) bool {
-	p.cmu.Lock()
-	e, ok := p.cache[subject]
-	p.cmu.Unlock()
-	return ok && e.ok && time.Since(e.at) < capturedFor
-}
-
-// lookup queues an acked publish whose subject is not known to be
-// captured for the lookup goroutine. It never blocks.
-func (p *publisher) lookup(j pubJob) *wire.Error {
-	select {
-	case p.lookups <- j:
-		return nil
-	default:
-		return wire.Errf(wire.CodeUnavailable, "too many acked publishes waiting for a stream lookup")
-	}
-}
-
-// lookupLoop answers lookups until shutdown: a stream captures the
-// subject, and the publish goes to the outbox, or none does: no_stream.
-func (p *publisher) lookupLoop() {
-	defer p.s.wg.Done()
-	for {
-		var j pubJob
-		select {
-		case <-p.s.done:
-			return
-		case j = <-p.lookups:
-		}
-		ok, err := p.capture(j.m.Subject)
+	switch {
+	case p.Captured(m.Subject):
+		e = c.s.out.send(j)
+	case !p.Lookup(m.Subject, func(captured bool, err error) {
 		var e *wire.Error
 		switch {
 		case err != nil:
 			e = natsError(err)
-		case ok:
-			e = p.s.out.send(j)
+		case captured:
+			e = c.s.out.send(j)
 		default:
 			e = wire.Errf(wire.CodeNoStream, "no JetStream stream captures the subject")
 		}
 		if e != nil {
-			p.s.out.fail(j, e)
+			c.s.out.fail(j, e)
 		}
+	}):
+		e = wire.Errf(wire.CodeUnavailable, "too many acked publishes waiting for a stream lookup")
 	}
+	if e != nil {
+		p.Take(m)
+	}
+	return e
 }
 
-// capture asks JetStream whether a stream captures subject, through the
-// cache.
-func (p *publisher) capture(subject string) (bool, error) {
-	p.cmu.Lock()
-	e, ok := p.cache[subject]
-	p.cmu.Unlock()
-	if ok && (e.ok && time.Since(e.at) < capturedFor || !e.ok && time.Since(e.at) < notCapturedFor) {
-		return e.ok, nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.s.cfg.RequestTimeout)
-	defer cancel()
-	names := p.js.StreamNames(ctx, jetstream.WithStreamListSubject(subject))
-	found := false
-	for range names.Name() {
-		found = true
-	}
-	switch err := names.Err(); {
-	case err == nil, errors.Is(err, jetstream.ErrEndOfData):
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
-		// No JetStream on the server: no stream captures anything.
-	default:
-		return false, err
-	}
-	p.cmu.Lock()
-	if len(p.cache) >= maxLookups {
-		clear(p.cache)
-	}
-	p.cache[subject] = lookupEntry{ok: found, at: time.Now()}
-	p.cmu.Unlock()
-	return found, nil
+// Acked implements streams.Acker; it runs on nats.go's ack goroutine and
+// only queues the ok.
+func (c *conn) Acked(ref, stream string, seq uint64, duplicate bool) {
+	c.pushText(func(b []byte) []byte { return wire.AppendPubAck(b, ref, stream, seq, duplicate) }, true)
 }
 
-// take removes the acked publish m, if it is still pending, and returns
-// whom to answer.
-func (p *publisher) take(m *nats.Msg) (pendingPub, bool) {
-	p.mu.Lock()
-	pp, ok := p.pubs[m]
-	if ok {
-		delete(p.pubs, m)
-		pp.c.pubs = removeOne(pp.c.pubs, m)
-	}
-	p.mu.Unlock()
-	return pp, ok
-}
-
-// drop forgets c's acked publishes in flight: c is gone. Their PubAcks,
-// when they come, find nothing to answer.
-func (p *publisher) drop(c *conn) {
-	p.mu.Lock()
-	for _, m := range c.pubs {
-		delete(p.pubs, m)
-	}
-	c.pubs = nil
-	p.mu.Unlock()
-}
-
-// inflight is the number of acked publishes waiting for their PubAck.
-func (p *publisher) inflight() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.pubs)
-}
-
-// acked runs on nats.go's ack goroutine; it only queues the ok.
-func (p *publisher) acked(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
-	pp, ok := p.take(m)
-	if !ok {
-		return
-	}
-	pp.c.pushText(func(b []byte) []byte {
-		return wire.AppendPubAck(b, pp.ref, pa.Stream, pa.Sequence, pa.Duplicate)
-	}, true)
-}
-
-// failed runs on nats.go's goroutines: no stream, timeout, disconnect or
+// AckFailed implements streams.Acker: no stream, timeout, disconnect or
 // an error from the stream.
-func (p *publisher) failed(_ jetstream.JetStream, m *nats.Msg, err error) {
-	pp, ok := p.take(m)
-	if !ok {
-		return
-	}
+func (c *conn) AckFailed(ref string, err error) {
 	e := natsError(err)
 	if e.Code == wire.CodeInternal {
-		p.s.logLimited(p.s.errLog, "acked publish failed", "subject", m.Subject, "err", err)
+		c.s.logLimited(c.s.errLog, "acked publish failed", "err", err)
 	}
-	pp.c.pushText(func(b []byte) []byte { return wire.AppendErr(b, pp.ref, e) }, true)
+	c.pushText(func(b []byte) []byte { return wire.AppendErr(b, ref, e) }, true)
 }

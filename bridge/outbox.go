@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -132,8 +131,7 @@ func (o *outbox) publish(j pubJob) error {
 	if j.kind == jobAck {
 		// A tiny stall wait: at maxPendingPubs we refuse rather than
 		// block.
-		_, err := o.s.pub.js.PublishMsgAsync(j.m, jetstream.WithStallWait(time.Microsecond))
-		return err
+		return o.s.pub.Publish(j.m)
 	}
 	return o.s.nc.PublishMsg(j.m)
 }
@@ -159,8 +157,8 @@ func (o *outbox) fail(j pubJob, e *wire.Error) {
 		}
 		j.c.pushText(func(b []byte) []byte { return wire.AppendErr(b, j.ref, e) }, true)
 	case jobAck:
-		if pp, ok := o.s.pub.take(j.m); ok {
-			pp.c.pushText(func(b []byte) []byte { return wire.AppendErr(b, pp.ref, e) }, true)
+		if _, ref, ok := o.s.pub.Take(j.m); ok {
+			j.c.pushText(func(b []byte) []byte { return wire.AppendErr(b, ref, e) }, true)
 		}
 	case jobReq:
 		if p := o.s.req.take(j.ref); p != nil {

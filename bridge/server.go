@@ -180,7 +180,7 @@ type Server struct {
 	log     *slog.Logger
 	poller  *netpoll.Poller
 	req     *requester
-	pub     *publisher
+	pub     *streams.Publisher
 	streams *streams.Streams
 	metrics *metrics
 
@@ -212,6 +212,8 @@ type Server struct {
 	connsMu sync.Mutex
 	conns   []*conn
 	peak    int           // most connections since the last trim
+	floor   int           // fewest connections since the last trim
+	wave    bool          // an arrival wave's trim is pending: each arrival postpones it
 	trim    *time.Timer   // pending FreeOSMemory
 	empty   chan struct{} // closed when draining and conns is empty
 
@@ -303,7 +305,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.dispatchers = newDispatchers(s)
 	s.wg.Add(7 + 2*len(s.dispatchers))
 	go s.watchNATS(natsStatus)
-	go s.pub.lookupLoop()
+	go func() { defer s.wg.Done(); s.pub.Run(s.done) }()
 	go s.out.run()
 	go s.out.watch()
 	for _, d := range s.dispatchers {
@@ -432,6 +434,7 @@ func (s *Server) register(c *conn) bool {
 	c.regIdx = len(s.conns)
 	s.conns = append(s.conns, c)
 	s.peak = max(s.peak, len(s.conns))
+	s.maybeTrimArrivals(len(s.conns))
 	s.metrics.conns.Add(1)
 	s.metrics.accepted.Add(1)
 	return true
@@ -469,13 +472,41 @@ const trimAfter = 1000
 // (a node drained by its peers, a reconnect storm moving elsewhere): Go's
 // background scavenger would take minutes. Callers hold connsMu.
 func (s *Server) maybeTrim(n int) {
+	s.floor = min(s.floor, n)
 	if s.peak-n < trimAfter || n > s.peak/2 {
 		return
 	}
-	s.peak = n
+	s.peak, s.floor = n, n
+	s.scheduleTrim() // debounced: the rest of the wave leaves first
+}
+
+// maybeTrimArrivals returns to the OS what a wave of handshakes left
+// behind once the wave is over: a TLS handshake allocates tens of KiB
+// that are garbage a moment later, yet the heap they grew stays resident
+// (the scavenger keeps up to the GC goal), about 4 KiB per new wss://
+// connection at 5,000. It runs when connections grew by trimAfter and at
+// least doubled since the last trim, so at most logarithmically often,
+// and each further arrival postpones it. Callers hold connsMu.
+func (s *Server) maybeTrimArrivals(n int) {
+	switch {
+	case s.wave:
+		s.trim.Reset(time.Second)
+	case n-s.floor >= trimAfter && n >= 2*s.floor:
+		s.floor, s.wave = n, true
+		s.scheduleTrim()
+	}
+}
+
+// scheduleTrim runs FreeOSMemory a second from now. Callers hold connsMu.
+func (s *Server) scheduleTrim() {
 	if s.trim == nil {
-		// Debounced: the rest of the wave leaves first.
-		s.trim = time.AfterFunc(time.Second, debug.FreeOSMemory)
+		s.trim = time.AfterFunc(time.Second, func() {
+			s.connsMu.Lock()
+			n := len(s.conns)
+			s.wave, s.floor, s.peak = false, n, n
+			s.connsMu.Unlock()
+			debug.FreeOSMemory()
+		})
 	} else {
 		s.trim.Reset(time.Second)
 	}

@@ -42,7 +42,7 @@ func (s *Server) handshake(netc net.Conn) {
 	_ = netc.SetDeadline(begin.Add(s.cfg.HandshakeTimeout))
 	secure := false
 	if s.cfg.TLS != nil {
-		tc := tls.Server(netc, s.cfg.TLS)
+		tc := newTLSServer(netc, s.cfg.TLS)
 		if err := tc.Handshake(); err != nil {
 			s.log.Debug("TLS handshake failed", "remote", netc.RemoteAddr().String(), "err", err)
 			_ = netc.Close()
@@ -77,6 +77,14 @@ func (s *Server) handshake(netc net.Conn) {
 		// connections cannot pile up unbounded.
 		counted = false
 		s.httpLn.deliver(&prefixConn{Conn: netc, pre: pre, release: func() { s.inHandshake.Add(-1) }})
+		return
+	}
+	if !bytes.HasPrefix(head, []byte("GET ")) {
+		// RFC 6455 §4.1: the handshake is a GET; say so rather than call
+		// it malformed.
+		s.refused(netc.RemoteAddr(), refusedBadRequest, http.StatusMethodNotAllowed, "method not allowed")
+		writeStatus(netc, http.StatusMethodNotAllowed, "a WebSocket upgrade is a GET request\n", "Allow: GET\r\n")
+		_ = netc.Close()
 		return
 	}
 	if !wsframe.HasHeader(head, "upgrade") {
@@ -127,12 +135,13 @@ func (s *Server) adopt(c *conn) {
 	}
 }
 
-// prepare readies an upgraded connection for the poller. Plain TCP
-// connections leave net.Conn here: the socket is duplicated and the
-// original closed, so the connection is a bare fd with no netFD, pollDesc
-// or addresses kept by Go's net package (~0.6 KiB per idle connection),
-// and still one descriptor. With the portable backend every connection
-// keeps its net.Conn, served by goroutines (goio.go).
+// prepare readies an upgraded connection for the poller. Every connection
+// leaves net.Conn here: the socket is duplicated and the original closed,
+// so the connection is a bare fd with no netFD, pollDesc or addresses kept
+// by Go's net package (~0.6 KiB per idle connection), and still one
+// descriptor. A TLS connection keeps its tls.Conn, whose transport now
+// works on that fd without blocking. With the portable backend every
+// connection keeps its net.Conn instead, served by goroutines (goio.go).
 func (s *Server) prepare(c *conn) error {
 	c.lastRead.Store(time.Now().UnixNano())
 	if netpoll.Portable {
@@ -141,46 +150,65 @@ func (s *Server) prepare(c *conn) error {
 		c.netc = nil
 		return nil
 	}
-	if tc, ok := c.netc.(*tls.Conn); ok {
-		c.desc = netpoll.NewDesc(-1, c)
-		c.tls = newTLSIO(s, tc, c.desc)
-		return nil
+	nc := c.netc
+	var t *tlsTransport
+	if tc, ok := nc.(*tls.Conn); ok {
+		if t = transportOf(tc); t == nil {
+			return errNoTransport
+		}
+		nc = t.nc
 	}
-	sc, ok := c.netc.(syscall.Conn)
-	if !ok {
-		return errors.New("bridge: connection has no file descriptor")
-	}
-	rc, err := sc.SyscallConn()
+	fd, err := detach(nc)
 	if err != nil {
 		return err
 	}
-	var fd int
-	var derr error
-	if err := rc.Control(func(f uintptr) { fd, derr = dupCloexec(int(f)) }); err != nil {
-		return err
+	if t != nil {
+		t.attach(fd)
+		c.tls = t
 	}
-	if derr != nil {
-		return derr
-	}
-	// O_NONBLOCK, set by Go on the original, belongs to the open file
-	// description the duplicate shares: no fcntl needed.
-	_ = c.netc.Close()
 	c.netc, c.fd = nil, fd
 	c.desc = netpoll.NewDesc(fd, c)
 	return nil
 }
 
+// detach returns a duplicate of nc's socket and closes nc. O_NONBLOCK,
+// set by Go on the original, belongs to the open file description the
+// duplicate shares: no fcntl needed.
+func detach(nc net.Conn) (int, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return -1, errors.New("bridge: connection has no file descriptor")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(f uintptr) { fd, derr = dupCloexec(int(f)) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, derr
+	}
+	_ = nc.Close()
+	return fd, nil
+}
+
 // start lets events reach a registered connection. Its hello and any
-// bytes that came with the handshake are handled by the first event.
+// bytes that came with the handshake are handled by the first event; over
+// TLS that event also reads, since records that arrived with the
+// handshake may sit in tls.Conn, where epoll cannot see them.
 func (s *Server) start(c *conn) error {
 	if c.gio != nil {
 		c.gio.start()
-	} else if c.tls != nil {
-		c.tls.start()
 	} else if err := s.poller.Add(c.desc); err != nil {
 		return err
 	}
-	s.poller.Schedule(c.desc, evStart)
+	ev := evStart
+	if c.tls != nil {
+		ev |= netpoll.Readable
+	}
+	s.poller.Schedule(c.desc, ev)
 	return nil
 }
 

@@ -21,6 +21,12 @@ import (
 // path instead; this one costs net/http's parsing, once per connection.
 func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	begin := time.Now()
+	if r.Method != http.MethodGet {
+		s.refused(remoteAddr(r), refusedBadRequest, http.StatusMethodNotAllowed, "method not allowed")
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "a WebSocket upgrade is a GET request", http.StatusMethodNotAllowed)
+		return
+	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		s.refused(remoteAddr(r), refusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
 		w.Header().Set("Sec-WebSocket-Version", "13")
@@ -32,7 +38,9 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		host:    r.Host,
 		origin:  r.Header.Get("Origin"),
 		cookies: r.Header.Values("Cookie"),
-		secure:  r.TLS != nil,
+		// net/http sees the replaying wrapper, not the tls.Conn inside
+		// it, so r.TLS is nil here: a TLS listener serves nothing else.
+		secure: r.TLS != nil || s.cfg.TLS != nil,
 	}
 	hr.bearer = wsframe.BearerToken(r.Header.Get("Authorization"))
 	_, hr.protoToken = wsframe.OfferedProtocols(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","))

@@ -14,6 +14,10 @@ import (
 // errConnGone stops a catch-up whose connection stopped taking frames.
 var errConnGone = errors.New("streams: connection closed")
 
+// pauseAfter is how long a catch-up waits for room in its client's queue
+// before it deletes its consumer, to open a new one when room comes.
+const pauseAfter = time.Second
+
 // catchIdle is how long a catch-up waits for a message before it asks the
 // server whether anything is left.
 const catchIdle = 2 * time.Second
@@ -334,6 +338,7 @@ func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
 func (cu *catchup) waitRoom() error {
 	d := time.Millisecond
 	released := false
+	since := time.Now()
 	for {
 		n, open := cu.js.m.Queued()
 		if !open {
@@ -350,6 +355,12 @@ func (cu *catchup) waitRoom() error {
 			// while it waits: others' catch-ups take it meanwhile.
 			<-cu.r.catchups
 			cu.slot, released = false, true
+		}
+		if cu.it != nil && time.Since(since) > pauseAfter {
+			// Nor a consumer: its prefetched messages, heartbeats and
+			// resets would load JetStream for nothing. open starts a
+			// new one after the cursor once there is room.
+			cu.pause()
 		}
 		t := time.NewTimer(d)
 		select {
@@ -404,6 +415,16 @@ func (cu *catchup) backoff() error {
 
 // close stops and deletes the consumer, if any, and frees the slot.
 func (cu *catchup) close() {
+	cu.pause()
+	if cu.ownSlot {
+		<-cu.own
+		cu.own, cu.ownSlot = nil, false
+	}
+}
+
+// pause stops and deletes the consumer, if any, and frees the node-wide
+// slot; the client's own slot is kept. open resumes after the cursor.
+func (cu *catchup) pause() {
 	if cu.unhook != nil {
 		cu.unhook()
 		cu.unhook = nil
@@ -422,10 +443,6 @@ func (cu *catchup) close() {
 	if cu.slot {
 		<-cu.r.catchups
 		cu.slot = false
-	}
-	if cu.ownSlot {
-		<-cu.own
-		cu.own, cu.ownSlot = nil, false
 	}
 }
 

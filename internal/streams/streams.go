@@ -97,9 +97,8 @@ const (
 	maxFeedStarts = 64
 	// maxCatchups bounds the catch-ups pulling history at once; more
 	// wait for a slot. A catch-up waiting for room in its client's queue
-	// gives its slot back but keeps its consumer, so consumers alive are
-	// bounded by the subscriptions starting (maxJSStarting) and each
-	// client's own slots (Limited), not by this.
+	// gives its slot back at once and deletes its consumer after
+	// pauseAfter, opening a new one after its cursor when room comes.
 	maxCatchups = 256
 	// catchupPrefetch is how many messages a catch-up consumer buffers in
 	// the bridge.

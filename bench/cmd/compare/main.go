@@ -7,9 +7,14 @@
 //	go run ./bench/cmd/compare -smoke            # every scenario, tiny, < 1 min
 //
 // Targets: json (wsbridge /ws), raw (wsbridge /ws/raw) and native
-// (nats-server's WebSocket listener, NATS text protocol). wsbridge runs
-// against a separate nats-server process so that its CPU and memory are
-// measured alone; NATS's own CPU is reported beside it.
+// (nats-server's WebSocket listener, NATS text protocol), each also over
+// wss:// with a -tls suffix (json-tls, raw-tls, native-tls; a self-signed
+// ECDSA P-256 certificate made for the run). wsbridge runs against a
+// separate nats-server process so that its CPU and memory are measured
+// alone; NATS's own CPU is reported beside it.
+//
+//	go run ./bench/cmd/compare -targets json,json-tls,native,native-tls \
+//	    -scenarios idle,connect,fanout-rate -idle 5000
 package main
 
 import (
@@ -39,6 +44,7 @@ type options struct {
 	idleConns  []int
 	idleShared bool
 	idleSettle time.Duration
+	idleHold   time.Duration
 	dialers    int
 	subs       int
 	burstMsgs  int
@@ -76,6 +82,7 @@ func main() {
 	flag.StringVar(&idle, "idle", "10000,19000", "idle: connection counts, one run each")
 	flag.BoolVar(&o.idleShared, "idle-shared", false, "idle: all connections subscribe to one subject (default one subject each)")
 	flag.DurationVar(&o.idleSettle, "idle-settle", 20*time.Second, "idle: time to watch memory return after clients leave")
+	flag.DurationVar(&o.idleHold, "idle-hold", 0, "idle: also read memory after connections were idle this long, e.g. 150s, past Go's 2-minute forced GC (0: don't)")
 	flag.IntVar(&o.dialers, "dialers", 200, "concurrent dialers")
 	flag.IntVar(&o.subs, "subs", 2000, "fanout: subscribers")
 	flag.IntVar(&o.burstMsgs, "burst-msgs", 20000, "fanout-burst: messages")
@@ -137,6 +144,9 @@ func run(ctx context.Context, o options, args string) error {
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("building %s: %w", b.pkg, err)
 		}
+	}
+	if err := writeCert(dir); err != nil {
+		return err
 	}
 	rep := &report{args: args, started: time.Now()}
 	for _, sc := range o.scenarios {
@@ -253,9 +263,14 @@ func runOne(ctx context.Context, o options, dir, scenario, target string, idleCo
 	if err != nil {
 		return nil, "", err
 	}
+	base, tlsOn := strings.CutSuffix(target, "-tls")
+	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	natsArgs := []string{"-port", strconv.Itoa(natsPort)}
-	if target == "native" {
+	if base == "native" {
 		natsArgs = append(natsArgs, "-ws", strconv.Itoa(wsPort))
+		if tlsOn {
+			natsArgs = append(natsArgs, "-tls-cert", cert, "-tls-key", key)
+		}
 	}
 	ns, out, err := start(dir, "natsws", nil, natsArgs...)
 	if err != nil {
@@ -272,13 +287,17 @@ func runOne(ctx context.Context, o options, dir, scenario, target string, idleCo
 		return nil, ver, err
 	}
 	serverPID, natsPID := ns.cmd.Process.Pid, 0
-	if target != "native" {
-		env := append([]string{
-			"BRIDGE_LISTEN=127.0.0.1:" + strconv.Itoa(wsPort),
-			"BRIDGE_NATS_URL=nats://127.0.0.1:" + strconv.Itoa(natsPort),
+	if base != "native" {
+		env := []string{}
+		if tlsOn {
+			env = append(env, "BRIDGE_TLS_CERT="+cert, "BRIDGE_TLS_KEY="+key)
+		}
+		env = append(append(env,
+			"BRIDGE_LISTEN=127.0.0.1:"+strconv.Itoa(wsPort),
+			"BRIDGE_NATS_URL=nats://127.0.0.1:"+strconv.Itoa(natsPort),
 			"BRIDGE_LOG_LEVEL=warn",
-			"BRIDGE_DATA_DIR=" + filepath.Join(dir, "data"),
-		}, o.bridgeEnv...)
+			"BRIDGE_DATA_DIR="+filepath.Join(dir, "data"),
+		), o.bridgeEnv...)
 		br, bout, err := start(dir, "wsbridge", env)
 		if err != nil {
 			return nil, ver, err
@@ -296,7 +315,7 @@ func runOne(ctx context.Context, o options, dir, scenario, target string, idleCo
 		"-nats", "nats://127.0.0.1:" + strconv.Itoa(natsPort),
 		"-pid", strconv.Itoa(serverPID), "-nats-pid", strconv.Itoa(natsPID),
 		"-dialers", strconv.Itoa(o.dialers), "-timeout", o.timeout.String(),
-		"-idle-conns", strconv.Itoa(max(idleConns, 1)), "-idle-settle", o.idleSettle.String(),
+		"-idle-conns", strconv.Itoa(max(idleConns, 1)), "-idle-settle", o.idleSettle.String(), "-idle-hold", o.idleHold.String(),
 		"-idle-shared=" + strconv.FormatBool(o.idleShared),
 		"-subs", strconv.Itoa(o.subs), "-burst-msgs", strconv.Itoa(o.burstMsgs),
 		"-rate", strconv.Itoa(o.rate), "-rate-for", o.rateFor.String(),
@@ -305,7 +324,7 @@ func runOne(ctx context.Context, o options, dir, scenario, target string, idleCo
 		"-pub-rate", strconv.Itoa(o.pubRate), "-pub-for", o.pubFor.String(),
 	}
 	// wsload bounds itself; this is the backstop.
-	lctx, cancel := context.WithTimeout(ctx, 4*o.timeout+o.rateFor+o.pubFor+o.idleSettle+time.Minute)
+	lctx, cancel := context.WithTimeout(ctx, 4*o.timeout+o.rateFor+o.pubFor+o.idleSettle+o.idleHold+time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(lctx, filepath.Join(dir, "wsload"), args...)
 	var stdout bytes.Buffer

@@ -1,9 +1,11 @@
 // Command natsws runs a nats-server in its own process for the benchmarks:
 // a plain client port and, when -ws is set, nats-server's native WebSocket
-// listener without TLS. It serves until SIGINT or SIGTERM.
+// listener, over TLS when -tls-cert and -tls-key are set. It serves until
+// SIGINT or SIGTERM.
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -17,6 +19,8 @@ import (
 func main() {
 	port := flag.Int("port", 4222, "client port on 127.0.0.1")
 	wsPort := flag.Int("ws", 0, "WebSocket port on 127.0.0.1 (0: no WebSocket listener)")
+	certFile := flag.String("tls-cert", "", "PEM certificate: the WebSocket listener serves wss://")
+	keyFile := flag.String("tls-key", "", "PEM key for -tls-cert")
 	flag.Parse()
 	opts := &server.Options{
 		Host:   "127.0.0.1",
@@ -27,6 +31,15 @@ func main() {
 	}
 	if *wsPort != 0 {
 		opts.Websocket = server.WebsocketOpts{Host: "127.0.0.1", Port: *wsPort, NoTLS: true}
+		if *certFile != "" {
+			cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "natsws:", err)
+				os.Exit(1)
+			}
+			opts.Websocket.NoTLS = false
+			opts.Websocket.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

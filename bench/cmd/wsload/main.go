@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"wsbridge/bench/internal/load"
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	var cfg load.Config
-	target := flag.String("target", "json", "json (wsbridge /ws), raw (wsbridge /ws/raw) or native (nats-server WebSocket)")
+	target := flag.String("target", "json", "json (wsbridge /ws), raw (wsbridge /ws/raw) or native (nats-server WebSocket); a -tls suffix dials wss://")
 	scenario := flag.String("scenario", "idle", "one of idle, connect, fanout-burst, fanout-rate, publish, publish-rate")
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "WebSocket host:port")
 	flag.StringVar(&cfg.NATSURL, "nats", "nats://127.0.0.1:4222", "NATS URL to publish and count with")
@@ -33,6 +34,7 @@ func main() {
 	flag.IntVar(&cfg.IdleConns, "idle-conns", 10000, "idle: connections")
 	flag.BoolVar(&cfg.IdleShared, "idle-shared", false, "idle: one subject for all instead of one each")
 	flag.DurationVar(&cfg.IdleSettle, "idle-settle", 0, "idle: time to watch memory return after clients leave (default 20s)")
+	flag.DurationVar(&cfg.IdleHold, "idle-hold", 0, "idle: read memory again after connections were idle this long (0: don't)")
 	flag.IntVar(&cfg.FanoutSubs, "subs", 2000, "fanout: subscribers")
 	flag.IntVar(&cfg.BurstMsgs, "burst-msgs", 20000, "fanout-burst: messages")
 	flag.IntVar(&cfg.Rate, "rate", 50, "fanout-rate: messages per second")
@@ -43,7 +45,9 @@ func main() {
 	flag.IntVar(&cfg.PubRate, "pub-rate", 10, "publish-rate: messages per second per client")
 	flag.DurationVar(&cfg.PubFor, "pub-for", 0, "publish-rate: duration (default 10s)")
 	flag.Parse()
-	switch *target {
+	base, secure := strings.CutSuffix(*target, "-tls")
+	cfg.TLS = secure
+	switch base {
 	case "json":
 		cfg.Dialect = wsc.JSON
 	case "raw":

@@ -7,6 +7,7 @@ package load
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math"
 	"net"
@@ -25,6 +26,7 @@ import (
 // Config is one scenario run. Zero sizes take the defaults noted.
 type Config struct {
 	Dialect   wsc.Dialect
+	TLS       bool   // wss:// (any certificate accepted); the target is then named dialect-tls
 	Addr      string // host:port of the WebSocket listener
 	NATSURL   string // NATS client URL used to publish and to count
 	ServerPID int    // the WebSocket server process (wsbridge or nats-server)
@@ -36,6 +38,11 @@ type Config struct {
 	IdleConns  int  // idle: connections; 0 means 10000
 	IdleShared bool // idle: all subscribe to one subject instead of one each
 	IdleSettle time.Duration
+	// IdleHold, when set, reads memory a second time after the connections
+	// have been idle this long (rss_per_conn_held): past Go's forced GC
+	// (every 2 minutes), memory a connection storm left behind has been
+	// collected and returned, in every Go server alike.
+	IdleHold time.Duration
 
 	FanoutSubs int           // fanout-*: subscribers; 0 means 2000
 	BurstMsgs  int           // fanout-burst: messages; 0 means 20000
@@ -113,6 +120,10 @@ var Scenarios = []string{"idle", "connect", "fanout-burst", "fanout-rate", "publ
 func Run(ctx context.Context, cfg Config, scenario string) (*Result, error) {
 	cfg.setDefaults()
 	r := &runner{cfg: cfg, res: &Result{Scenario: scenario, Target: cfg.Dialect.String()}}
+	if cfg.TLS {
+		r.res.Target += "-tls"
+		r.tls = &tls.Config{InsecureSkipVerify: true}
+	}
 	var err error
 	switch scenario {
 	case "idle":
@@ -136,6 +147,7 @@ func Run(ctx context.Context, cfg Config, scenario string) (*Result, error) {
 type runner struct {
 	cfg Config
 	res *Result
+	tls *tls.Config // with cfg.TLS; no session cache: every handshake is a full one
 }
 
 // snapshot samples the server, NATS behind it (if separate) and the
@@ -207,7 +219,7 @@ func (r *runner) dial(subject, pub string) (*wsc.Conn, error) {
 		}
 		target = "/ws/raw?" + strings.Join(q, "&")
 	}
-	c, err := wsc.Dial(r.cfg.Dialect, nextLocal(), r.cfg.Addr, target, 30*time.Second)
+	c, err := wsc.Dial(r.cfg.Dialect, nextLocal(), r.cfg.Addr, target, 30*time.Second, r.tls)
 	if err != nil {
 		return nil, err
 	}

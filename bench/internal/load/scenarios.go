@@ -70,6 +70,15 @@ func (r *runner) idle(ctx context.Context) error {
 	if r.cfg.NATSPID != 0 {
 		r.res.add("nats_rss_per_conn", float64(after.nats.RSS-before.nats.RSS)/k/1024, "KiB")
 	}
+	if hold := r.cfg.IdleHold - time.Since(before.srv.At.Add(setup)); r.cfg.IdleHold > 0 {
+		select {
+		case <-time.After(hold):
+		case <-ctx.Done():
+		}
+		held := r.snap()
+		r.res.add("rss_per_conn_held", float64(held.srv.RSS-before.srv.RSS)/k/1024, "KiB")
+		r.res.add("threads_held", float64(held.srv.Threads), "")
+	}
 	closeAll(conns)
 	wg.Wait()
 	// Memory returns when the server lets go of it: poll until it stops

@@ -13,6 +13,7 @@ package wsc
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -63,17 +64,25 @@ type Conn struct {
 	wmu sync.Mutex
 }
 
-// Dial connects to addr from laddr (nil: any), upgrades with a GET of
-// target ("/ws", "/ws/raw?sub=x" or "/") and returns once the server's 101
-// arrived, all within timeout.
-func Dial(d Dialect, laddr *net.TCPAddr, addr, target string, timeout time.Duration) (*Conn, error) {
+// Dial connects to addr from laddr (nil: any), over TLS with tlsCfg when
+// it is not nil, upgrades with a GET of target ("/ws", "/ws/raw?sub=x" or
+// "/") and returns once the server's 101 arrived, all within timeout.
+func Dial(d Dialect, laddr *net.TCPAddr, addr, target string, timeout time.Duration, tlsCfg *tls.Config) (*Conn, error) {
 	dl := net.Dialer{Timeout: timeout, LocalAddr: laddr}
 	nc, err := dl.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	c := &Conn{d: d, nc: nc, buf: make([]byte, initialBuf)}
 	_ = nc.SetDeadline(time.Now().Add(timeout))
+	if tlsCfg != nil {
+		tc := tls.Client(nc, tlsCfg)
+		if err := tc.Handshake(); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("wsc: TLS handshake: %w", err)
+		}
+		nc = tc
+	}
+	c := &Conn{d: d, nc: nc, buf: make([]byte, initialBuf)}
 	req := "GET " + target + " HTTP/1.1\r\nHost: " + addr +
 		"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := nc.Write([]byte(req)); err != nil {

@@ -1,0 +1,103 @@
+package bridge
+
+import (
+	"bytes"
+	"crypto/tls"
+	"reflect"
+	"unsafe"
+)
+
+// crypto/tls.Conn keeps its input buffers for the connection's life:
+// rawInput (a bytes.Buffer as large as the biggest record it saw, 2 KiB
+// after a TLS 1.3 handshake and 17 KiB or more after one full record),
+// input (a bytes.Reader into rawInput) and hand (handshake messages,
+// 1.5 KiB after the handshake). That is 3.5–20 KiB per idle connection, the
+// bulk of its cost, and no exported API releases it.
+//
+// The bridge therefore lends tls.Conn a pooled rawInput for each read turn
+// and takes it back when the turn ends, keeping only a partial record, in
+// an exactly sized copy, when one is pending; hand is dropped whenever it
+// is empty. This reaches unexported fields, located by name and type once
+// at start: if a Go release renames or retypes them, tlsFieldsOK is false,
+// the bridge keeps working with crypto/tls's own buffers (more memory per
+// idle connection), and TestTLSBuffersReachable fails so the upgrade is
+// noticed. The fields are touched only on the connection's worker, between
+// tls.Conn calls, when no goroutine is inside the tls.Conn.
+// docs/BENCHMARKS.md has the figures with and without.
+var tlsRawInputOff, tlsInputOff, tlsHandOff, tlsFieldsOK = tlsFields()
+
+func tlsFields() (raw, in, hand uintptr, ok bool) {
+	t := reflect.TypeFor[tls.Conn]()
+	field := func(name string, typ reflect.Type) (uintptr, bool) {
+		f, ok := t.FieldByName(name)
+		return f.Offset, ok && f.Type == typ && len(f.Index) == 1
+	}
+	buf, rd := reflect.TypeFor[bytes.Buffer](), reflect.TypeFor[bytes.Reader]()
+	raw, ok1 := field("rawInput", buf)
+	in, ok2 := field("input", rd)
+	hand, ok3 := field("hand", buf)
+	return raw, in, hand, ok1 && ok2 && ok3
+}
+
+// tlsBuffersEnabled is cleared by tests that measure the cost without.
+var tlsBuffersEnabled = true
+
+func (t *tlsTransport) buffers() (raw *bytes.Buffer, in *bytes.Reader, hand *bytes.Buffer, ok bool) {
+	if !tlsFieldsOK || !tlsBuffersEnabled {
+		return nil, nil, nil, false
+	}
+	p := unsafe.Pointer(t.tc)
+	return (*bytes.Buffer)(unsafe.Add(p, tlsRawInputOff)),
+		(*bytes.Reader)(unsafe.Add(p, tlsInputOff)),
+		(*bytes.Buffer)(unsafe.Add(p, tlsHandOff)), true
+}
+
+// lend gives tc a pooled rawInput for a read turn, carrying over a
+// partial record. It does nothing while tc holds decrypted bytes (input
+// points into rawInput) or when the fields are out of reach.
+func (t *tlsTransport) lend() {
+	raw, in, _, ok := t.buffers()
+	if !ok || t.rbuf != nil || in.Len() != 0 {
+		return
+	}
+	t.rbuf = tlsReadPool.Get().(*[]byte)
+	*raw = *bytes.NewBuffer(append((*t.rbuf)[:0], raw.Bytes()...))
+}
+
+// unlend takes the pooled rawInput back at the end of a read turn; a
+// partial record stays in an exactly sized copy.
+func (t *tlsTransport) unlend() {
+	raw, in, _, ok := t.buffers()
+	if !ok || in.Len() != 0 {
+		return
+	}
+	if t.rbuf != nil {
+		var keep bytes.Buffer
+		if raw.Len() > 0 {
+			keep.Write(raw.Bytes())
+		}
+		*raw = keep
+		in.Reset(nil)
+		tlsReadPool.Put(t.rbuf)
+		t.rbuf = nil
+	}
+	// A turn that could not lend (tc still held bytes from the handshake)
+	// leaves crypto/tls's own buffers: drop them now they are empty.
+	t.trim()
+}
+
+// trim drops what tc keeps without needing it: an empty rawInput's
+// capacity (from the handshake) and an empty hand.
+func (t *tlsTransport) trim() {
+	raw, in, hand, ok := t.buffers()
+	if !ok {
+		return
+	}
+	if t.rbuf == nil && raw.Len() == 0 && in.Len() == 0 {
+		*raw = bytes.Buffer{}
+		in.Reset(nil)
+	}
+	if hand.Len() == 0 {
+		*hand = bytes.Buffer{}
+	}
+}

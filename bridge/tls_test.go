@@ -1,0 +1,493 @@
+package bridge
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/gobwas/ws"
+
+	"wsbridge/internal/wsframe"
+	"wsbridge/netpoll"
+)
+
+var testCert = sync.OnceValues(func() (tls.Certificate, error) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &k.PublicKey, k)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}, nil
+})
+
+// testTLSConfigs returns a server configuration like CertReloader's, with
+// a self-signed certificate, and a client configuration that trusts it.
+func testTLSConfigs(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	cert, err := testCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cert.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	server = &tls.Config{
+		MinVersion:                  tls.VersionTLS12,
+		Certificates:                []tls.Certificate{cert},
+		NextProtos:                  []string{"http/1.1"},
+		DynamicRecordSizingDisabled: true,
+	}
+	return server, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+}
+
+// tlsPair is a handshaken server tls.Conn on the bridge's transport,
+// attached to its non-blocking socket, and the client.
+type tlsPair struct {
+	t      *tlsTransport
+	client *tls.Conn
+	cc     *captureConn // under client
+	raw    net.Conn     // the client's TCP connection, under cc
+}
+
+// newTLSPair handshakes over loopback, then attaches the server side as
+// prepare does.
+func newTLSPair(t testing.TB, maxVersion uint16) *tlsPair {
+	t.Helper()
+	if netpoll.Portable {
+		t.Skip("portable backend: TLS connections are served by goIO, never attached to a bare fd")
+	}
+	scfg, ccfg := testTLSConfigs(t)
+	scfg.MaxVersion = maxVersion
+	ccfg.DynamicRecordSizingDisabled = true // one Write, one record
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := &captureConn{Conn: raw}
+	client := tls.Client(cc, ccfg)
+	tc := newTLSServer(nc, scfg)
+	errc := make(chan error, 1)
+	go func() { errc <- tc.Handshake() }()
+	if err := client.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	tr := transportOf(tc)
+	fd, err := detach(tr.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.attach(fd)
+	t.Cleanup(func() { tr.release(); syscall.Close(fd) })
+	return &tlsPair{t: tr, client: client, cc: cc, raw: raw}
+}
+
+// readUntil reads from the server tls.Conn, waiting for the socket while
+// it would block, until want bytes came.
+func (p *tlsPair) readUntil(t *testing.T, want int) []byte {
+	t.Helper()
+	var got []byte
+	buf := make([]byte, 16<<10)
+	deadline := time.Now().Add(confWait)
+	for len(got) < want {
+		n, err := p.t.tc.Read(buf)
+		got = append(got, buf[:n]...)
+		switch {
+		case errors.Is(err, errWouldBlock):
+			if time.Now().After(deadline) {
+				t.Fatalf("read %d of %d bytes", len(got), want)
+			}
+			tick()
+		case err != nil:
+			t.Fatalf("read after %d bytes: %v", len(got), err)
+		}
+	}
+	return got
+}
+
+// tick paces a poll loop.
+func tick() { time.Sleep(time.Millisecond) }
+
+// waitUnread waits until fd has at least n bytes to read.
+func waitUnread(t *testing.T, fd, n int) {
+	t.Helper()
+	deadline := time.Now().Add(confWait)
+	for {
+		var have int32
+		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCINQ, uintptr(unsafe.Pointer(&have)))
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		if int(have) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes to read, want %d", have, n)
+		}
+		tick()
+	}
+}
+
+// sealed returns the record(s) the client's tls.Conn writes for msg,
+// without sending them.
+func sealed(t *testing.T, client *tls.Conn, cc *captureConn, msg []byte) []byte {
+	t.Helper()
+	cc.capture = true
+	defer func() { cc.capture = false }()
+	if _, err := client.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	out := cc.buf
+	cc.buf = nil
+	return out
+}
+
+// captureConn diverts writes into buf while capture is set.
+type captureConn struct {
+	net.Conn
+	capture bool
+	buf     []byte
+}
+
+func (c *captureConn) Write(p []byte) (int, error) {
+	if c.capture {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// TestTLSWouldBlockReadKeepsConnUsable: a read that finds half a record
+// answers errWouldBlock, and the same tls.Conn then reads the record once
+// the rest arrives: crypto/tls does not keep a temporary error
+// (crypto/tls/conn.go:633, :678).
+func TestTLSWouldBlockReadKeepsConnUsable(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		max  uint16
+	}{{"TLS 1.3", tls.VersionTLS13}, {"TLS 1.2", tls.VersionTLS12}} {
+		t.Run(v.name, func(t *testing.T) {
+			p := newTLSPair(t, v.max)
+			buf := make([]byte, 16<<10)
+			if _, err := p.t.tc.Read(buf); !errors.Is(err, errWouldBlock) {
+				t.Fatalf("read on an empty socket: %v, want errWouldBlock", err)
+			}
+			msg := bytes.Repeat([]byte("half a record "), 500)
+			rec := sealed(t, p.client, p.cc, msg)
+			if _, err := p.raw.Write(rec[:len(rec)/2]); err != nil {
+				t.Fatal(err)
+			}
+			waitUnread(t, p.t.fd, len(rec)/2)
+			for range 3 {
+				if n, err := p.t.tc.Read(buf); !errors.Is(err, errWouldBlock) || n != 0 {
+					t.Fatalf("read of half a record: %d, %v; want 0, errWouldBlock", n, err)
+				}
+			}
+			if _, err := p.raw.Write(rec[len(rec)/2:]); err != nil {
+				t.Fatal(err)
+			}
+			if got := p.readUntil(t, len(msg)); !bytes.Equal(got, msg) {
+				t.Fatalf("read %d bytes, not the message", len(got))
+			}
+			// And the connection still works both ways.
+			if _, err := p.t.tc.Write([]byte("reply")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := syscall.Write(p.t.fd, p.t.pending()); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]byte, 5)
+			_ = p.client.SetReadDeadline(time.Now().Add(confWait))
+			if _, err := io.ReadFull(p.client, got); err != nil || string(got) != "reply" {
+				t.Fatalf("client read %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestTLSWriteUnderFullSocketQueues: with a peer that does not read, the
+// socket fills, yet tls.Conn.Write never fails: the records wait in the
+// transport's queue, and once the peer reads, every byte arrives intact.
+func TestTLSWriteUnderFullSocketQueues(t *testing.T) {
+	p := newTLSPair(t, 0)
+	if err := syscall.SetsockoptInt(p.t.fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte("0123456789abcdef"), 4<<10) // 64 KiB
+	const writes = 32                                      // 2 MiB: far beyond both socket buffers
+	full := false
+	for i := range writes {
+		if _, err := p.t.tc.Write(msg); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		// Flush as the worker does, without waiting for room.
+		for b := p.t.pending(); len(b) > 0 && !full; b = p.t.pending() {
+			n, err := syscall.Write(p.t.fd, b)
+			if err == syscall.EAGAIN {
+				full = true
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.t.wrote(n)
+		}
+	}
+	if !full {
+		t.Fatal("the socket never filled")
+	}
+	if q := len(p.t.pending()); q < len(msg) {
+		t.Fatalf("%d bytes queued under a full socket, want ≥ %d", q, len(msg))
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, writes*len(msg))
+		_ = p.client.SetReadDeadline(time.Now().Add(confWait))
+		n, _ := io.ReadFull(p.client, b)
+		got <- b[:n]
+	}()
+	for b := p.t.pending(); len(b) > 0; b = p.t.pending() {
+		n, err := syscall.Write(p.t.fd, b)
+		if err == syscall.EAGAIN {
+			tick()
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.t.wrote(n)
+	}
+	b := <-got
+	if len(b) != writes*len(msg) || !bytes.Equal(b, bytes.Repeat(msg, writes)) {
+		t.Fatalf("client read %d bytes, want %d intact", len(b), writes*len(msg))
+	}
+}
+
+// TestTLSBuffersReachable fails when a Go release moves the crypto/tls
+// fields the bridge trims (see tls_buffers.go).
+func TestTLSBuffersReachable(t *testing.T) {
+	if !tlsFieldsOK {
+		t.Fatal("crypto/tls.Conn's rawInput, input or hand changed: idle TLS connections keep their buffers")
+	}
+}
+
+// TestTLSIdleHoldsNoBuffers: after the handshake and after a read turn, an
+// idle connection's tls.Conn holds no input buffer; a partial record is
+// kept in an exactly sized copy and completes on the next turn.
+func TestTLSIdleHoldsNoBuffers(t *testing.T) {
+	p := newTLSPair(t, 0)
+	raw, _, hand, ok := p.t.buffers()
+	if !ok {
+		t.Fatal("buffers out of reach")
+	}
+	check := func(when string, rawCap int) {
+		t.Helper()
+		if raw.Cap() > rawCap || hand.Cap() != 0 || p.t.rbuf != nil || p.t.ct != nil {
+			t.Fatalf("%s: rawInput %d bytes (max %d), hand %d, lent %v, queued %v", when, raw.Cap(), rawCap, hand.Cap(), p.t.rbuf != nil, p.t.ct != nil)
+		}
+	}
+	check("after the handshake", 0)
+
+	msg := bytes.Repeat([]byte{'x'}, 10_000)
+	if _, err := p.client.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	p.t.lend()
+	p.readUntil(t, len(msg))
+	p.t.unlend()
+	check("after a read turn", 0)
+}
+
+// TestTLSPartialRecordAcrossTurns: half a record left at the end of a read
+// turn is kept, in a small copy, and completed on the next turn.
+func TestTLSPartialRecordAcrossTurns(t *testing.T) {
+	p := newTLSPair(t, 0)
+	msg := bytes.Repeat([]byte{'y'}, 3000)
+	rec := sealed(t, p.client, p.cc, msg)
+	if _, err := p.raw.Write(rec[:1000]); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 16<<10)
+	p.t.lend()
+	waitUnread(t, p.t.fd, 1000)
+	if _, err := p.t.tc.Read(buf); !errors.Is(err, errWouldBlock) {
+		t.Fatalf("read of a partial record: %v", err)
+	}
+	p.t.unlend()
+	raw, _, _, _ := p.t.buffers()
+	if raw.Len() != 1000 || raw.Cap() > 2048 {
+		t.Fatalf("kept %d bytes in %d, want the 1000 pending in a small copy", raw.Len(), raw.Cap())
+	}
+	if _, err := p.raw.Write(rec[1000:]); err != nil {
+		t.Fatal(err)
+	}
+	p.t.lend()
+	got := p.readUntil(t, len(msg))
+	p.t.unlend()
+	if !bytes.Equal(got, msg) {
+		t.Fatal("the record did not survive the turns")
+	}
+}
+
+// TestTLSHalfRecordHoldsNoWorker: a wss:// client that sends half a TLS
+// record and stalls does not keep the only worker from serving others.
+func TestTLSHalfRecordHoldsNoWorker(t *testing.T) {
+	ns := startTestNATS(t)
+	srv := startTestBridgeOver(t, ns, transport{"wss", true}, func(c *Config) { c.Workers = 1 })
+	raw, err := net.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	cc := &captureConn{Conn: raw}
+	tc := tls.Client(cc, srv.client)
+	stall := &rawClient{t: t, nc: tc, br: bufio.NewReader(tc)}
+	stall.write([]byte(upgradeRequest("/ws")))
+	stall.expectUpgrade(srv)
+	rec := sealed(t, tc, cc, clientFrame(bFin|bText, pingCmd("stalled", 0)))
+	if _, err := raw.Write(rec[:len(rec)/2]); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		dialWS(t, srv).expectAlive()
+	}
+	// The stalled one finishes its record and is answered.
+	if _, err := raw.Write(rec[len(rec)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	stall.expectFrame(ws.OpText, pongCmd("stalled"))
+	stall.expectAlive()
+}
+
+// TestTLSNoGoroutinePerConnection: wss:// connections cost no goroutine
+// once their handshake is done.
+func TestTLSNoGoroutinePerConnection(t *testing.T) {
+	if netpoll.Portable {
+		t.Skip("portable backend: a reader and a writer goroutine per connection by design")
+	}
+	ns := startTestNATS(t)
+	srv := startTestBridgeOver(t, ns, transport{"wss", true}, nil)
+	dialWS(t, srv).expectAlive() // the server's own goroutines are up
+	before := runtime.NumGoroutine()
+	const n = 100
+	conns := make([]*rawClient, n)
+	for i := range conns {
+		conns[i] = dialWS(t, srv)
+	}
+	eventually(t, "every connection registered", func() bool { return srv.Stats().Connections == n+1 })
+	eventually(t, "handshake goroutines gone", func() bool { return runtime.NumGoroutine() < before+n/10 })
+	for _, c := range conns {
+		c.expectAlive()
+	}
+}
+
+// BenchmarkFlush measures queueing a 150-byte frame and flushing it to a
+// socket whose peer reads everything: plain, and over TLS (encryption and
+// the ciphertext copy included).
+func BenchmarkFlush(b *testing.B) {
+	frame := wsframe.AppendFrame(nil, ws.OpText, bytes.Repeat([]byte{'m'}, 148))
+	for _, secure := range []bool{false, true} {
+		name := "ws"
+		if secure {
+			name = "wss"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := benchServer(b)
+			p := newTLSPair(b, 0)
+			c := &conn{s: s, fd: p.t.fd}
+			c.desc = netpoll.NewDesc(-1, drain{c})
+			var peer io.Reader = p.raw
+			if secure {
+				c.tls, peer = p.t, p.client
+			}
+			go func() { _, _ = io.Copy(io.Discard, peer) }()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				c.push(frame, 0, false)
+				for {
+					empty, err := c.flush()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if empty {
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestTLSBuffersDroppedAfterUnlentTurn: bytes the handshake goroutine left
+// decrypted in tls.Conn keep the first turn from lending; once that turn
+// has drained them, crypto/tls's own buffers are dropped all the same.
+func TestTLSBuffersDroppedAfterUnlentTurn(t *testing.T) {
+	p := newTLSPair(t, 0)
+	msg := bytes.Repeat([]byte{'z'}, 100)
+	if _, err := p.client.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	waitUnread(t, p.t.fd, len(msg)) // the whole record
+	// As the handshake's reader may: part of a record.
+	first := make([]byte, 10)
+	if n, err := p.t.tc.Read(first); n != len(first) || err != nil {
+		t.Fatalf("read %d, %v", n, err)
+	}
+	raw, in, _, _ := p.t.buffers()
+	if in.Len() == 0 {
+		t.Fatalf("read %d bytes and left none decrypted: the case is not set up", len(first))
+	}
+	p.t.lend()
+	if p.t.rbuf != nil {
+		t.Fatal("lent while tls.Conn held decrypted bytes")
+	}
+	rest := p.readUntil(t, len(msg)-len(first))
+	p.t.unlend()
+	if got := append(first, rest...); !bytes.Equal(got, msg) {
+		t.Fatalf("read %q", got)
+	}
+	if raw.Cap() != 0 {
+		t.Fatalf("rawInput keeps %d bytes after the turn", raw.Cap())
+	}
+}
