@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/gobwas/ws"
 
@@ -147,26 +146,6 @@ func (p *tlsPair) readUntil(t *testing.T, want int) []byte {
 
 // tick paces a poll loop.
 func tick() { time.Sleep(time.Millisecond) }
-
-// waitUnread waits until fd has at least n bytes to read.
-func waitUnread(t *testing.T, fd, n int) {
-	t.Helper()
-	deadline := time.Now().Add(confWait)
-	for {
-		var have int32
-		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCINQ, uintptr(unsafe.Pointer(&have)))
-		if errno != 0 {
-			t.Fatal(errno)
-		}
-		if int(have) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d bytes to read, want %d", have, n)
-		}
-		tick()
-	}
-}
 
 // sealed returns the record(s) the client's tls.Conn writes for msg,
 // without sending them.
