@@ -62,12 +62,12 @@ func publicHandler(page, metrics http.Handler, withMetrics bool) http.Handler {
 	return mux
 }
 
-// serveAdmin serves adminMux on ln in the background; a failure of Serve
+// serveAdmin serves handler (adminMux) on ln in the background; a failure of Serve
 // goes to errc. stop shuts it down, closing it outright after a second
 // (a long /debug/pprof/profile or trace), and returns once Serve has.
-func serveAdmin(ln net.Listener, metrics http.Handler, errorLog *log.Logger, errc chan<- error) (stop func()) {
+func serveAdmin(ln net.Listener, handler http.Handler, errorLog *log.Logger, errc chan<- error) (stop func()) {
 	admin := &http.Server{
-		Handler:           adminMux(metrics),
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 		ErrorLog:          errorLog,
@@ -91,9 +91,11 @@ func serveAdmin(ln net.Listener, metrics http.Handler, errorLog *log.Logger, err
 
 // adminMux serves the internal endpoints of BRIDGE_ADMIN_LISTEN. pprof
 // is registered here by hand: http.DefaultServeMux is never served.
-func adminMux(metrics http.Handler) *http.ServeMux {
+func adminMux(metrics, cluster http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics)
+	mux.Handle("/cluster", cluster)
+	mux.Handle("/cluster.json", cluster)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

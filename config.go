@@ -76,6 +76,13 @@ type config struct {
 	RateBurst        int           `envconfig:"BRIDGE_RATE_BURST" default:"0" desc:"token bucket depth for BRIDGE_RATE_LIMIT, in messages; 0: one second's worth"`
 	Compression      bool          `envconfig:"BRIDGE_COMPRESSION" default:"false" desc:"negotiate permessage-deflate (no context takeover) with clients that offer it"`
 	CompressionMin   byteSize      `envconfig:"BRIDGE_COMPRESSION_MIN" default:"512" desc:"smallest message sent compressed, in bytes"`
+	Rebalance        bool          `envconfig:"BRIDGE_REBALANCE" default:"true" desc:"shed clients with close 1012 rebalance while this node holds more than the mean of the ready nodes x (1 + BRIDGE_REBALANCE_SLACK), down to the mean; false: never shed"`
+	RebalanceSlack   float64       `envconfig:"BRIDGE_REBALANCE_SLACK" default:"0.10" desc:"fraction above the cluster mean that starts shedding"`
+	RebalanceRate    float64       `envconfig:"BRIDGE_REBALANCE_RATE" default:"50" desc:"clients per second a shedding node closes; 50 moves 1,500 clients in 30 s"`
+	RebalanceMin     int           `envconfig:"BRIDGE_REBALANCE_MIN_CONNECTIONS" default:"100" desc:"a node holding this many connections or fewer never sheds"`
+	MaxHandshakeRate float64       `envconfig:"BRIDGE_MAX_HANDSHAKE_RATE" default:"1000" desc:"WebSocket upgrades per second on this node (burst: one second's worth), beyond which the handshake answers 503 with Retry-After; 0: unlimited"`
+	ResumeWindow     int           `envconfig:"BRIDGE_RESUME_WINDOW" default:"10000" desc:"most recent messages each JetStream feed (stream and subject with subscribers on this node) keeps in memory, so a client resuming with after inside them is served without reading JetStream; 10,000 covers the last 8 minutes of a subject at 20 msg/s, 10 s at 1,000 msg/s; 0: none, every resume reads JetStream"`
+	ResumeBytes      byteSize      `envconfig:"BRIDGE_RESUME_WINDOW_BYTES" default:"8MiB" desc:"bytes (bodies and subjects) each feed's resume window may hold, whichever of it and BRIDGE_RESUME_WINDOW is reached first: 10,000 messages of ~800 bytes; bounds the memory of a node to this times its feeds"`
 	LogLevel         string        `envconfig:"BRIDGE_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 	LogFormat        string        `envconfig:"BRIDGE_LOG_FORMAT" default:"text" desc:"text or json (one object per line)"`
 }
@@ -167,6 +174,12 @@ func (c *config) validate() error {
 		{"BRIDGE_RATE_LIMIT", c.RateLimit, c.RateLimit >= 0, "0 (off) or a positive rate such as 100"},
 		{"BRIDGE_RATE_BURST", c.RateBurst, c.RateBurst >= 0, "0 (one second's worth) or a positive number"},
 		{"BRIDGE_COMPRESSION_MIN", int64(c.CompressionMin), c.CompressionMin > 0, "a positive size such as 512"},
+		{"BRIDGE_REBALANCE_SLACK", c.RebalanceSlack, c.RebalanceSlack > 0, "a positive fraction such as 0.10"},
+		{"BRIDGE_REBALANCE_RATE", c.RebalanceRate, c.RebalanceRate > 0, "a positive rate such as 50"},
+		{"BRIDGE_REBALANCE_MIN_CONNECTIONS", c.RebalanceMin, c.RebalanceMin >= 0, "0 or a positive number such as 100"},
+		{"BRIDGE_MAX_HANDSHAKE_RATE", c.MaxHandshakeRate, c.MaxHandshakeRate >= 0, "0 (unlimited) or a positive rate such as 1000"},
+		{"BRIDGE_RESUME_WINDOW", c.ResumeWindow, c.ResumeWindow >= 0, "0 (none) or a positive number such as 10000"},
+		{"BRIDGE_RESUME_WINDOW_BYTES", int64(c.ResumeBytes), c.ResumeBytes > 0, "a positive size such as 8MiB"},
 	}
 	for _, p := range positive {
 		if !p.ok {

@@ -193,9 +193,17 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		Compression:         cfg.Compression,
 		CompressionMin:      int(cfg.CompressionMin),
 		DrainSpread:         cfg.DrainTimeout,
+		ResumeWindow:        resumeWindow(cfg.ResumeWindow),
+		ResumeWindowBytes:   int(cfg.ResumeBytes),
 		Logger:              log,
 		Handler:             public,
 		Registerer:          reg,
+
+		Rebalance:               cfg.Rebalance,
+		RebalanceSlack:          cfg.RebalanceSlack,
+		RebalanceRate:           cfg.RebalanceRate,
+		RebalanceMinConnections: cfg.RebalanceMin,
+		MaxHandshakeRate:        cfg.MaxHandshakeRate,
 	}, nc)
 	if err != nil {
 		nc.Close()
@@ -203,10 +211,10 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 	}
 	adminErr := make(chan error, 1) // stays empty without an admin listener
 	if aln != nil {
-		stopAdmin := serveAdmin(aln, metrics, errorLog, adminErr)
+		stopAdmin := serveAdmin(aln, adminMux(metrics, clusterPage(srv)), errorLog, adminErr)
 		// Runs after the drain, so metrics stay up while clients leave.
 		defer stopAdmin()
-		log.Info("admin listening", "addr", aln.Addr().String(), "paths", "/metrics /debug/pprof/ /healthz")
+		log.Info("admin listening", "addr", aln.Addr().String(), "paths", "/metrics /debug/pprof/ /healthz /cluster")
 	}
 	log.Info("wsbridge listening", "addr", ln.Addr().String(), "node", cfg.NodeID, "nats", natsShown)
 	serveErr := make(chan error, 1)
@@ -265,6 +273,15 @@ func (a authorizer) Authenticate(token string) (bridge.Identity, error) {
 }
 
 var _ bridge.Authorizer = authorizer{}
+
+// resumeWindow maps BRIDGE_RESUME_WINDOW, where 0 means none, to
+// bridge.Config's, where 0 means the default.
+func resumeWindow(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
 
 func tlsConfig(c *bridge.CertReloader) *tls.Config {
 	if c == nil {

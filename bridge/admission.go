@@ -31,6 +31,10 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 	if s.draining.Load() {
 		return nil, refuse(refusedDraining, http.StatusServiceUnavailable, "server shutting down")
 	}
+	if ok, after := s.takeHandshake(time.Now()); !ok {
+		s.refused(addr, refusedRate, http.StatusServiceUnavailable, "handshake rate exceeded")
+		return nil, rejectRetry("too many handshakes, retry later", after)
+	}
 	target, err := url.ParseRequestURI(hr.uri)
 	if err != nil {
 		return nil, refuse(refusedBadRequest, http.StatusBadRequest, "malformed request target")

@@ -71,6 +71,10 @@ type conn struct {
 	remote netip.AddrPort
 	regIdx int // position in Server.conns, guarded by Server.connsMu
 
+	// opened is Server.clock at register: the rebalancer sheds the oldest
+	// first. Written under Server.connsMu before anyone else sees c.
+	opened int64
+
 	// Owned by the worker.
 	asm        wsframe.Assembler
 	in         []byte // bytes that arrived with the handshake

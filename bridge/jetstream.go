@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"wsbridge/internal/streams"
 	"wsbridge/internal/wire"
@@ -18,7 +20,11 @@ import (
 // newJetStream opens the JetStream API on s.nc for acked publishes and
 // stream subscriptions.
 func newJetStream(s *Server) (*streams.Publisher, *streams.Streams, error) {
-	p, js, err := streams.NewPublisher(s.nc, s.cfg.RequestTimeout)
+	// The trace counts every JetStream API request the node sends
+	// (wsbridge_jetstream_api_requests_total), not pulls or publishes.
+	p, js, err := streams.NewPublisher(s.nc, s.cfg.RequestTimeout, jetstream.WithClientTrace(&jetstream.ClientTrace{
+		RequestSent: func(string, []byte) { s.metrics.jsAPI.Add(1) },
+	}))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -31,6 +37,15 @@ func newJetStream(s *Server) (*streams.Publisher, *streams.Streams, error) {
 		Clock:          s.clock,
 		Delivered: func(n, bytes, dropped int) {
 			s.metrics.delivered(fanout{n: n, bytes: bytes, dropped: dropped})
+		},
+		Window:      max(s.cfg.ResumeWindow, 0),
+		WindowBytes: max(s.cfg.ResumeWindowBytes, 0),
+		Resumed: func(d time.Duration, fromJS bool) {
+			source := "window"
+			if fromJS {
+				source = "jetstream"
+			}
+			s.metrics.resume.WithLabelValues(source).Observe(d.Seconds())
 		},
 	})
 	return p, st, nil

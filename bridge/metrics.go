@@ -32,8 +32,11 @@ type metrics struct {
 	closes        sync.Map // close code → *atomic.Uint64
 	refusals      sync.Map // HTTP status → *atomic.Uint64
 
+	jsAPI atomic.Uint64 // JetStream API requests sent
+
 	handshake prometheus.Histogram
 	latency   prometheus.Histogram
+	resume    *prometheus.HistogramVec
 }
 
 // inOp is a client→bridge message kind, the op label of wsbridge_messages_in_total.
@@ -90,10 +93,11 @@ const (
 	refusedLimit                     // 503 node full, 429 address full
 	refusedBadRequest                // malformed request, bad raw-mode query
 	refusedDraining                  // 503 while shutting down
+	refusedRate                      // 503 beyond MaxHandshakeRate
 	numRefusals
 )
 
-var refusalNames = [numRefusals]string{"auth", "origin", "limit", "bad_request", "draining"}
+var refusalNames = [numRefusals]string{"auth", "origin", "limit", "bad_request", "draining", "rate"}
 
 func newMetrics() *metrics {
 	return &metrics{
@@ -109,6 +113,12 @@ func newMetrics() *metrics {
 			Help:      "Time from the bridge taking a message from NATS to writing its frame to the client's socket, observed per write for the oldest message in it.",
 			Buckets:   []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		resume: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "wsbridge",
+			Name:      "jetstream_resume_duration_seconds",
+			Help:      "Time from a sub with from (other than new) to its switch to live delivery, by source: window (served from memory) or jetstream (read history from JetStream).",
+			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"source"}),
 	}
 }
 
@@ -244,8 +254,9 @@ func (s *Server) clock() int64 { return int64(time.Since(s.epoch)) + 1 }
 // state (NATS subscriptions, feeds, the worker queue) are read under their
 // locks here, at scrape time, never on a hot path.
 type collector struct {
-	s     *Server
-	descs map[string]*prometheus.Desc
+	s       *Server
+	descs   map[string]*prometheus.Desc
+	cluster clusterDescs
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -257,7 +268,7 @@ func newCollector(s *Server) *collector {
 		{"connections", "Open WebSocket connections."},
 		{"connections_accepted_total", "WebSocket connections accepted (101 sent)."},
 		{"connections_closed_total", "WebSocket connections closed, by close code; 1006: dropped without a close handshake; other: a peer's code outside 1000-1015."},
-		{"handshakes_refused_total", "Upgrade requests refused, by reason: auth, origin, limit, bad_request, draining."},
+		{"handshakes_refused_total", "Upgrade requests refused, by reason: auth, origin, limit, bad_request, draining, rate."},
 		{"messages_in_total", "Client messages received, by op (raw-mode messages count as pub)."},
 		{"bytes_in_total", "Payload bytes of client messages received, by op, as they arrived (compressed if compressed)."},
 		{"messages_out_total", "Messages queued to clients, by op."},
@@ -273,13 +284,16 @@ func newCollector(s *Server) *collector {
 		{"acked_publishes_in_flight", "Client acked publishes waiting for their PubAck."},
 		{"inflight_refusals_total", "req and acked pub refused with too_many_requests because the connection had BRIDGE_MAX_INFLIGHT_REQUESTS or BRIDGE_MAX_INFLIGHT_ACKS in flight, by kind: req, ack."},
 		{"jetstream_feeds", "Shared JetStream consumers feeding live subscriptions: one per stream and subject on this node."},
-		{"jetstream_catchups_total", "JetStream catch-ups started for subscriptions with from."},
+		{"jetstream_catchups_total", "Subscriptions with from that had history to replay, from a feed's resume window or JetStream."},
+		{"jetstream_resumes_total", "Subscriptions with from (other than new) that went live, by source: window (served from a feed's resume window alone) or jetstream (read history from JetStream)."},
+		{"jetstream_catchup_consumers_total", "Ordered consumers created to read history for subscriptions below a resume window; each serves every such subscription of its feed whose range it overlaps."},
+		{"jetstream_api_requests_total", "JetStream API requests this node sent (stream lookups, consumer creates and deletes, infos); pull requests and publishes excluded."},
 		{"nats_connected", "1 while the NATS connection is up."},
 		{"nats_reconnects_total", "Times the NATS connection was re-established."},
 		{"worker_queue_depth", "Connections with events waiting for a netpoll worker."},
 		{"draining", "1 while the node is shutting down."},
 	}
-	c := &collector{s: s, descs: make(map[string]*prometheus.Desc, len(ds))}
+	c := &collector{s: s, descs: make(map[string]*prometheus.Desc, len(ds)), cluster: newClusterDescs()}
 	for _, d := range ds {
 		var labels []string
 		switch d.key {
@@ -291,6 +305,8 @@ func newCollector(s *Server) *collector {
 			labels = []string{"kind"}
 		case "messages_in_total", "bytes_in_total", "messages_out_total", "bytes_out_total":
 			labels = []string{"op"}
+		case "jetstream_resumes_total":
+			labels = []string{"source"}
 		}
 		c.descs[d.key] = desc(d.key, d.help, labels...)
 	}
@@ -304,6 +320,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	c.s.metrics.handshake.Describe(ch)
 	c.s.metrics.latency.Describe(ch)
+	c.cluster.describe(ch)
+	c.s.metrics.resume.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -351,13 +369,20 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter("inflight_refusals_total", m.inflightRefused[k].Load(), inflightNames[k])
 	}
 	gauge("jetstream_feeds", float64(s.streams.Feeds()))
-	counter("jetstream_catchups_total", s.streams.Catchups())
+	st := s.streams.Stats()
+	counter("jetstream_catchups_total", st.Catchups)
+	counter("jetstream_resumes_total", st.ResumesFromWindow, "window")
+	counter("jetstream_resumes_total", st.ResumesFromJetStream, "jetstream")
+	counter("jetstream_catchup_consumers_total", st.CatchupConsumers)
+	counter("jetstream_api_requests_total", m.jsAPI.Load())
 	gauge("nats_connected", boolGauge(s.natsUp.Load()))
 	counter("nats_reconnects_total", m.reconnects.Load())
 	gauge("worker_queue_depth", float64(s.poller.Queued()))
 	gauge("draining", boolGauge(s.draining.Load()))
 	ch <- m.handshake
 	ch <- m.latency
+	c.cluster.collect(s, ch)
+	m.resume.Collect(ch)
 }
 
 func boolGauge(b bool) float64 {

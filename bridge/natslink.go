@@ -65,6 +65,7 @@ func (s *Server) linkChanged(up bool) {
 		s.natsDownSince.Store(0)
 		if s.everUp.Swap(true) {
 			s.metrics.reconnects.Add(1)
+			s.streams.Relinked()
 		}
 	} else {
 		s.natsDownSince.Store(time.Now().UnixNano())

@@ -113,6 +113,35 @@ type Config struct {
 	// capped by Shutdown's deadline less a reserve for draining NATS (a
 	// tenth, at most 2s). Zero closes every client at once.
 	DrainSpread time.Duration
+	// AnnounceInterval is how often the node announces its load to its
+	// peers on $WSBRIDGE.cluster.<node> (cluster.go); zero means 1s.
+	AnnounceInterval time.Duration
+	// Rebalance lets the node shed clients with 1012 "rebalance" while it
+	// holds more than the mean of the ready nodes × (1 + RebalanceSlack),
+	// down to the mean (rebalance.go). False never sheds.
+	Rebalance bool
+	// RebalanceSlack is the fraction above the mean that starts shedding;
+	// zero means 0.10.
+	RebalanceSlack float64
+	// RebalanceRate is how many clients per second a shedding node closes;
+	// zero means 50.
+	RebalanceRate float64
+	// RebalanceMinConnections: a node holding this many connections or
+	// fewer never sheds. Zero means no minimum.
+	RebalanceMinConnections int
+	// MaxHandshakeRate caps WebSocket upgrades per second, with a burst of
+	// one second's worth; beyond it the handshake answers 503 with
+	// Retry-After. Zero means unlimited.
+	MaxHandshakeRate float64
+	// ResumeWindow is how many of its most recent messages each JetStream
+	// feed (one per stream and subject with subscribers on the node) keeps
+	// in memory, so that a client resuming with "after" inside it is
+	// served without reading JetStream; zero means 10,000, negative keeps
+	// none.
+	ResumeWindow int
+	// ResumeWindowBytes bounds each feed's window in bytes; zero means
+	// 8 MiB, negative means no byte bound.
+	ResumeWindowBytes int
 	// Registerer, when set, receives the server's Prometheus collectors
 	// (the wsbridge_* metrics). Nil registers nothing; Stats still works.
 	Registerer prometheus.Registerer
@@ -161,8 +190,23 @@ func (c *Config) setDefaults() {
 	if c.CompressionMin <= 0 {
 		c.CompressionMin = 512
 	}
+	if c.ResumeWindow == 0 {
+		c.ResumeWindow = 10000
+	}
+	if c.ResumeWindowBytes == 0 {
+		c.ResumeWindowBytes = 8 << 20
+	}
 	if c.RateLimit > 0 && c.RateBurst <= 0 {
 		c.RateBurst = max(1, int(c.RateLimit))
+	}
+	if c.AnnounceInterval <= 0 {
+		c.AnnounceInterval = time.Second
+	}
+	if c.RebalanceSlack <= 0 {
+		c.RebalanceSlack = 0.10
+	}
+	if c.RebalanceRate <= 0 {
+		c.RebalanceRate = 50
 	}
 	if c.Auth == nil {
 		c.Auth = AllowAll{}
@@ -185,6 +229,10 @@ type Server struct {
 	metrics *metrics
 
 	out *outbox
+
+	cluster *cluster      // announcements and the view of peers (cluster.go)
+	rebal   rebalancer    // shedding (rebalance.go)
+	hsRate  handshakeRate // MaxHandshakeRate (handshakerate.go)
 
 	// The NATS link as client paths see it (natslink.go).
 	natsUp        atomic.Bool
@@ -302,8 +350,15 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 			return nil, fmt.Errorf("bridge: registering metrics: %w", err)
 		}
 	}
+	s.rebal.s = s
+	if s.cluster, err = newCluster(s); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("bridge: subscribing to announcements: %w", err)
+	}
 	s.dispatchers = newDispatchers(s)
-	s.wg.Add(7 + 2*len(s.dispatchers))
+	s.wg.Add(9 + 2*len(s.dispatchers))
+	go s.cluster.run()
+	go s.rebal.run()
 	go s.watchNATS(natsStatus)
 	go func() { defer s.wg.Done(); s.pub.Run(s.done) }()
 	go s.out.run()
@@ -432,6 +487,7 @@ func (s *Server) register(c *conn) bool {
 		return false
 	}
 	c.regIdx = len(s.conns)
+	c.opened = s.clock()
 	s.conns = append(s.conns, c)
 	s.peak = max(s.peak, len(s.conns))
 	s.maybeTrimArrivals(len(s.conns))
@@ -705,6 +761,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		close(s.empty)
 	}
 	s.connsMu.Unlock()
+	s.cluster.announceNow() // peers stop counting this node at once
 	// While clients are closed the listener stays open: new upgrades get
 	// 503, /readyz answers 503 and /healthz 200, so load balancers and
 	// probes see a node that is draining, not one that vanished.

@@ -3,28 +3,31 @@ package streams
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"wsbridge/internal/wire"
-	"wsbridge/internal/wsframe"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// errConnGone stops a catch-up whose connection stopped taking frames.
+// errConnGone stops a subscription whose connection stopped taking frames.
 var errConnGone = errors.New("streams: connection closed")
 
-// pauseAfter is how long a catch-up waits for room in its client's queue
-// before it deletes its consumer, to open a new one when room comes.
-const pauseAfter = time.Second
-
-// catchIdle is how long a catch-up waits for a message before it asks the
-// server whether anything is left.
-const catchIdle = 2 * time.Second
+const (
+	// catchIdle is how long a catch-up waits for a message before it asks
+	// the server whether anything is left.
+	catchIdle = 2 * time.Second
+	// catchupGather is how long a new catch-up waits for more members
+	// before it fixes its start: in a reconnect storm the subscriptions
+	// that are behind arrive within milliseconds of each other and share
+	// one consumer.
+	catchupGather = 20 * time.Millisecond
+)
 
 // run sets up one JetStream subscription: attach to the feed (from then on
-// nothing stored later is missed), ok, catch up from history through the
-// feed's position, then go live on the feed. It owns the subscription
+// nothing stored later is missed), ok, catch up from the window or, below
+// it, from JetStream, then go live on the feed. It owns the subscription
 // until then; afterwards the feed serves it with no goroutine.
 func (r *Streams) run(js *Sub) {
 	defer r.starting.Add(-1)
@@ -39,7 +42,7 @@ func (r *Streams) run(js *Sub) {
 		return
 	}
 	js.m.Attached()
-	if err := r.catchUp(js, f); err != nil {
+	if err := r.follow(js, f); err != nil {
 		r.setupFailed(js, err)
 	}
 }
@@ -53,7 +56,7 @@ func (r *Streams) setupFailed(js *Sub, err error) {
 	js.m.Fail(err)
 }
 
-// attach makes js a member of f, buffering, at f's current position.
+// attach makes js a subscriber of f and places its cursor.
 func (js *Sub) attach(f *feed) bool {
 	js.mu.Lock()
 	defer js.mu.Unlock()
@@ -63,206 +66,393 @@ func (js *Sub) attach(f *feed) bool {
 	js.feed = f
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	js.base = f.last
+	js.resolved = true
 	switch js.from.Kind {
 	case wire.FromNew:
-		js.last = f.last
+		js.cursor = max(f.last, f.newest)
 	case wire.FromAfter:
-		js.last = js.from.After
+		js.cursor = js.from.After
+	case wire.FromAll:
+		js.cursor = 0
+	case wire.FromLast:
+		if s := f.win.lastSeq(); s > 0 {
+			js.cursor = s - 1
+		} else {
+			js.resolved = false // the last match is older than the window
+		}
+	case wire.FromTime:
+		js.resolved = false
 	}
-	f.add(js)
+	if !js.resolved || js.cursor < max(f.last, f.newest) {
+		js.r.replays.Add(1) // history, in the window (maybe still being read) or below
+	}
 	return true
 }
 
-// catchUp delivers the stream's matches from js.from through js.base,
-// then switches js to live. If the feed's buffer for js overflows first,
-// the boundary moves up to the feed's position and the catch-up goes on.
-func (r *Streams) catchUp(js *Sub, f *feed) error {
-	cu := catchup{r: r, js: js, cursor: js.last}
-	defer cu.close()
-	if cu.cursor < js.base {
-		r.replays.Add(1) // history to replay
-	}
-	for {
-		if cu.cursor < js.base {
-			if err := cu.through(js.base); err != nil {
+// follow catches js up, from the window when it covers js's cursor, else
+// through a catch-up shared with the feed's other members below it, and
+// makes it live. Each turn sends at most half a write buffer, so a client
+// with a long history waits for its own reads, not others' behind it.
+func (r *Streams) follow(js *Sub, f *feed) error {
+	var own chan struct{} // the client's catch-up slot, once taken
+	defer func() {
+		if own != nil {
+			<-own
+		}
+	}()
+	for turn := 0; ; turn++ {
+		below := f.below(js)
+		if own == nil && js.slots != nil && below {
+			// Below the window: the client's own slot first, so that one
+			// client's subscriptions cannot fill the node's catch-ups. It
+			// is kept until the sub is live, waiting for room included.
+			select {
+			case js.slots <- struct{}{}:
+				own = js.slots
+			case <-js.ctx.Done():
+				return js.ctx.Err()
+			}
+		}
+		// The first catch-up is joined at once, so that JetStream places a
+		// "last" or "time" start near the attach; it paces the member by
+		// Queued itself, and a member it hands back waits for room here.
+		if turn > 0 || !below {
+			if err := js.waitRoom(); err != nil {
+				f.leave(js)
 				return err
 			}
 		}
-		if err := cu.waitRoom(); err != nil {
+		var cu *catchup
+		f.mu.Lock()
+		switch {
+		case js.gone || f.stopped:
+			f.mu.Unlock()
+			return errConnGone
+		case js.cuErr != nil:
+			err := js.cuErr
+			f.mu.Unlock()
 			return err
-		}
-		if js.goLive(f, cu.cursor) {
+		case js.cu != nil:
+			// Still served by its catch-up.
+		case js.resolved && f.win.covers(js.cursor):
+			done := f.serve(js)
+			gone := js.gone
+			f.mu.Unlock()
+			if !done {
+				continue
+			}
+			if gone {
+				return errConnGone
+			}
+			r.resumed(js)
 			return nil
+		case own == nil && js.slots != nil:
+			f.mu.Unlock() // fell below the window meanwhile: take the slot
+			continue
+		default:
+			cu = f.join(js)
+		}
+		f.mu.Unlock()
+		if cu != nil {
+			r.spawn(cu.run) // fails only at shutdown, which ends js too
+		}
+		select {
+		case <-js.wake:
+		case <-js.ctx.Done():
+			f.leave(js)
+			return js.ctx.Err()
 		}
 	}
 }
 
-// goLive flushes what the feed buffered and makes js live, unless the
-// buffer overflowed: then it moves the boundary and returns false.
-func (js *Sub) goLive(f *feed, cursor uint64) bool {
+// below reports whether js needs a catch-up: its cursor is below the
+// window or not placed yet.
+func (f *feed) below(js *Sub) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if js.idx < 0 {
-		return true // unsubscribed or the feed stopped
-	}
-	if js.overflow {
-		js.overflow, js.buf, js.base = false, nil, f.last
-		return false
-	}
-	if len(js.buf) > 0 {
-		// Whole frames, in stream order; buffered during the catch-up, so
-		// not timed.
-		if js.m.Enqueue(js.buf, 0) {
-			f.r.cfg.Delivered(js.bufN, len(js.buf), 0)
-		} else {
-			f.r.cfg.Delivered(0, 0, js.bufN)
-		}
-	}
-	js.buf, js.bufN = nil, 0
-	js.last = max(js.last, cursor, f.last)
-	js.live = true
-	return true
+	return !js.resolved || !f.win.covers(js.cursor)
 }
 
-// catchup is one subscription's short-lived ordered consumer.
+// leave takes js out of its catch-up, if any.
+func (f *feed) leave(js *Sub) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if js.cu != nil {
+		js.cu.leave(js)
+	}
+}
+
+// resumed counts a subscription with "from" that went live.
+func (r *Streams) resumed(js *Sub) {
+	if js.from.Kind == wire.FromNew {
+		return
+	}
+	if js.readJS {
+		r.fromJS.Add(1)
+	} else {
+		r.fromWin.Add(1)
+	}
+	r.cfg.Resumed(time.Since(js.begun), js.readJS)
+}
+
+// waitRoom paces a catch-up to the client: history is sent only while
+// the write queue is at most half full, so a big backlog never makes a
+// client that keeps reading a slow consumer.
+func (js *Sub) waitRoom() error {
+	d := time.Millisecond
+	for {
+		n, open := js.m.Queued()
+		if !open {
+			return errConnGone
+		}
+		if n <= js.r.cfg.WriteBuffer/2 {
+			return nil
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-js.ctx.Done():
+			t.Stop()
+			return js.ctx.Err()
+		case <-t.C:
+		}
+		d = min(2*d, 50*time.Millisecond)
+	}
+}
+
+// join puts js, below the window, into a catch-up of f that will read
+// what it lacks, or a new one, which it returns for the caller to start.
+// f.mu is held.
+func (f *feed) join(js *Sub) *catchup {
+	js.readJS = true
+	if js.resolved {
+		for _, cu := range f.cus {
+			if cu.accepts(js.cursor) {
+				cu.add(js)
+				return nil
+			}
+		}
+	}
+	cu := &catchup{f: f, r: f.r, shared: js.resolved, from: js.from, start: js.cursor + 1}
+	cu.ctx, cu.cancel = context.WithCancel(f.r.ctx)
+	f.cus = append(f.cus, cu)
+	cu.add(js)
+	return cu
+}
+
+// catchup is one ordered consumer reading a feed's history for the
+// members below its window, from the lowest start, until each reaches
+// the window. Its fields under "guarded" are guarded by f.mu; the rest
+// belong to its goroutine.
 type catchup struct {
+	f      *feed
 	r      *Streams
-	js     *Sub
-	cursor uint64 // last sequence sent to the client
-	sent   bool   // cursor came from a delivered message
+	shared bool      // started by sequence: others may join
+	from   wire.From // the first member's, for a private one
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Guarded by f.mu.
+	members []*Sub
+	start   uint64 // the first sequence it asks for
+	fixed   bool   // start is fixed: the consumer is being created
+	pos     uint64 // every match up to pos has been offered
+	target  uint64 // the feed's position when the consumer was created
+	done    bool
+	// targetSeen: the feed had received target itself (feed.lastSeen),
+	// so the stream holds it; shorts counts the ends short refused.
+	targetSeen bool
+	shorts     int
 
 	cons    jetstream.Consumer
 	stream  string
 	it      jetstream.MessagesContext
 	unhook  func() bool
-	slot    bool          // holds a node-wide slot (Streams.catchups)
-	own     chan struct{} // the member's own slots (Limited), when held
-	ownSlot bool
+	slot    bool
 	fresh   bool // cons was just created: its info is current
-	// got is the delivery sequence of the last message received from
-	// consumer gotFrom.
 	gotFrom string
-	got     uint64
-	held    jetstream.Msg // first message past the boundary
+	got     uint64 // delivery sequence of the last message from gotFrom
 	body    []byte
 	frame   []byte
 }
 
-// through sends every match up to base, in order.
-func (cu *catchup) through(base uint64) error {
-	if cu.held != nil {
-		if seq := msgSeq(cu.held); seq > base {
-			return nil
-		}
+// accepts reports whether a member at cursor can join: it is not started
+// yet, or it has not read past cursor.
+func (cu *catchup) accepts(cursor uint64) bool {
+	if !cu.shared || cu.done {
+		return false
 	}
-	for {
+	if !cu.fixed {
+		cu.start = min(cu.start, cursor+1)
+		return true
+	}
+	return cursor >= cu.pos
+}
+
+func (cu *catchup) add(js *Sub) {
+	js.cu = cu
+	cu.members = append(cu.members, js)
+}
+
+// leave removes js and hands it back to its goroutine; the last member
+// out ends the catch-up. f.mu is held.
+func (cu *catchup) leave(js *Sub) {
+	if i := slices.Index(cu.members, js); i >= 0 {
+		cu.drop(i)
+	}
+	if len(cu.members) == 0 {
+		cu.end()
+	}
+}
+
+// drop hands member i back to its goroutine. f.mu is held.
+func (cu *catchup) drop(i int) {
+	js := cu.members[i]
+	last := len(cu.members) - 1
+	cu.members[i] = cu.members[last]
+	cu.members[last] = nil
+	cu.members = cu.members[:last]
+	js.cu = nil
+	select {
+	case js.wake <- struct{}{}:
+	default:
+	}
+}
+
+// end stops the catch-up, handing back any members. f.mu is held.
+func (cu *catchup) end() {
+	if cu.done {
+		return
+	}
+	cu.done = true
+	cu.cancel()
+	for len(cu.members) > 0 {
+		cu.drop(len(cu.members) - 1)
+	}
+	if i := slices.Index(cu.f.cus, cu); i >= 0 {
+		cu.f.cus = slices.Delete(cu.f.cus, i, i+1)
+	}
+}
+
+// run is the catch-up's goroutine: gather members, take a consumer slot,
+// read until every member has reached the window.
+func (cu *catchup) run() {
+	defer cu.close()
+	if cu.shared && !cu.pause(catchupGather) {
+		return
+	}
+	select {
+	case cu.r.catchups <- struct{}{}:
+		cu.slot = true
+	case <-cu.ctx.Done():
+		return
+	}
+	for cu.ctx.Err() == nil {
 		if err := cu.open(); err != nil {
-			return err
+			cu.fail(err)
+			return
 		}
-		m := cu.held
-		cu.held = nil
-		if m == nil {
-			var err error
-			if m, err = cu.next(); err != nil {
-				if cu.js.ctx.Err() != nil {
-					return cu.js.ctx.Err()
+		for {
+			m, err := cu.next()
+			if err != nil {
+				if cu.ctx.Err() != nil {
+					return
 				}
-				cu.r.log.Debug("catch-up consumer failed; recreating", "subject", cu.js.subject, "err", err)
-				cu.close()
-				if err := cu.backoff(); err != nil {
-					return err
+				cu.r.log.Debug("catch-up consumer failed; recreating", "subject", cu.f.subject, "err", err)
+				cu.stop()
+				if !cu.pause(250 * time.Millisecond) {
+					return
 				}
-				continue
+				break
 			}
-			if m == nil {
-				return nil // nothing left in the stream
+			if cu.offer(m) {
+				return
 			}
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			continue
-		}
-		seq := md.Sequence.Stream
-		if seq > base {
-			cu.held = m
-			return nil
-		}
-		if seq > cu.cursor && !wire.Reserved(m.Subject()) {
-			if err := cu.send(m, seq); err != nil {
-				return err
-			}
-		}
-		if md.NumPending == 0 {
-			// Nothing more matches up to the stream's end, which is at
-			// or past base: the feed has the rest.
-			return nil
 		}
 	}
 }
 
-// open creates the consumer if there is none: from js.from the first
-// time, after the cursor once something was sent. It retries until the
-// subscription ends; only a missing stream is final.
+// open creates the consumer from the lowest member's cursor (or by the
+// first member's policy until its start is known). It retries until the
+// catch-up ends; only a missing stream is final.
 func (cu *catchup) open() error {
-	if cu.it != nil {
-		return nil
+	f, r := cu.f, cu.r
+	f.mu.Lock()
+	if cu.done {
+		f.mu.Unlock()
+		return cu.ctx.Err()
 	}
-	js, r := cu.js, cu.r
-	if err := cu.acquire(); err != nil {
-		return err
+	cu.fixed = true
+	resolved := true
+	start := cu.start
+	for i, js := range cu.members {
+		resolved = resolved && js.resolved
+		if i == 0 || js.cursor+1 < start {
+			start = js.cursor + 1
+		}
 	}
-	js.mu.Lock()
-	f := js.feed
-	js.mu.Unlock()
-	if f == nil {
-		return errConnGone // released
-	}
+	cu.start, cu.pos, cu.target, cu.targetSeen = start, start-1, f.last, f.lastSeen
+	f.mu.Unlock()
+
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{js.subject},
+		FilterSubjects:    []string{f.subject},
 		InactiveThreshold: consumerIdle,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
 	}
-	switch {
-	case cu.sent || js.from.Kind == wire.FromAfter || js.from.Kind == wire.FromNew:
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, cu.cursor+1
-	case js.from.Kind == wire.FromAll:
-		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
-	case js.from.Kind == wire.FromLast:
-		cfg.DeliverPolicy = jetstream.DeliverLastPolicy
-	case js.from.Kind == wire.FromTime:
-		t := js.from.Time
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &t
+	if !resolved {
+		switch cu.from.Kind {
+		case wire.FromLast:
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverLastPolicy, 0
+		case wire.FromTime:
+			t := cu.from.Time
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, 0, &t
+		}
 	}
 	for {
-		// Not canceled with js.ctx: a create cut short may still happen
+		// Not canceled with cu.ctx: a create cut short may still happen
 		// on the server, and then nobody would delete it.
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
 		cons, err := r.js.OrderedConsumer(ctx, f.stream, cfg)
 		cancel()
 		if err == nil {
+			r.created.Add(1)
 			cu.cons, cu.stream, cu.fresh = cons, f.stream, true
-			if err := js.ctx.Err(); err != nil {
+			if err := cu.ctx.Err(); err != nil {
 				return err // close deletes it
 			}
 			break
 		}
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			r.lookups.forget(f.stream)
 			return err
 		}
-		r.log.Debug("catch-up consumer", "subject", js.subject, "err", err)
-		if err := cu.backoff(); err != nil {
-			return err
+		r.log.Debug("catch-up consumer", "subject", f.subject, "err", err)
+		if !cu.pause(250 * time.Millisecond) {
+			return cu.ctx.Err()
 		}
 	}
 	it, err := cu.cons.Messages(jetstream.PullMaxMessages(catchupPrefetch), jetstream.PullHeartbeat(feedHeartbeat))
 	if err != nil {
-		cu.close()
+		cu.stop()
 		return err
 	}
 	cu.it = it
 	// A reset inside the iterator can wait on backoff: Stop ends it.
-	cu.unhook = context.AfterFunc(js.ctx, it.Stop)
+	cu.unhook = context.AfterFunc(cu.ctx, it.Stop)
 	return nil
+}
+
+// fail ends the catch-up for good, telling its members why.
+func (cu *catchup) fail(err error) {
+	f := cu.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cu.ctx.Err() == nil {
+		for _, js := range cu.members {
+			js.cuErr = err
+		}
+	}
+	cu.end()
 }
 
 // next returns the next message, or nil when the consumer has nothing
@@ -275,7 +465,7 @@ func (cu *catchup) next() (jetstream.Msg, error) {
 		}
 	}
 	for {
-		ctx, cancel := context.WithTimeout(cu.js.ctx, catchIdle)
+		ctx, cancel := context.WithTimeout(cu.ctx, catchIdle)
 		m, err := cu.it.Next(jetstream.NextContext(ctx))
 		cancel()
 		if err == nil {
@@ -284,13 +474,13 @@ func (cu *catchup) next() (jetstream.Msg, error) {
 			}
 			return m, nil
 		}
-		if cu.js.ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+		if cu.ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			return nil, err
 		}
 		// Quiet for a while: the stream may have lost what the consumer
 		// counted (a purge), so ask. Done only if nothing is pending and
 		// everything it delivered has reached us (none in transit).
-		ictx, icancel := context.WithTimeout(cu.js.ctx, cu.r.cfg.RequestTimeout)
+		ictx, icancel := context.WithTimeout(cu.ctx, cu.r.cfg.RequestTimeout)
 		info, err := cu.cons.Info(ictx)
 		icancel()
 		if err != nil || info.NumPending != 0 {
@@ -306,125 +496,120 @@ func (cu *catchup) next() (jetstream.Msg, error) {
 	}
 }
 
-// send queues one message for the client, after waiting for room.
-func (cu *catchup) send(m jetstream.Msg, seq uint64) error {
-	if err := cu.waitRoom(); err != nil {
-		return err
-	}
-	cu.body = wire.AppendBody(cu.body[:0], m.Data(), m.Headers(), "")
-	cu.frame = wire.AppendMsgFrame(cu.frame[:0], cu.js.sid, m.Subject(), cu.body, seq)
-	fr := cu.frame
-	if cu.js.m.Compress(len(m.Data())) {
-		// History is per client: compressed per client.
-		fr = wsframe.AppendDeflated(fr[len(fr):], fr)
-	}
-	if cu.r.tooBig(fr) {
-		cu.r.cfg.Delivered(0, 0, 1)
-		cu.cursor, cu.sent = seq, true
-		return nil
-	}
-	if !cu.js.m.Enqueue(fr, cu.r.cfg.Clock()) {
-		cu.r.cfg.Delivered(0, 0, 1)
-		return errConnGone
-	}
-	cu.cursor, cu.sent = seq, true
-	cu.r.cfg.Delivered(1, len(fr), 0)
-	return nil
-}
-
-// waitRoom paces the catch-up to the client: history is sent only while
-// the write queue is at most half full, so a big backlog never makes a
-// client that keeps reading a slow consumer.
-func (cu *catchup) waitRoom() error {
-	d := time.Millisecond
-	released := false
-	since := time.Now()
-	for {
-		n, open := cu.js.m.Queued()
-		if !open {
-			return errConnGone
+// offer sends message m (nil: the consumer has nothing left) to the
+// members that lack it, and hands back those that reached the window,
+// whose queue is over half full (they come back when it drains) or that
+// stopped taking frames. It reports whether the catch-up is over.
+func (cu *catchup) offer(m jetstream.Msg) bool {
+	var (
+		seq  uint64
+		end  = m == nil
+		size int
+	)
+	if m != nil {
+		md, err := m.Metadata()
+		if err != nil {
+			return false
 		}
-		if n <= cu.r.cfg.WriteBuffer/2 {
-			if released {
-				return cu.acquire()
+		seq, end = md.Sequence.Stream, md.NumPending == 0
+		size = len(m.Data())
+		cu.body = wire.AppendBody(cu.body[:0], m.Data(), m.Headers(), "")
+	}
+	f := cu.f
+	limit := f.r.cfg.WriteBuffer / 2
+	now := f.r.cfg.Clock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cu.done {
+		return true
+	}
+	if m != nil && seq > cu.pos {
+		cu.pos = seq
+	}
+	if end && cu.short() {
+		end = false
+	}
+	for i := 0; i < len(cu.members); {
+		js := cu.members[i]
+		if m != nil && !js.resolved {
+			js.resolved, js.cursor = true, seq-1 // its policy's first match
+		}
+		if m != nil && seq > js.cursor && wire.Reserved(m.Subject()) {
+			js.cursor = seq // a stream may capture $ or _INBOX. subjects: never to clients
+		}
+		if m != nil && seq > js.cursor {
+			n, open := js.m.Queued()
+			if !open || n > limit {
+				js.gone = !open
+				cu.drop(i)
+				continue
 			}
-			return nil
-		}
-		if cu.slot {
-			// A client that does not read must not hold a node-wide slot
-			// while it waits: others' catch-ups take it meanwhile.
-			<-cu.r.catchups
-			cu.slot, released = false, true
-		}
-		if cu.it != nil && time.Since(since) > pauseAfter {
-			// Nor a consumer: its prefetched messages, heartbeats and
-			// resets would load JetStream for nothing. open starts a
-			// new one after the cursor once there is room.
-			cu.pause()
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-cu.js.ctx.Done():
-			t.Stop()
-			return cu.js.ctx.Err()
-		case <-t.C:
-		}
-		d = min(2*d, 50*time.Millisecond)
-	}
-}
-
-// acquire takes the member's own catch-up slot, if its client limits
-// them (Limited), then a node-wide one; it waits for both until the
-// subscription ends. The member's slot is kept until close: it bounds how
-// many catch-ups one client runs, waiting or not.
-func (cu *catchup) acquire() error {
-	ctx := cu.js.ctx
-	if !cu.ownSlot {
-		if l, ok := cu.js.m.(Limited); ok {
-			if slots := l.CatchupSlots(); slots != nil {
-				select {
-				case slots <- struct{}{}:
-					cu.own, cu.ownSlot = slots, true
-				case <-ctx.Done():
-					return ctx.Err()
-				}
+			cu.frame = appendFrame(cu.frame[:0], js, m.Subject(), cu.body, seq, size)
+			switch {
+			case f.r.tooBig(cu.frame):
+				f.r.cfg.Delivered(0, 0, 1)
+			case !js.m.Enqueue(cu.frame, now):
+				f.r.cfg.Delivered(0, 0, 1)
+				js.gone = true
+				cu.drop(i)
+				continue
+			default:
+				f.r.cfg.Delivered(1, len(cu.frame), 0)
 			}
+			js.cursor = seq
 		}
-	}
-	if !cu.slot {
-		select {
-		case cu.r.catchups <- struct{}{}:
-			cu.slot = true
-		case <-ctx.Done():
-			return ctx.Err()
+		if end {
+			// Nothing more matched when this was sent, and the stream's end
+			// was then at or past target.
+			js.resolved, js.cursor = true, max(js.cursor, cu.target)
 		}
+		if js.resolved && f.win.covers(js.cursor) {
+			cu.drop(i)
+			continue
+		}
+		i++
 	}
-	return nil
+	if len(cu.members) == 0 {
+		cu.end()
+		return true
+	}
+	return false
 }
 
-func (cu *catchup) backoff() error {
-	t := time.NewTimer(250 * time.Millisecond)
+// maxShort bounds how many times a catch-up refuses to end; see short.
+const maxShort = 3
+
+// short reports whether the consumer's "nothing pending" must not be
+// believed yet: the feed has received target, so the stream holds a match
+// past pos, but a consumer on a replica that has not applied it counts
+// nothing pending (measured on an R3 stream: 8 of 300 consumers created
+// right after an acked publish), and ending would skip the members to
+// target. The catch-up reads on instead, a few idle periods at most: a
+// purge may really have removed it. f.mu is held.
+func (cu *catchup) short() bool {
+	if !cu.targetSeen || cu.pos >= cu.target || cu.shorts >= maxShort {
+		return false
+	}
+	cu.shorts++
+	cu.r.log.Debug("catch-up consumer behind the feed; waiting", "subject", cu.f.subject, "pos", cu.pos, "target", cu.target)
+	return true
+}
+
+// pause waits d unless the catch-up ends first; it reports whether it
+// did not.
+func (cu *catchup) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-cu.js.ctx.Done():
-		return cu.js.ctx.Err()
+	case <-cu.ctx.Done():
+		return false
 	case <-t.C:
-		return nil
+		return true
 	}
 }
 
-// close stops and deletes the consumer, if any, and frees the slot.
-func (cu *catchup) close() {
-	cu.pause()
-	if cu.ownSlot {
-		<-cu.own
-		cu.own, cu.ownSlot = nil, false
-	}
-}
-
-// pause stops and deletes the consumer, if any, and frees the node-wide
-// slot; the client's own slot is kept. open resumes after the cursor.
-func (cu *catchup) pause() {
+// stop stops and deletes the consumer, if any.
+func (cu *catchup) stop() {
 	if cu.unhook != nil {
 		cu.unhook()
 		cu.unhook = nil
@@ -439,17 +624,16 @@ func (cu *catchup) pause() {
 		}
 		cu.cons = nil
 	}
-	cu.held = nil
+}
+
+// close ends the catch-up, deletes its consumer and frees its slot.
+func (cu *catchup) close() {
+	cu.f.mu.Lock()
+	cu.end()
+	cu.f.mu.Unlock()
+	cu.stop()
 	if cu.slot {
 		<-cu.r.catchups
 		cu.slot = false
 	}
-}
-
-func msgSeq(m jetstream.Msg) uint64 {
-	md, err := m.Metadata()
-	if err != nil {
-		return 0
-	}
-	return md.Sequence.Stream
 }

@@ -13,18 +13,19 @@ import (
 	"wsbridge/internal/wire"
 )
 
-// The catch-up boundary: a sub attaches to its feed at base (the feed's
-// position), the catch-up sends history up to base while the feed buffers
-// what comes after, and the switch flushes the buffer. Each test holds the
-// catch-up back through Member.Queued at a chosen message, publishes while
+// The catch-up boundary without a resume window (newStreams sets none):
+// a sub reads history through a catch-up until it reaches the feed's
+// position, then goes live under the feed's lock. Each test holds the
+// member back through Member.Queued at a chosen message (the catch-up
+// hands it back and it rejoins one when its queue drains), publishes while
 // it is held, and checks that every sequence reaches the member exactly
-// once, in order.
+// once, in order. resume_test.go covers the window.
 
 var fromAll = wire.From{Kind: wire.FromAll}
 
 // TestCatchUpAllWhileLive publishes live messages while the catch-up of
-// "all" is held at different points of the history: the feed buffers them
-// and the switch delivers them right after the history.
+// "all" is held at different points of the history: they come right after
+// the history, through the catch-up the member rejoins.
 func TestCatchUpAllWhileLive(t *testing.T) {
 	const history, live, tail = 300, 60, 20 // messages, 2/3 of them on ev.a
 	cases := []struct {
@@ -44,7 +45,6 @@ func TestCatchUpAllWhileLive(t *testing.T) {
 				e.pad = strings.Repeat("compressible ", 20)
 			}
 			hist := e.publish(history, "ev.a", "ev.b", "ev.a")
-			base := e.lastSeq()
 			holdAt := tc.holdAt
 			if holdAt < 0 {
 				holdAt = len(hist)
@@ -65,16 +65,17 @@ func TestCatchUpAllWhileLive(t *testing.T) {
 			if n := m.count(); n != holdAt {
 				t.Fatalf("held with %d messages delivered, want %d", n, holdAt)
 			}
-			if st := stateOf(js); st.base != base || st.live {
-				t.Fatalf("attached with base %d, live %v; want base %d, catching up", st.base, st.live, base)
+			if st := stateOf(js); st.live || (holdAt > 0 && st.cursor != hist[holdAt-1]) {
+				t.Fatalf("held live %v at cursor %d; want catching up at %d", st.live, st.cursor, hist[max(holdAt, 1)-1])
 			}
-			e.waitConsumers(2) // the feed's and the catch-up's
+			// A held member holds no consumer: the catch-up it left ended.
+			e.waitConsumers(1)
 
 			more := e.publish(live, "ev.a", "ev.b", "ev.a")
 			last := more[len(more)-1]
 			waitFor(t, "the feed to reach the last live message", func() bool { return stateOf(js).feedLast == last })
-			if st := stateOf(js); st.bufN != len(more) || st.overflow || st.live {
-				t.Fatalf("feed buffered %d frames (overflow %v, live %v), want %d", st.bufN, st.overflow, st.live, len(more))
+			if st := stateOf(js); st.live || m.count() != holdAt {
+				t.Fatalf("got %d messages (live %v) while held at %d", m.count(), st.live, holdAt)
 			}
 
 			m.release()
@@ -93,19 +94,20 @@ func TestCatchUpAllWhileLive(t *testing.T) {
 			if n := len(m.slots); n != 0 {
 				t.Errorf("%d of the client's catch-up slots still taken", n)
 			}
-			if n := e.r.Catchups(); n != 1 {
-				t.Errorf("Catchups() = %d, want 1", n)
+			if n := e.r.Stats().Catchups; n != 1 {
+				t.Errorf("Catchups = %d, want 1", n)
 			}
 			m.noFail()
 		})
 	}
 }
 
-// TestCatchUpFeedOverflow overflows the feed's buffer for a member
-// catching up, twice: each time the boundary moves up to the feed's
-// position and the catch-up sends what the buffer dropped.
-func TestCatchUpFeedOverflow(t *testing.T) {
-	const writeBuffer = 2048 // the feed buffers at most 1 KiB of frames for a member catching up
+// TestCatchUpFeedMovesOn lets the feed run ahead of a member held in its
+// catch-up, twice, with a small write buffer: each time the member
+// rejoins a catch-up from its cursor and chases the feed until it
+// reaches it.
+func TestCatchUpFeedMovesOn(t *testing.T) {
+	const writeBuffer = 2048
 	e := newEnv(t, writeBuffer)
 	hist := e.publish(200, "ev.a", "ev.b")
 	base := e.lastSeq()
@@ -116,38 +118,28 @@ func TestCatchUpFeedOverflow(t *testing.T) {
 	m.waitAttached()
 	m.waitHeld()
 
-	// First overflow: while the history up to base is being sent.
-	more := e.publish(100, "ev.a") // about 6 KiB of frames
+	// First: the feed moves on while the history is being sent.
+	more := e.publish(100, "ev.a")
 	last1 := more[len(more)-1]
-	waitFor(t, "the feed to overflow", func() bool {
-		st := stateOf(js)
-		return st.feedLast == last1 && st.overflow
-	})
-	if st := stateOf(js); st.base != base {
-		t.Fatalf("base %d before the switch, want %d", st.base, base)
+	waitFor(t, "the feed to move on", func() bool { return stateOf(js).feedLast == last1 })
+	if st := stateOf(js); st.live || st.cursor >= base {
+		t.Fatalf("held at cursor %d (live %v), want below %d", st.cursor, st.live, base)
 	}
 
-	// Second overflow: held again 30 messages into what the first one
-	// dropped, so the boundary must have moved to last1.
+	// Second: held again 30 messages into what was published while held.
 	m.releaseUntil(len(hist) + 30)
 	m.waitHeld()
-	if st := stateOf(js); st.base != last1 || st.overflow || st.live {
-		t.Fatalf("after the first overflow: base %d (overflow %v, live %v), want base %d", st.base, st.overflow, st.live, last1)
+	if st := stateOf(js); st.live || st.cursor != more[29] {
+		t.Fatalf("held at cursor %d (live %v), want %d", st.cursor, st.live, more[29])
 	}
 	more2 := e.publish(100, "ev.a", "ev.b")
 	last2 := more2[len(more2)-1]
-	waitFor(t, "the feed to overflow again", func() bool {
-		st := stateOf(js)
-		return st.feedLast == last2 && st.overflow
-	})
+	waitFor(t, "the feed to move on again", func() bool { return stateOf(js).feedLast == last2 })
 
 	m.release()
 	want := slices.Concat(hist, more, more2)
 	m.waitCount(len(want))
 	waitFor(t, "the sub to go live", func() bool { return stateOf(js).live })
-	if st := stateOf(js); st.base != last2 {
-		t.Fatalf("went live with base %d, want %d", st.base, last2)
-	}
 	want = append(want, e.publish(10, "ev.a")...)
 	m.waitCount(len(want))
 	e.check(m, "ev.a", want)
@@ -236,8 +228,8 @@ func TestCatchUpFrom(t *testing.T) {
 
 			waitFor(t, "the catch-up to end", e.r.idle)
 			e.waitConsumers(1)
-			if n, want := e.r.Catchups(), map[bool]uint64{true: 1}[p.replay]; n != want {
-				t.Errorf("Catchups() = %d, want %d", n, want)
+			if n, want := e.r.Stats().Catchups, map[bool]uint64{true: 1}[p.replay]; n != want {
+				t.Errorf("Catchups = %d, want %d", n, want)
 			}
 			m.noFail()
 		})
@@ -256,8 +248,8 @@ func (e *env) stamp(seq uint64) time.Time {
 	return m.Time
 }
 
-// TestUnsubscribeDuringCatchUp ends a sub whose catch-up is held: its
-// consumer is deleted, the feed goes with its last member, and Shutdown
+// TestUnsubscribeDuringCatchUp ends a sub held in its catch-up: no
+// consumer is left, the feed goes with its last member, and Shutdown
 // leaves no goroutine behind.
 func TestUnsubscribeDuringCatchUp(t *testing.T) {
 	cases := []struct {
@@ -284,7 +276,6 @@ func TestUnsubscribeDuringCatchUp(t *testing.T) {
 			js := e.subscribe(m, "ev.a", fromAll)
 			m.waitAttached()
 			m.waitHeld()
-			e.waitConsumers(2)
 
 			js.Unsubscribe()
 			feeds := 0

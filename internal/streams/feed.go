@@ -27,13 +27,22 @@ type feed struct {
 	ready   chan struct{} // closed when started (or failed, err set)
 	err     error
 	stream  string
+	ccMu    sync.Mutex // guards cons and cc once started (relink swaps them)
 	cons    jetstream.Consumer
 	cc      jetstream.ConsumeContext
 
 	mu      sync.Mutex
 	last    uint64 // every match up to last has reached the members
-	members []*Sub
+	members []*Sub // live
 	stopped bool
+	win     window     // the most recent messages, for resumes
+	newest  uint64     // the stream's last sequence when the feed started
+	cus     []*catchup // catch-ups of members below the window
+
+	// lastSeen (under mu): last is a message the feed received for
+	// clients, not the stream's position when the feed started nor a
+	// reserved subject.
+	lastSeen bool
 
 	// Used only by the consumer's delivery goroutine (under mu): the
 	// message's frames, its envelope encoded and compressed once.
@@ -63,7 +72,8 @@ func (r *Streams) acquire(ctx context.Context, subject string) (*feed, error) {
 		}
 		return f, nil
 	}
-	f := &feed{r: r, subject: subject, refs: 1, ready: make(chan struct{})}
+	f := &feed{r: r, subject: subject, refs: 1, ready: make(chan struct{}),
+		win: window{maxN: r.cfg.Window, maxBytes: r.cfg.WindowBytes}}
 	r.feeds[subject] = f
 	r.mu.Unlock()
 
@@ -110,8 +120,9 @@ func (r *Streams) release(f *feed) {
 	}()
 }
 
-// start finds the stream, notes its last sequence and starts an ordered
-// consumer right after it: whatever is stored later reaches the feed.
+// start finds the stream and starts an ordered consumer that reads the
+// stream's tail into the window, as much of it as the window holds, and
+// goes on with whatever is stored later.
 func (f *feed) start() error {
 	r := f.r
 	select {
@@ -126,8 +137,11 @@ func (f *feed) start() error {
 	if err != nil {
 		return err
 	}
-	f.stream = st.CachedInfo().Config.Name
-	f.last = st.CachedInfo().State.LastSeq
+	info := st.CachedInfo()
+	f.stream = info.Config.Name
+	f.newest = info.State.LastSeq
+	f.last = tailStart(info.State, f.win.maxN, f.win.maxBytes) - 1
+	f.win.from = f.last
 	// The create is not canceled by shutdown: one cut short may still
 	// happen on the server, and then nobody would delete it.
 	cctx, ccancel := context.WithTimeout(context.Background(), r.cfg.RequestTimeout)
@@ -139,6 +153,9 @@ func (f *feed) start() error {
 		InactiveThreshold: consumerIdle,
 	})
 	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			r.lookups.forget(f.stream)
+		}
 		return err
 	}
 	// A 1s heartbeat (nats.go's default is 5s) notices a consumer lost
@@ -157,6 +174,24 @@ func (f *feed) start() error {
 // feedHeartbeat is the idle heartbeat of feed and catch-up consumers.
 const feedHeartbeat = time.Second
 
+// tailStart is the first sequence of the tail a new feed reads into a
+// window of n messages and maxBytes bytes: the stream's average message
+// size estimates how many fit, so a stream of large messages is not read
+// further back than the window keeps.
+func tailStart(st jetstream.StreamState, n, maxBytes int) uint64 {
+	if n <= 0 || st.Msgs == 0 {
+		return st.LastSeq + 1
+	}
+	if maxBytes > 0 && st.Bytes > 0 {
+		avg := max(st.Bytes/st.Msgs, 1)
+		n = min(n, int(min(uint64(maxBytes)/avg, uint64(n))))
+	}
+	if uint64(n) >= st.LastSeq {
+		return max(st.FirstSeq, 1)
+	}
+	return max(st.FirstSeq, st.LastSeq-uint64(n)+1)
+}
+
 // stop ends the feed and deletes its consumer.
 func (f *feed) stop() {
 	f.mu.Lock()
@@ -165,7 +200,12 @@ func (f *feed) stop() {
 		js.idx = -1
 	}
 	f.members = nil
+	for len(f.cus) > 0 {
+		f.cus[0].end() // removes itself
+	}
 	f.mu.Unlock()
+	f.ccMu.Lock() // a relink in progress finishes first, or sees stopped
+	defer f.ccMu.Unlock()
 	f.cc.Stop()
 	if info := f.cons.CachedInfo(); info != nil {
 		f.r.deleteConsumer(f.stream, info.Name)
@@ -176,6 +216,26 @@ func (f *feed) stop() {
 // names API answers with streams that overlap it, so the first answer is
 // checked and, if it only overlaps, the others.
 func (r *Streams) streamFor(ctx context.Context, pattern string) (jetstream.Stream, error) {
+	if name, ok := r.lookups.get(pattern); ok {
+		st, err := r.js.Stream(ctx, name)
+		if err == nil && streamCovers(st.CachedInfo().Config, pattern) {
+			return st, nil
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, err
+		}
+		r.lookups.forget(name) // deleted or changed: ask again
+	}
+	st, err := r.lookupStream(ctx, pattern)
+	if err != nil {
+		return nil, err
+	}
+	r.lookups.put(pattern, st.CachedInfo().Config.Name)
+	return st, nil
+}
+
+// lookupStream asks JetStream which stream covers pattern.
+func (r *Streams) lookupStream(ctx context.Context, pattern string) (jetstream.Stream, error) {
 	name, err := r.js.StreamNameBySubject(ctx, pattern)
 	if errors.Is(err, nats.ErrNoResponders) {
 		return nil, fmt.Errorf("%w: %v", jetstream.ErrJetStreamNotEnabled, err)
@@ -244,10 +304,15 @@ func (f *feed) add(js *Sub) {
 	f.members = append(f.members, js)
 }
 
-// remove detaches a member, if it is still attached.
+// remove detaches a member, live or catching up, if it is still
+// attached.
 func (f *feed) remove(js *Sub) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	js.gone = true
+	if js.cu != nil {
+		js.cu.leave(js)
+	}
 	if js.idx < 0 {
 		return
 	}
@@ -259,11 +324,10 @@ func (f *feed) remove(js *Sub) {
 	f.members[last] = nil
 	f.members = f.members[:last]
 	js.idx = -1
-	js.buf = nil
 }
 
-// deliver is the consumer's handler: it queues the message on live
-// members and buffers it for members still catching up. It never blocks.
+// deliver is the consumer's handler: it keeps the message in the window
+// and queues it on live members. It never blocks.
 func (f *feed) deliver(m jetstream.Msg) {
 	md, err := m.Metadata()
 	if err != nil {
@@ -276,6 +340,8 @@ func (f *feed) deliver(m jetstream.Msg) {
 		return // the ordered consumer resumes after a reset at last+1; be sure
 	}
 	f.last = seq
+	f.lastSeen = !wire.Reserved(m.Subject())
+	f.win.add(seq, m)
 	if len(f.members) == 0 {
 		return
 	}
@@ -285,7 +351,6 @@ func (f *feed) deliver(m jetstream.Msg) {
 	}
 	f.frames.SetTail(wire.AppendMsgTail(f.frames.Tail(ws.OpText), subject, m.Data(), m.Headers(), "", seq))
 	defer f.frames.Reset()
-	limit := f.r.cfg.WriteBuffer / 2
 	now := f.r.cfg.Clock()
 	var out fanout
 	for _, js := range f.members {
@@ -293,19 +358,12 @@ func (f *feed) deliver(m jetstream.Msg) {
 			continue // the client asked to start after it
 		}
 		fr := f.frames.Frame(js.pre, js.m.Compress(len(m.Data())))
-		switch {
-		case f.r.tooBig(fr):
+		if f.r.tooBig(fr) {
 			out.dropped++
-		case js.live:
-			js.last = seq
-			out.add(js.m.Enqueue(fr, now), fr)
-		case js.overflow:
-		case len(js.buf)+len(fr) > limit:
-			js.overflow, js.buf, js.bufN = true, nil, 0
-		default:
-			js.buf = append(js.buf, fr...)
-			js.bufN++
+			continue
 		}
+		js.last = seq
+		out.add(js.m.Enqueue(fr, now), fr)
 	}
 	f.r.cfg.Delivered(out.n, out.bytes, out.dropped)
 }

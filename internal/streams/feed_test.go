@@ -84,7 +84,7 @@ func TestFeedDeliver(t *testing.T) {
 	for i := range 6 {
 		m := &fanoutMember{sid: fmt.Sprintf("%08x-4b1d-4e8a-9c3f-%012x", i, i), compress: i%2 == 1}
 		ms = append(ms, m)
-		js := &Sub{r: r, m: m, sid: m.sid, pre: wire.AppendMsgPrefix(nil, m.sid), live: true}
+		js := &Sub{r: r, m: m, sid: m.sid, pre: wire.AppendMsgPrefix(nil, m.sid)} // live: in f.members
 		if i == 5 {
 			js.last = 1 // asked to start after seq 1
 		}

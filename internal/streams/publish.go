@@ -69,8 +69,8 @@ const (
 
 // NewPublisher opens the JetStream API on nc, with timeout for its
 // requests and PubAcks, answering acked publishes through their Ackers.
-// The JetStream it returns serves Streams too.
-func NewPublisher(nc *nats.Conn, timeout time.Duration) (*Publisher, jetstream.JetStream, error) {
+// The JetStream it returns serves Streams too; opts add to its options.
+func NewPublisher(nc *nats.Conn, timeout time.Duration, opts ...jetstream.JetStreamOpt) (*Publisher, jetstream.JetStream, error) {
 	p := &Publisher{
 		timeout: timeout,
 		pubs:    make(map[*nats.Msg]pending),
@@ -78,13 +78,13 @@ func NewPublisher(nc *nats.Conn, timeout time.Duration) (*Publisher, jetstream.J
 		cache:   make(map[string]captureEntry),
 		lookups: make(chan lookup, lookupQueue),
 	}
-	js, err := jetstream.New(nc,
+	js, err := jetstream.New(nc, append([]jetstream.JetStreamOpt{
 		jetstream.WithDefaultTimeout(timeout),
 		jetstream.WithPublishAsyncTimeout(timeout),
 		jetstream.WithPublishAsyncMaxPending(maxPendingPubs),
 		jetstream.WithPublishAsyncAckHandler(p.acked),
 		jetstream.WithPublishAsyncErrHandler(p.failed),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,16 +1,23 @@
-// Package streams delivers JetStream subscriptions to clients: a sub with
-// "from" catches up from history with a short-lived ordered consumer of
-// its own, then switches, at a sequence boundary, to one ordered consumer
-// per (stream, subject) shared by the node (a feed), which fans each
-// message out to its members with no goroutine per member.
+// Package streams delivers JetStream subscriptions to clients. The node
+// has one ordered consumer per (stream, subject) (a feed), which fans each
+// message out to its live members with no goroutine per member and keeps
+// its most recent messages in a bounded resume window. A sub with "from"
+// inside the window is served from memory; one from below it joins a
+// catch-up shared by the feed's members that are behind (one ordered
+// consumer from the lowest start) until it reaches the window. Either way
+// it switches to live at a sequence boundary under the feed's lock: no
+// gap, no duplicate.
 //
-// It owns the feeds, the catch-ups and their consumers. It knows the wire
-// envelopes it builds (internal/wire) and nothing of sockets: each
-// subscription's client is a Member, which takes frames without blocking.
+// It owns the feeds, their windows, the catch-ups and their consumers, and
+// a cache of which stream covers a subject. It knows the wire envelopes it
+// builds (internal/wire) and nothing of sockets: each subscription's
+// client is a Member, which takes frames without blocking.
 //
 // Lock order: Sub.mu → feed.mu → whatever a Member takes inside its
-// methods (the bridge's connection lock). Member methods never call back
-// into this package. Every exported method is safe for concurrent use.
+// methods (the bridge's connection lock). A catch-up's state and its
+// members' positions are guarded by its feed's mu. Member methods never
+// call back into this package. Every exported method is safe for
+// concurrent use.
 package streams
 
 import (
@@ -80,6 +87,18 @@ type Config struct {
 	// bytes, and frames dropped because a member no longer took them. It
 	// runs on delivery paths and must not block; nil ignores.
 	Delivered func(n, bytes, dropped int)
+	// Window is how many of its most recent messages each feed keeps to
+	// serve resuming subscriptions from memory; zero keeps none (every
+	// resume reads JetStream).
+	Window int
+	// WindowBytes bounds each feed's window in bytes (message bodies and
+	// subjects); zero means no byte bound beyond Window.
+	WindowBytes int
+	// Resumed observes each subscription with "from" other than "new"
+	// when it goes live: d from Subscribe, and whether it read JetStream
+	// history (false: served from the window alone). It must not block;
+	// nil ignores.
+	Resumed func(d time.Duration, fromJetStream bool)
 }
 
 // Errors Subscribe returns.
@@ -122,7 +141,11 @@ type Streams struct {
 	starting atomic.Int64
 	starts   chan struct{} // semaphore: feed creations
 	catchups chan struct{} // semaphore: catch-up consumers
-	replays  atomic.Uint64 // catch-ups that had history to replay
+	replays  atomic.Uint64 // subscriptions that had history to replay
+	fromWin  atomic.Uint64 // resumes served from a window alone
+	fromJS   atomic.Uint64 // resumes that read JetStream history
+	created  atomic.Uint64 // catch-up consumers created
+	lookups  lookupCache
 
 	mu     sync.Mutex
 	feeds  map[string]*feed // by subject pattern (one stream per pattern)
@@ -141,6 +164,9 @@ func New(cfg Config) *Streams {
 	if cfg.Delivered == nil {
 		cfg.Delivered = func(int, int, int) {}
 	}
+	if cfg.Resumed == nil {
+		cfg.Resumed = func(time.Duration, bool) {}
+	}
 	r := &Streams{
 		cfg:      cfg,
 		js:       cfg.JS,
@@ -150,16 +176,38 @@ func New(cfg Config) *Streams {
 		feeds:    make(map[string]*feed),
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.lookups.watch(r)
 	return r
+}
+
+// Stats are counters since New.
+type Stats struct {
+	// Catchups is how many subscriptions had history to replay, from the
+	// window or JetStream.
+	Catchups uint64
+	// ResumesFromWindow and ResumesFromJetStream split the subscriptions
+	// with "from" (other than "new") that went live by whether they read
+	// JetStream history.
+	ResumesFromWindow, ResumesFromJetStream uint64
+	// CatchupConsumers is how many catch-up consumers were created (each
+	// serving one or more subscriptions).
+	CatchupConsumers uint64
+}
+
+// Stats returns the counters.
+func (r *Streams) Stats() Stats {
+	return Stats{
+		Catchups:             r.replays.Load(),
+		ResumesFromWindow:    r.fromWin.Load(),
+		ResumesFromJetStream: r.fromJS.Load(),
+		CatchupConsumers:     r.created.Load(),
+	}
 }
 
 // tooBig reports whether frame exceeds Config.MaxFrame.
 func (r *Streams) tooBig(frame []byte) bool {
 	return r.cfg.MaxFrame > 0 && len(frame) > r.cfg.MaxFrame
 }
-
-// Catchups is how many subscriptions so far had history to replay.
-func (r *Streams) Catchups() uint64 { return r.replays.Load() }
 
 // spawn runs f on a goroutine that shutdown waits for. It fails once
 // shutdown has begun.
@@ -186,6 +234,7 @@ func (r *Streams) Shutdown(ctx context.Context) {
 	r.closed = true
 	r.mu.Unlock()
 	r.cancel()
+	r.lookups.stop()
 	waitCtx(ctx, r.wg.Wait)
 
 	r.mu.Lock()
@@ -238,19 +287,26 @@ type Sub struct {
 	from    wire.From
 	ctx     context.Context // ends with the subscription
 	cancel  context.CancelFunc
+	slots   chan struct{} // the client's catch-up slots (Limited), or nil
+	begun   time.Time     // when Subscribe was called
+	wake    chan struct{} // its catch-up handed it back (cap 1)
 
 	mu       sync.Mutex
 	feed     *feed // set once attached
 	released bool
 
 	// Guarded by feed.mu.
-	idx      int    // position in feed.members; -1 once removed
-	live     bool   // the feed delivers to the client directly
-	base     uint64 // the catch-up covers sequences up to base
-	last     uint64 // the feed delivers only sequences above last
-	buf      []byte // frames the feed delivered while catching up
-	bufN     int    // how many frames buf holds
-	overflow bool   // buf outgrew its limit and was dropped
+	idx    int      // position in feed.members (live); -1 otherwise
+	last   uint64   // the feed delivers only sequences above last
+	cursor uint64   // catching up: every match up to cursor was sent
+	cu     *catchup // the catch-up serving it, if any
+	cuErr  error    // why its catch-up gave up for good
+	gone   bool     // stopped taking frames or left the feed
+	// resolved says cursor is known; false while a "last" or "time" start
+	// waits for JetStream to place it.
+	resolved bool
+	readJS   bool   // it read JetStream history
+	frames   []byte // scratch for frames built from the window
 }
 
 // Subscribe starts a JetStream subscription of m to subject (a valid
@@ -262,7 +318,11 @@ func (r *Streams) Subscribe(m Member, subject string, from wire.From) (*Sub, err
 		return nil, ErrBusy
 	}
 	ctx, cancel := context.WithCancel(r.ctx)
-	js := &Sub{r: r, m: m, sid: m.SID(), pre: wire.AppendMsgPrefix(nil, m.SID()), subject: subject, from: from, ctx: ctx, cancel: cancel, idx: -1}
+	js := &Sub{r: r, m: m, sid: m.SID(), pre: wire.AppendMsgPrefix(nil, m.SID()), subject: subject, from: from, ctx: ctx, cancel: cancel,
+		begun: time.Now(), wake: make(chan struct{}, 1), idx: -1}
+	if l, ok := m.(Limited); ok {
+		js.slots = l.CatchupSlots()
+	}
 	if !r.spawn(func() { r.run(js) }) {
 		cancel()
 		r.starting.Add(-1)

@@ -267,12 +267,11 @@ func diff(got, want []uint64) string {
 // subState is a Sub's side of the catch-up boundary, read under its
 // feed's lock.
 type subState struct {
-	member   bool // still one of the feed's members
-	live     bool
-	overflow bool
-	base     uint64 // the catch-up covers sequences up to base
-	bufN     int    // frames buffered by the feed
-	feedLast uint64 // the feed's position
+	member     bool // live on the feed or in one of its catch-ups
+	live       bool
+	catchingUp bool   // in a catch-up
+	cursor     uint64 // catching up: every match up to cursor was sent
+	feedLast   uint64 // the feed's position
 }
 
 func stateOf(js *Sub) subState {
@@ -285,12 +284,11 @@ func stateOf(js *Sub) subState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return subState{
-		member:   js.idx >= 0,
-		live:     js.live,
-		overflow: js.overflow,
-		base:     js.base,
-		bufN:     js.bufN,
-		feedLast: f.last,
+		member:     js.idx >= 0 || js.cu != nil,
+		live:       js.idx >= 0,
+		catchingUp: js.cu != nil,
+		cursor:     js.cursor,
+		feedLast:   f.last,
 	}
 }
 

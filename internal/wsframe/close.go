@@ -53,6 +53,10 @@ var (
 	CloseExpired     = &CloseError{ws.StatusPolicyViolation, "token expired"}
 	CloseRateLimited = &CloseError{ws.StatusPolicyViolation, "rate limit exceeded"}
 	CloseInternal    = &CloseError{ws.StatusInternalServerError, "internal error"}
+	// CloseRebalance is 1012 Service Restart (IANA registry): the node
+	// sheds this client to even out the cluster's load, and the client
+	// should reconnect at once, through the load balancer.
+	CloseRebalance = &CloseError{ws.StatusCode(1012), "rebalance"}
 	// CloseUnavailable is 1013 Try Again Later (IANA registry).
 	CloseUnavailable = &CloseError{ws.StatusCode(1013), "NATS unavailable, try again later"}
 )

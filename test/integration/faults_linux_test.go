@@ -98,7 +98,7 @@ func newFaultTopology(t *testing.T, ctx context.Context, name string, env ...str
 		o.JetStream, o.StoreDir = true, t.TempDir()
 		o.Cluster.Name, o.Cluster.Host, o.Cluster.Port = "wsbf", n.hostIP, cports[i]
 		o.Routes = natsserver.RoutesFromStr(strings.Join(routes, ","))
-		s := natstest.RunServer(&o)
+		s := runClusterNode(t, &o)
 		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 		tp.peers[i-1] = s
 	}
@@ -1334,4 +1334,22 @@ func TestFaultDescriptorExhaustion(t *testing.T) {
 	if err := served(3); err != nil {
 		t.Errorf("existing clients not served after the flood: %v", err)
 	}
+}
+
+// runClusterNode starts an in-process cluster node and waits for its
+// client port. natstest.RunServer panics after 10 s, which a loaded CI
+// machine can take to bring up a clustered JetStream server; this waits
+// longer and fails the test instead of panicking.
+func runClusterNode(t *testing.T, o *natsserver.Options) *natsserver.Server {
+	t.Helper()
+	s, err := natsserver.NewServer(o)
+	if err != nil {
+		t.Fatalf("cluster node %s: %v", o.ServerName, err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(60 * time.Second) {
+		s.Shutdown()
+		t.Fatalf("cluster node %s did not accept connections on %s:%d within 60 s", o.ServerName, o.Host, o.Port)
+	}
+	return s
 }

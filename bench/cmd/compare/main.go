@@ -297,6 +297,7 @@ func runOne(ctx context.Context, o options, dir, scenario, target string, idleCo
 			"BRIDGE_NATS_URL=nats://127.0.0.1:"+strconv.Itoa(natsPort),
 			"BRIDGE_LOG_LEVEL=warn",
 			"BRIDGE_DATA_DIR="+filepath.Join(dir, "data"),
+			"BRIDGE_MAX_HANDSHAKE_RATE=0", // the connect scenario measures the uncapped rate
 		), o.bridgeEnv...)
 		br, bout, err := start(dir, "wsbridge", env)
 		if err != nil {
