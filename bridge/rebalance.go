@@ -51,6 +51,7 @@ type rebalancer struct {
 	plannedAt time.Time
 	leaving   []*conn
 	moving    []time.Time // when each recent client was shed, oldest first
+	overSince time.Time   // first decision above the trigger, zero when not
 }
 
 // movingFor is how long a shed client counts as moving: two announcement
@@ -96,7 +97,7 @@ func (r *rebalancer) account(now time.Time) {
 // announcements.
 func (r *rebalancer) excess() int {
 	s := r.s
-	stop := func() int { r.active.Store(false); return 0 }
+	stop := func() int { r.active.Store(false); r.overSince = time.Time{}; return 0 }
 	if !s.cfg.Rebalance || s.draining.Load() || !s.natsUp.Load() {
 		return stop()
 	}
@@ -105,14 +106,35 @@ func (r *rebalancer) excess() int {
 	if own <= floor {
 		return stop()
 	}
-	low, high, n := meanOfReady(s.cluster.view())
+	view := s.cluster.view()
+	if peerLate(view) {
+		// A peer that missed its announcement may have died: its clients
+		// are about to arrive here, and the mean still counts them there.
+		// Shedding now would turn a node failure into a storm on the
+		// survivors; wait until it announces again or is forgotten.
+		return stop()
+	}
+	low, high, n := meanOfReady(view)
 	if n < 2 {
 		return stop()
 	}
-	if !r.active.Load() && float64(own) <= high*(1+s.cfg.RebalanceSlack) {
-		return 0
+	if !r.active.Load() {
+		if float64(own) <= high*(1+s.cfg.RebalanceSlack) {
+			r.overSince = time.Time{}
+			return 0
+		}
+		// Over the trigger for two announcement periods, not one
+		// sample: while clients pour in (a start, another node's
+		// failure) counts grow faster than announcements travel.
+		if r.overSince.IsZero() {
+			r.overSince = time.Now()
+		}
+		if time.Since(r.overSince) < 2*s.cfg.AnnounceInterval {
+			return 0
+		}
 	}
 	if own <= max(int64(math.Ceil(low)), floor) {
+		r.overSince = time.Time{}
 		return stop()
 	}
 	if !r.active.Swap(true) {
@@ -198,4 +220,15 @@ func (r *rebalancer) plan(now time.Time) {
 	keep := min(len(conns), max(1, int(2*r.s.cfg.RebalanceRate*replanEvery.Seconds())))
 	r.queue = append(r.queue[:0], conns[:keep]...)
 	r.plannedAt = now
+}
+
+// peerLate reports whether a peer's last announcement is older than one
+// and a half of its periods.
+func peerLate(view []NodeStatus) bool {
+	for _, st := range view {
+		if !st.Self && st.AgeMS*2 > 3*max(st.IntervalMS, 1) {
+			return true
+		}
+	}
+	return false
 }
