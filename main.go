@@ -24,6 +24,7 @@ import (
 	"wsbridge/auth"
 	"wsbridge/bridge"
 	"wsbridge/client"
+	"wsbridge/netpoll"
 )
 
 // errUsage marks configuration errors: exit status 2.
@@ -123,6 +124,9 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 	log.Info("starting", "version", version, "go", runtime.Version(), cfg.logAttr())
 	if verifier.Mode() == auth.ModeNone {
 		log.Warn("BRIDGE_AUTH_MODE=none: every client is anonymous", "pub", cfg.AnonPub, "sub", cfg.AnonSub)
+	}
+	if netpoll.Portable {
+		log.Warn("portable backend: no epoll, two goroutines per connection; fine for development, production wants Linux", "goos", runtime.GOOS)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -64,6 +64,7 @@ type conn struct {
 	netc   net.Conn
 	fd     int           // after attach: the socket, owned by conn; else -1
 	tls    *tlsTransport // TLS: the tls.Conn and its non-blocking transport
+	gio    *goIO         // portable backend (netpoll.Portable): every connection's I/O; nil on epoll
 	desc   *netpoll.Desc
 	ident  Identity
 	raw    *rawMode // set for /ws/raw connections
@@ -174,6 +175,12 @@ func (c *conn) Handle(ev netpoll.Event) {
 		// immediate close with unread input would send an RST that can
 		// destroy the close frame before the peer reads it).
 		c.halfClosed = true
+		if c.gio != nil {
+			// The writer goroutine sends close_notify (TLS) and the FIN
+			// once what is queued is out.
+			c.gio.closeWrite()
+			return
+		}
 		if c.tls != nil {
 			// close_notify goes first; it joins the ciphertext queue, so
 			// it cannot block on a peer that does not read.
@@ -186,10 +193,10 @@ func (c *conn) Handle(ev netpoll.Event) {
 				return
 			}
 		}
-		_ = syscall.Shutdown(c.fd, syscall.SHUT_WR)
+		_ = shutdownWriteFD(c.fd)
 	case sent && c.shutWR:
 		c.shutWR = false
-		_ = syscall.Shutdown(c.fd, syscall.SHUT_WR)
+		_ = shutdownWriteFD(c.fd)
 	}
 }
 
@@ -249,6 +256,9 @@ func (c *conn) readAll(hangup bool) bool {
 // read reads plaintext: from the socket, or from the tls.Conn on it. It
 // returns EAGAIN when nothing more can be read now.
 func (c *conn) read(b []byte) (int, error) {
+	if c.gio != nil {
+		return c.gio.read(b)
+	}
 	if c.tls != nil {
 		n, err := c.tls.tc.Read(b)
 		if errors.Is(err, errWouldBlock) {
@@ -256,27 +266,16 @@ func (c *conn) read(b []byte) (int, error) {
 		}
 		return n, err
 	}
-	for {
-		n, err := syscall.Read(c.fd, b)
-		if err == syscall.EINTR {
-			continue
-		}
-		return max(n, 0), err
-	}
+	return readFD(c.fd, b)
 }
 
-// write is one non-blocking write(2) to the socket.
+// write is one non-blocking write(2) to the socket (with the portable
+// backend, a hand-over to the writer goroutine).
 func (c *conn) write(b []byte) (int, error) {
-	for {
-		n, err := syscall.Write(c.fd, b)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == nil && n <= 0:
-			return 0, syscall.EIO
-		}
-		return max(n, 0), err
+	if c.gio != nil {
+		return c.gio.write(b)
 	}
+	return writeFD(c.fd, b)
 }
 
 // consume feeds bytes to the assembler and turns protocol violations into
@@ -572,8 +571,10 @@ func (c *conn) teardown() {
 		c.tls.release()
 	}
 	switch {
+	case c.gio != nil:
+		c.gio.close()
 	case c.fd >= 0:
-		_ = syscall.Close(c.fd)
+		_ = closeFD(c.fd)
 		c.fd = -1
 	case c.netc != nil:
 		// Failed before attach. A tls.Conn's Close would try to send

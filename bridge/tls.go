@@ -109,20 +109,16 @@ func (t *tlsTransport) Read(p []byte) (int, error) {
 	if t.done {
 		return 0, net.ErrClosed
 	}
-	for {
-		n, err := syscall.Read(t.fd, p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return 0, errWouldBlock
-		case err != nil:
-			return 0, &net.OpError{Op: "read", Net: "tcp", Err: err}
-		case n == 0:
-			return 0, io.EOF
-		}
-		return n, nil
+	n, err := readFD(t.fd, p)
+	switch {
+	case err == syscall.EAGAIN:
+		return 0, errWouldBlock
+	case err != nil:
+		return 0, &net.OpError{Op: "read", Net: "tcp", Err: err}
+	case n == 0:
+		return 0, io.EOF
 	}
+	return n, nil
 }
 
 // Write queues p after the ciphertext already waiting; it never blocks and

@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/gobwas/ws"
 
@@ -81,6 +80,9 @@ type tlsPair struct {
 // prepare does.
 func newTLSPair(t testing.TB, maxVersion uint16) *tlsPair {
 	t.Helper()
+	if netpoll.Portable {
+		t.Skip("portable backend: TLS connections are served by goIO, never attached to a bare fd")
+	}
 	scfg, ccfg := testTLSConfigs(t)
 	scfg.MaxVersion = maxVersion
 	ccfg.DynamicRecordSizingDisabled = true // one Write, one record
@@ -144,26 +146,6 @@ func (p *tlsPair) readUntil(t *testing.T, want int) []byte {
 
 // tick paces a poll loop.
 func tick() { time.Sleep(time.Millisecond) }
-
-// waitUnread waits until fd has at least n bytes to read.
-func waitUnread(t *testing.T, fd, n int) {
-	t.Helper()
-	deadline := time.Now().Add(confWait)
-	for {
-		var have int32
-		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCINQ, uintptr(unsafe.Pointer(&have)))
-		if errno != 0 {
-			t.Fatal(errno)
-		}
-		if int(have) >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d bytes to read, want %d", have, n)
-		}
-		tick()
-	}
-}
 
 // sealed returns the record(s) the client's tls.Conn writes for msg,
 // without sending them.
@@ -399,6 +381,9 @@ func TestTLSHalfRecordHoldsNoWorker(t *testing.T) {
 // TestTLSNoGoroutinePerConnection: wss:// connections cost no goroutine
 // once their handshake is done.
 func TestTLSNoGoroutinePerConnection(t *testing.T) {
+	if netpoll.Portable {
+		t.Skip("portable backend: a reader and a writer goroutine per connection by design")
+	}
 	ns := startTestNATS(t)
 	srv := startTestBridgeOver(t, ns, transport{"wss", true}, nil)
 	dialWS(t, srv).expectAlive() // the server's own goroutines are up

@@ -140,9 +140,16 @@ func (s *Server) adopt(c *conn) {
 // so the connection is a bare fd with no netFD, pollDesc or addresses kept
 // by Go's net package (~0.6 KiB per idle connection), and still one
 // descriptor. A TLS connection keeps its tls.Conn, whose transport now
-// works on that fd without blocking.
+// works on that fd without blocking. With the portable backend every
+// connection keeps its net.Conn instead, served by goroutines (goio.go).
 func (s *Server) prepare(c *conn) error {
 	c.lastRead.Store(time.Now().UnixNano())
+	if netpoll.Portable {
+		c.desc = netpoll.NewDesc(-1, c)
+		c.gio = newGoIO(s, c.netc, c.desc)
+		c.netc = nil
+		return nil
+	}
 	nc := c.netc
 	var t *tlsTransport
 	if tc, ok := nc.(*tls.Conn); ok {
@@ -192,7 +199,9 @@ func detach(nc net.Conn) (int, error) {
 // TLS that event also reads, since records that arrived with the
 // handshake may sit in tls.Conn, where epoll cannot see them.
 func (s *Server) start(c *conn) error {
-	if err := s.poller.Add(c.desc); err != nil {
+	if c.gio != nil {
+		c.gio.start()
+	} else if err := s.poller.Add(c.desc); err != nil {
 		return err
 	}
 	ev := evStart
@@ -201,15 +210,6 @@ func (s *Server) start(c *conn) error {
 	}
 	s.poller.Schedule(c.desc, ev)
 	return nil
-}
-
-// dupCloexec duplicates fd with close-on-exec set.
-func dupCloexec(fd int) (int, error) {
-	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(nfd), nil
 }
 
 // upgrade runs the WebSocket handshake on the request head of n bytes in

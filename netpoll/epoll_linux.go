@@ -1,3 +1,5 @@
+//go:build !portable
+
 package netpoll
 
 import (
@@ -8,6 +10,10 @@ import (
 // easygo.Handle/NewDesc are avoided on purpose: they dup the descriptor
 // (two fds per connection) and wrap it in an *os.File whose Fd() can switch
 // the socket to blocking mode and whose finalizer may close a reused fd.
+// Portable reports whether this build uses the portable backend
+// (epoll_portable.go); false here: descriptors are watched by epoll.
+const Portable = false
+
 type epoll struct {
 	ep *easy.Epoll
 }

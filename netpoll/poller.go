@@ -68,8 +68,8 @@ type Poller struct {
 	closeOnce  sync.Once
 }
 
-// New starts an epoll instance and cfg.Workers worker goroutines. Close
-// stops them.
+// New starts an epoll instance (none with the portable backend) and
+// cfg.Workers worker goroutines. Close stops them.
 func New(cfg Config) (*Poller, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4 * runtime.GOMAXPROCS(0)
@@ -95,8 +95,11 @@ func NewDesc(fd int, h Handler) *Desc { return &Desc{fd: fd, h: h} }
 
 // Add registers d's descriptor, edge-triggered for reads, writes and
 // hangups. The caller keeps ownership of the fd and must Remove d before
-// closing it.
+// closing it. A Desc with fd -1 has nothing to watch: Add is a no-op.
 func (p *Poller) Add(d *Desc) error {
+	if d.fd < 0 {
+		return nil
+	}
 	return p.ep.add(d.fd, func(ev Event) { p.Schedule(d, ev) })
 }
 

@@ -37,6 +37,9 @@ func TestDrainSpreadsCloses(t *testing.T) {
 			results <- closed{time.Now(), ce.Code}
 		}()
 	}
+	// A client has its hello before its connection is registered: wait,
+	// or Shutdown may refuse a late one without a close frame.
+	testutil.Eventually(t, "every client registered", func() bool { return b.Stats().Connections == clients })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
 	defer cancel()
 	start := time.Now()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"wsbridge/internal/testutil"
+	"wsbridge/netpoll"
 
 	"github.com/coder/websocket"
 	"github.com/nats-io/nats.go"
@@ -40,7 +41,12 @@ func wsbridgeBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "wsbridge")
-		out, err := exec.Command("go", "build", "-o", binPath, "wsbridge").CombinedOutput()
+		args := []string{"build", "-o", binPath}
+		if netpoll.Portable {
+			// The program under test runs the backend the tests run.
+			args = append(args, "-tags", "portable")
+		}
+		out, err := exec.Command("go", append(args, "wsbridge")...).CombinedOutput()
 		if err != nil {
 			buildErr = errors.New(string(out))
 		}

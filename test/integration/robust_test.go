@@ -221,6 +221,9 @@ func TestShutdownClosesClientsWith1001(t *testing.T) {
 	// the close timeout: long enough to look at it.
 	stuck := testutil.DialWS(t, b.Addr, "/ws")
 	stuck.ExpectText(`{"op":"hello"`)
+	// The hello goes out with the 101, before the connection is
+	// registered: a Shutdown that came first would not wait for it.
+	testutil.Eventually(t, "both connections registered", func() bool { return b.Stats().Connections == 2 })
 	ctx, cancel := ctxWait()
 	defer cancel()
 	done := make(chan error, 1)

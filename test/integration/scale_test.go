@@ -10,6 +10,7 @@ import (
 
 	"wsbridge/bridge"
 	"wsbridge/internal/testutil"
+	"wsbridge/netpoll"
 )
 
 // TestInterestAggregation: 500 clients on one subject cost NATS one
@@ -55,6 +56,9 @@ func TestInterestAggregation(t *testing.T) {
 // subscribed connections (the clients are raw sockets, so every goroutine
 // counted is the bridge's).
 func TestIdleConnectionsHoldNoGoroutine(t *testing.T) {
+	if netpoll.Portable {
+		t.Skip("portable backend: a reader and a writer goroutine per connection by design (README.md, Portable backend)")
+	}
 	ns := testutil.StartNATS(t, false, nil)
 	b := startBridge(t, ns, nil)
 	warm := testutil.DialWS(t, b.Addr, "/ws")
