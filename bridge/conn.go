@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"wsbridge/internal/tlsconn"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
@@ -62,9 +63,9 @@ type conn struct {
 	// netc is the handshake's connection, dropped at attach: after it the
 	// connection is the bare socket fd (and, over TLS, the tls.Conn on it).
 	netc   net.Conn
-	fd     int           // after attach: the socket, owned by conn; else -1
-	tls    *tlsTransport // TLS: the tls.Conn and its non-blocking transport
-	gio    *goIO         // portable backend (netpoll.Portable): every connection's I/O; nil on epoll
+	fd     int                // after attach: the socket, owned by conn; else -1
+	tls    *tlsconn.Transport // TLS: the tls.Conn and its non-blocking transport
+	gio    *goIO              // portable backend (netpoll.Portable): every connection's I/O; nil on epoll
 	desc   *netpoll.Desc
 	ident  Identity
 	raw    *rawMode // set for /ws/raw connections
@@ -88,7 +89,7 @@ type conn struct {
 	closeTimer *time.Timer
 
 	// The batch being written, taken whole from wbuf by flush. Written in
-	// place (plain) or encrypted tlsChunk at a time (TLS); the offset
+	// place (plain) or encrypted tlsconn.Chunk at a time (TLS); the offset
 	// moves, the bytes never do.
 	batch   *[]byte
 	boff    int   // bytes of batch written (plain) or encrypted (TLS)
@@ -184,7 +185,7 @@ func (c *conn) Handle(ev netpoll.Event) {
 		if c.tls != nil {
 			// close_notify goes first; it joins the ciphertext queue, so
 			// it cannot block on a peer that does not read.
-			_ = c.tls.tc.CloseWrite()
+			_ = c.tls.Conn().CloseWrite()
 			if empty, err := c.flush(); err != nil {
 				c.teardown()
 				return
@@ -216,8 +217,8 @@ func (c *conn) readAll(hangup bool) bool {
 	defer readPool.Put(bp)
 	buf := *bp
 	if c.tls != nil {
-		c.tls.lend()
-		defer c.tls.unlend()
+		c.tls.BeginRead()
+		defer c.tls.EndRead()
 	}
 	budget := readsPerTurn * readSize
 	for range maxReadsPerTurn {
@@ -260,8 +261,8 @@ func (c *conn) read(b []byte) (int, error) {
 		return c.gio.read(b)
 	}
 	if c.tls != nil {
-		n, err := c.tls.tc.Read(b)
-		if errors.Is(err, errWouldBlock) {
+		n, err := c.tls.Conn().Read(b)
+		if errors.Is(err, tlsconn.ErrWouldBlock) {
 			err = syscall.EAGAIN
 		}
 		return n, err
@@ -420,9 +421,9 @@ func (c *conn) requestClose(e *wsframe.CloseError) {
 func (c *conn) flush() (empty bool, err error) {
 	for {
 		if t := c.tls; t != nil {
-			for p := t.pending(); len(p) > 0; p = t.pending() {
+			for p := t.Pending(); len(p) > 0; p = t.Pending() {
 				n, err := c.write(p)
-				t.wrote(n)
+				t.Wrote(n)
 				if err != nil {
 					return c.stall(err)
 				}
@@ -431,10 +432,10 @@ func (c *conn) flush() (empty bool, err error) {
 		if c.batch != nil && c.boff < len(*c.batch) {
 			rest := (*c.batch)[c.boff:]
 			if c.tls != nil {
-				// The records go to t.ct, written at the top of the loop.
-				rest = rest[:min(len(rest), tlsChunk)]
-				c.tls.reserve(len(rest))
-				if _, err := c.tls.tc.Write(rest); err != nil {
+				// The records go to the transport, written at the top of the loop.
+				rest = rest[:min(len(rest), tlsconn.Chunk)]
+				c.tls.Reserve(len(rest))
+				if _, err := c.tls.Conn().Write(rest); err != nil {
 					return false, err
 				}
 				c.boff += len(rest)
@@ -479,7 +480,7 @@ func (c *conn) stall(err error) (bool, error) {
 		left = len(*c.batch) - c.boff
 	}
 	if c.tls != nil {
-		left += len(c.tls.pending())
+		left += len(c.tls.Pending())
 	}
 	c.mu.Lock()
 	c.stalled, c.inflight = true, left
@@ -568,7 +569,7 @@ func (c *conn) teardown() {
 	if c.tls != nil {
 		// No close_notify here: the WebSocket close said goodbye, and
 		// a torn-down connection writes nothing more.
-		c.tls.release()
+		c.tls.Release()
 	}
 	switch {
 	case c.gio != nil:

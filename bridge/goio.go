@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"wsbridge/internal/tlsconn"
 	"wsbridge/netpoll"
 )
 
@@ -61,8 +62,8 @@ func newGoIO(s *Server, nc net.Conn, d *netpoll.Desc) *goIO {
 		more: make(chan struct{}, 1), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if tc, ok := nc.(*tls.Conn); ok {
 		g.raw = tc.NetConn()
-		if t := transportOf(tc); t != nil {
-			g.raw = t.nc // under the bridge's transport, which passes through until attach
+		if t := tlsconn.Of(tc); t != nil {
+			g.raw = t.NetConn() // under the bridge's transport, which passes through until attach
 		}
 	}
 	return g

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"wsbridge/internal/tlsconn"
 	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
 )
@@ -42,7 +43,7 @@ func (s *Server) handshake(netc net.Conn) {
 	_ = netc.SetDeadline(begin.Add(s.cfg.HandshakeTimeout))
 	secure := false
 	if s.cfg.TLS != nil {
-		tc := newTLSServer(netc, s.cfg.TLS)
+		tc := tlsconn.Server(netc, s.cfg.TLS)
 		if err := tc.Handshake(); err != nil {
 			s.log.Debug("TLS handshake failed", "remote", netc.RemoteAddr().String(), "err", err)
 			_ = netc.Close()
@@ -151,19 +152,19 @@ func (s *Server) prepare(c *conn) error {
 		return nil
 	}
 	nc := c.netc
-	var t *tlsTransport
+	var t *tlsconn.Transport
 	if tc, ok := nc.(*tls.Conn); ok {
-		if t = transportOf(tc); t == nil {
+		if t = tlsconn.Of(tc); t == nil {
 			return errNoTransport
 		}
-		nc = t.nc
+		nc = t.NetConn()
 	}
 	fd, err := detach(nc)
 	if err != nil {
 		return err
 	}
 	if t != nil {
-		t.attach(fd)
+		t.Attach(fd)
 		c.tls = t
 	}
 	c.netc, c.fd = nil, fd

@@ -1,4 +1,4 @@
-package bridge
+package tlsconn
 
 import (
 	"bytes"
@@ -14,19 +14,19 @@ import (
 // 1.5 KiB after the handshake). That is 3.5–20 KiB per idle connection, the
 // bulk of its cost, and no exported API releases it.
 //
-// The bridge therefore lends tls.Conn a pooled rawInput for each read turn
-// and takes it back when the turn ends, keeping only a partial record, in
-// an exactly sized copy, when one is pending; hand is dropped whenever it
-// is empty. This reaches unexported fields, located by name and type once
-// at start: if a Go release renames or retypes them, tlsFieldsOK is false,
-// the bridge keeps working with crypto/tls's own buffers (more memory per
-// idle connection), and TestTLSBuffersReachable fails so the upgrade is
-// noticed. The fields are touched only on the connection's worker, between
-// tls.Conn calls, when no goroutine is inside the tls.Conn.
-// docs/BENCHMARKS.md has the figures with and without.
-var tlsRawInputOff, tlsInputOff, tlsHandOff, tlsFieldsOK = tlsFields()
+// The transport therefore lends tls.Conn a pooled rawInput for each read
+// turn and takes it back when the turn ends, keeping only a partial
+// record, in an exactly sized copy, when one is pending; hand is dropped
+// whenever it is empty. This reaches unexported fields, located by name
+// and type once at start: if a Go release renames or retypes them,
+// fieldsOK is false, the transport keeps working with crypto/tls's own
+// buffers (more memory per idle connection), and TestTLSBuffersReachable
+// fails so the upgrade is noticed. The fields are touched only on the
+// connection's worker, between tls.Conn calls, when no goroutine is inside
+// the tls.Conn. docs/BENCHMARKS.md has the figures with and without.
+var rawInputOff, inputOff, handOff, fieldsOK = fields()
 
-func tlsFields() (raw, in, hand uintptr, ok bool) {
+func fields() (raw, in, hand uintptr, ok bool) {
 	t := reflect.TypeFor[tls.Conn]()
 	field := func(name string, typ reflect.Type) (uintptr, bool) {
 		f, ok := t.FieldByName(name)
@@ -39,34 +39,35 @@ func tlsFields() (raw, in, hand uintptr, ok bool) {
 	return raw, in, hand, ok1 && ok2 && ok3
 }
 
-// tlsBuffersEnabled is cleared by tests that measure the cost without.
-var tlsBuffersEnabled = true
+// buffersEnabled is cleared by tests that measure the cost without.
+var buffersEnabled = true
 
-func (t *tlsTransport) buffers() (raw *bytes.Buffer, in *bytes.Reader, hand *bytes.Buffer, ok bool) {
-	if !tlsFieldsOK || !tlsBuffersEnabled {
+func (t *Transport) buffers() (raw *bytes.Buffer, in *bytes.Reader, hand *bytes.Buffer, ok bool) {
+	if !fieldsOK || !buffersEnabled {
 		return nil, nil, nil, false
 	}
 	p := unsafe.Pointer(t.tc)
-	return (*bytes.Buffer)(unsafe.Add(p, tlsRawInputOff)),
-		(*bytes.Reader)(unsafe.Add(p, tlsInputOff)),
-		(*bytes.Buffer)(unsafe.Add(p, tlsHandOff)), true
+	return (*bytes.Buffer)(unsafe.Add(p, rawInputOff)),
+		(*bytes.Reader)(unsafe.Add(p, inputOff)),
+		(*bytes.Buffer)(unsafe.Add(p, handOff)), true
 }
 
-// lend gives tc a pooled rawInput for a read turn, carrying over a
-// partial record. It does nothing while tc holds decrypted bytes (input
-// points into rawInput) or when the fields are out of reach.
-func (t *tlsTransport) lend() {
+// BeginRead starts a read turn: it gives the tls.Conn a pooled rawInput,
+// carrying over a partial record, until EndRead. It does nothing while
+// the tls.Conn holds decrypted bytes (input points into rawInput) or when
+// the fields are out of reach.
+func (t *Transport) BeginRead() {
 	raw, in, _, ok := t.buffers()
 	if !ok || t.rbuf != nil || in.Len() != 0 {
 		return
 	}
-	t.rbuf = tlsReadPool.Get().(*[]byte)
+	t.rbuf = readPool.Get().(*[]byte)
 	*raw = *bytes.NewBuffer(append((*t.rbuf)[:0], raw.Bytes()...))
 }
 
-// unlend takes the pooled rawInput back at the end of a read turn; a
-// partial record stays in an exactly sized copy.
-func (t *tlsTransport) unlend() {
+// EndRead ends a read turn: it takes the pooled rawInput back; a partial
+// record stays in an exactly sized copy.
+func (t *Transport) EndRead() {
 	raw, in, _, ok := t.buffers()
 	if !ok || in.Len() != 0 {
 		return
@@ -78,7 +79,7 @@ func (t *tlsTransport) unlend() {
 		}
 		*raw = keep
 		in.Reset(nil)
-		tlsReadPool.Put(t.rbuf)
+		readPool.Put(t.rbuf)
 		t.rbuf = nil
 	}
 	// A turn that could not lend (tc still held bytes from the handshake)
@@ -88,7 +89,7 @@ func (t *tlsTransport) unlend() {
 
 // trim drops what tc keeps without needing it: an empty rawInput's
 // capacity (from the handshake) and an empty hand.
-func (t *tlsTransport) trim() {
+func (t *Transport) trim() {
 	raw, in, hand, ok := t.buffers()
 	if !ok {
 		return

@@ -1,7 +1,8 @@
-package bridge
+//go:build linux && !portable
+
+package tlsconn
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -13,17 +14,18 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"runtime"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
-
-	"wsbridge/internal/wsframe"
-	"wsbridge/netpoll"
 )
+
+// The transport's own tests need a bare socket, which only the epoll
+// build attaches (the portable backend keeps each connection's net.Conn).
+
+// wait bounds any single expected event; a test that passes never waits
+// for it.
+const wait = 10 * time.Second
 
 var testCert = sync.OnceValues(func() (tls.Certificate, error) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -44,8 +46,9 @@ var testCert = sync.OnceValues(func() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}, nil
 })
 
-// testTLSConfigs returns a server configuration like CertReloader's, with
-// a self-signed certificate, and a client configuration that trusts it.
+// testTLSConfigs returns a server configuration like bridge.CertReloader's,
+// with a self-signed certificate, and a client configuration that trusts
+// it.
 func testTLSConfigs(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
 	cert, err := testCert()
@@ -67,22 +70,19 @@ func testTLSConfigs(t testing.TB) (server, client *tls.Config) {
 	return server, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 }
 
-// tlsPair is a handshaken server tls.Conn on the bridge's transport,
-// attached to its non-blocking socket, and the client.
+// tlsPair is a handshaken server tls.Conn on a Transport, attached to its
+// non-blocking socket, and the client.
 type tlsPair struct {
-	t      *tlsTransport
+	t      *Transport
 	client *tls.Conn
 	cc     *captureConn // under client
 	raw    net.Conn     // the client's TCP connection, under cc
 }
 
 // newTLSPair handshakes over loopback, then attaches the server side as
-// prepare does.
+// bridge's prepare does.
 func newTLSPair(t testing.TB, maxVersion uint16) *tlsPair {
 	t.Helper()
-	if netpoll.Portable {
-		t.Skip("portable backend: TLS connections are served by goIO, never attached to a bare fd")
-	}
 	scfg, ccfg := testTLSConfigs(t)
 	scfg.MaxVersion = maxVersion
 	ccfg.DynamicRecordSizingDisabled = true // one Write, one record
@@ -102,7 +102,7 @@ func newTLSPair(t testing.TB, maxVersion uint16) *tlsPair {
 	}
 	cc := &captureConn{Conn: raw}
 	client := tls.Client(cc, ccfg)
-	tc := newTLSServer(nc, scfg)
+	tc := Server(nc, scfg)
 	errc := make(chan error, 1)
 	go func() { errc <- tc.Handshake() }()
 	if err := client.Handshake(); err != nil {
@@ -111,14 +111,30 @@ func newTLSPair(t testing.TB, maxVersion uint16) *tlsPair {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	tr := transportOf(tc)
-	fd, err := detach(tr.nc)
+	tr := Of(tc)
+	fd := detach(t, tr.NetConn())
+	tr.Attach(fd)
+	t.Cleanup(func() { tr.Release(); syscall.Close(fd) })
+	return &tlsPair{t: tr, client: client, cc: cc, raw: raw}
+}
+
+// detach returns a duplicate of nc's socket and closes nc. The duplicate
+// shares the original's O_NONBLOCK.
+func detach(t testing.TB, nc net.Conn) int {
+	t.Helper()
+	rc, err := nc.(syscall.Conn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr.attach(fd)
-	t.Cleanup(func() { tr.release(); syscall.Close(fd) })
-	return &tlsPair{t: tr, client: client, cc: cc, raw: raw}
+	fd, derr := -1, error(nil)
+	if err := rc.Control(func(f uintptr) { fd, derr = syscall.Dup(int(f)) }); err != nil {
+		t.Fatal(err)
+	}
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	_ = nc.Close()
+	return fd
 }
 
 // readUntil reads from the server tls.Conn, waiting for the socket while
@@ -127,12 +143,12 @@ func (p *tlsPair) readUntil(t *testing.T, want int) []byte {
 	t.Helper()
 	var got []byte
 	buf := make([]byte, 16<<10)
-	deadline := time.Now().Add(confWait)
+	deadline := time.Now().Add(wait)
 	for len(got) < want {
-		n, err := p.t.tc.Read(buf)
+		n, err := p.t.Conn().Read(buf)
 		got = append(got, buf[:n]...)
 		switch {
-		case errors.Is(err, errWouldBlock):
+		case errors.Is(err, ErrWouldBlock):
 			if time.Now().After(deadline) {
 				t.Fatalf("read %d of %d bytes", len(got), want)
 			}
@@ -177,7 +193,7 @@ func (c *captureConn) Write(p []byte) (int, error) {
 }
 
 // TestTLSWouldBlockReadKeepsConnUsable: a read that finds half a record
-// answers errWouldBlock, and the same tls.Conn then reads the record once
+// answers ErrWouldBlock, and the same tls.Conn then reads the record once
 // the rest arrives: crypto/tls does not keep a temporary error
 // (crypto/tls/conn.go:633, :678).
 func TestTLSWouldBlockReadKeepsConnUsable(t *testing.T) {
@@ -188,8 +204,8 @@ func TestTLSWouldBlockReadKeepsConnUsable(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			p := newTLSPair(t, v.max)
 			buf := make([]byte, 16<<10)
-			if _, err := p.t.tc.Read(buf); !errors.Is(err, errWouldBlock) {
-				t.Fatalf("read on an empty socket: %v, want errWouldBlock", err)
+			if _, err := p.t.Conn().Read(buf); !errors.Is(err, ErrWouldBlock) {
+				t.Fatalf("read on an empty socket: %v, want ErrWouldBlock", err)
 			}
 			msg := bytes.Repeat([]byte("half a record "), 500)
 			rec := sealed(t, p.client, p.cc, msg)
@@ -198,8 +214,8 @@ func TestTLSWouldBlockReadKeepsConnUsable(t *testing.T) {
 			}
 			waitUnread(t, p.t.fd, len(rec)/2)
 			for range 3 {
-				if n, err := p.t.tc.Read(buf); !errors.Is(err, errWouldBlock) || n != 0 {
-					t.Fatalf("read of half a record: %d, %v; want 0, errWouldBlock", n, err)
+				if n, err := p.t.Conn().Read(buf); !errors.Is(err, ErrWouldBlock) || n != 0 {
+					t.Fatalf("read of half a record: %d, %v; want 0, ErrWouldBlock", n, err)
 				}
 			}
 			if _, err := p.raw.Write(rec[len(rec)/2:]); err != nil {
@@ -209,14 +225,14 @@ func TestTLSWouldBlockReadKeepsConnUsable(t *testing.T) {
 				t.Fatalf("read %d bytes, not the message", len(got))
 			}
 			// And the connection still works both ways.
-			if _, err := p.t.tc.Write([]byte("reply")); err != nil {
+			if _, err := p.t.Conn().Write([]byte("reply")); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := syscall.Write(p.t.fd, p.t.pending()); err != nil {
+			if _, err := syscall.Write(p.t.fd, p.t.Pending()); err != nil {
 				t.Fatal(err)
 			}
 			got := make([]byte, 5)
-			_ = p.client.SetReadDeadline(time.Now().Add(confWait))
+			_ = p.client.SetReadDeadline(time.Now().Add(wait))
 			if _, err := io.ReadFull(p.client, got); err != nil || string(got) != "reply" {
 				t.Fatalf("client read %q, %v", got, err)
 			}
@@ -236,11 +252,11 @@ func TestTLSWriteUnderFullSocketQueues(t *testing.T) {
 	const writes = 32                                      // 2 MiB: far beyond both socket buffers
 	full := false
 	for i := range writes {
-		if _, err := p.t.tc.Write(msg); err != nil {
+		if _, err := p.t.Conn().Write(msg); err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
 		// Flush as the worker does, without waiting for room.
-		for b := p.t.pending(); len(b) > 0 && !full; b = p.t.pending() {
+		for b := p.t.Pending(); len(b) > 0 && !full; b = p.t.Pending() {
 			n, err := syscall.Write(p.t.fd, b)
 			if err == syscall.EAGAIN {
 				full = true
@@ -249,23 +265,23 @@ func TestTLSWriteUnderFullSocketQueues(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p.t.wrote(n)
+			p.t.Wrote(n)
 		}
 	}
 	if !full {
 		t.Fatal("the socket never filled")
 	}
-	if q := len(p.t.pending()); q < len(msg) {
+	if q := len(p.t.Pending()); q < len(msg) {
 		t.Fatalf("%d bytes queued under a full socket, want ≥ %d", q, len(msg))
 	}
 	got := make(chan []byte, 1)
 	go func() {
 		b := make([]byte, writes*len(msg))
-		_ = p.client.SetReadDeadline(time.Now().Add(confWait))
+		_ = p.client.SetReadDeadline(time.Now().Add(wait))
 		n, _ := io.ReadFull(p.client, b)
 		got <- b[:n]
 	}()
-	for b := p.t.pending(); len(b) > 0; b = p.t.pending() {
+	for b := p.t.Pending(); len(b) > 0; b = p.t.Pending() {
 		n, err := syscall.Write(p.t.fd, b)
 		if err == syscall.EAGAIN {
 			tick()
@@ -274,19 +290,11 @@ func TestTLSWriteUnderFullSocketQueues(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.t.wrote(n)
+		p.t.Wrote(n)
 	}
 	b := <-got
 	if len(b) != writes*len(msg) || !bytes.Equal(b, bytes.Repeat(msg, writes)) {
 		t.Fatalf("client read %d bytes, want %d intact", len(b), writes*len(msg))
-	}
-}
-
-// TestTLSBuffersReachable fails when a Go release moves the crypto/tls
-// fields the bridge trims (see tls_buffers.go).
-func TestTLSBuffersReachable(t *testing.T) {
-	if !tlsFieldsOK {
-		t.Fatal("crypto/tls.Conn's rawInput, input or hand changed: idle TLS connections keep their buffers")
 	}
 }
 
@@ -311,9 +319,9 @@ func TestTLSIdleHoldsNoBuffers(t *testing.T) {
 	if _, err := p.client.Write(msg); err != nil {
 		t.Fatal(err)
 	}
-	p.t.lend()
+	p.t.BeginRead()
 	p.readUntil(t, len(msg))
-	p.t.unlend()
+	p.t.EndRead()
 	check("after a read turn", 0)
 }
 
@@ -327,12 +335,12 @@ func TestTLSPartialRecordAcrossTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf := make([]byte, 16<<10)
-	p.t.lend()
+	p.t.BeginRead()
 	waitUnread(t, p.t.fd, 1000)
-	if _, err := p.t.tc.Read(buf); !errors.Is(err, errWouldBlock) {
+	if _, err := p.t.Conn().Read(buf); !errors.Is(err, ErrWouldBlock) {
 		t.Fatalf("read of a partial record: %v", err)
 	}
-	p.t.unlend()
+	p.t.EndRead()
 	raw, _, _, _ := p.t.buffers()
 	if raw.Len() != 1000 || raw.Cap() > 2048 {
 		t.Fatalf("kept %d bytes in %d, want the 1000 pending in a small copy", raw.Len(), raw.Cap())
@@ -340,101 +348,11 @@ func TestTLSPartialRecordAcrossTurns(t *testing.T) {
 	if _, err := p.raw.Write(rec[1000:]); err != nil {
 		t.Fatal(err)
 	}
-	p.t.lend()
+	p.t.BeginRead()
 	got := p.readUntil(t, len(msg))
-	p.t.unlend()
+	p.t.EndRead()
 	if !bytes.Equal(got, msg) {
 		t.Fatal("the record did not survive the turns")
-	}
-}
-
-// TestTLSHalfRecordHoldsNoWorker: a wss:// client that sends half a TLS
-// record and stalls does not keep the only worker from serving others.
-func TestTLSHalfRecordHoldsNoWorker(t *testing.T) {
-	ns := startTestNATS(t)
-	srv := startTestBridgeOver(t, ns, transport{"wss", true}, func(c *Config) { c.Workers = 1 })
-	raw, err := net.Dial("tcp", srv.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { raw.Close() })
-	cc := &captureConn{Conn: raw}
-	tc := tls.Client(cc, srv.client)
-	stall := &rawClient{t: t, nc: tc, br: bufio.NewReader(tc)}
-	stall.write([]byte(upgradeRequest("/ws")))
-	stall.expectUpgrade(srv)
-	rec := sealed(t, tc, cc, clientFrame(bFin|bText, pingCmd("stalled", 0)))
-	if _, err := raw.Write(rec[:len(rec)/2]); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		dialWS(t, srv).expectAlive()
-	}
-	// The stalled one finishes its record and is answered.
-	if _, err := raw.Write(rec[len(rec)/2:]); err != nil {
-		t.Fatal(err)
-	}
-	stall.expectFrame(ws.OpText, pongCmd("stalled"))
-	stall.expectAlive()
-}
-
-// TestTLSNoGoroutinePerConnection: wss:// connections cost no goroutine
-// once their handshake is done.
-func TestTLSNoGoroutinePerConnection(t *testing.T) {
-	if netpoll.Portable {
-		t.Skip("portable backend: a reader and a writer goroutine per connection by design")
-	}
-	ns := startTestNATS(t)
-	srv := startTestBridgeOver(t, ns, transport{"wss", true}, nil)
-	dialWS(t, srv).expectAlive() // the server's own goroutines are up
-	before := runtime.NumGoroutine()
-	const n = 100
-	conns := make([]*rawClient, n)
-	for i := range conns {
-		conns[i] = dialWS(t, srv)
-	}
-	eventually(t, "every connection registered", func() bool { return srv.Stats().Connections == n+1 })
-	eventually(t, "handshake goroutines gone", func() bool { return runtime.NumGoroutine() < before+n/10 })
-	for _, c := range conns {
-		c.expectAlive()
-	}
-}
-
-// BenchmarkFlush measures queueing a 150-byte frame and flushing it to a
-// socket whose peer reads everything: plain, and over TLS (encryption and
-// the ciphertext copy included).
-func BenchmarkFlush(b *testing.B) {
-	frame := wsframe.AppendFrame(nil, ws.OpText, bytes.Repeat([]byte{'m'}, 148))
-	for _, secure := range []bool{false, true} {
-		name := "ws"
-		if secure {
-			name = "wss"
-		}
-		b.Run(name, func(b *testing.B) {
-			s := benchServer(b)
-			p := newTLSPair(b, 0)
-			c := &conn{s: s, fd: p.t.fd}
-			c.desc = netpoll.NewDesc(-1, drain{c})
-			var peer io.Reader = p.raw
-			if secure {
-				c.tls, peer = p.t, p.client
-			}
-			go func() { _, _ = io.Copy(io.Discard, peer) }()
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				c.push(frame, 0, false)
-				for {
-					empty, err := c.flush()
-					if err != nil {
-						b.Fatal(err)
-					}
-					if empty {
-						break
-					}
-				}
-			}
-		})
 	}
 }
 
@@ -450,23 +368,44 @@ func TestTLSBuffersDroppedAfterUnlentTurn(t *testing.T) {
 	waitUnread(t, p.t.fd, len(msg)) // the whole record
 	// As the handshake's reader may: part of a record.
 	first := make([]byte, 10)
-	if n, err := p.t.tc.Read(first); n != len(first) || err != nil {
+	if n, err := p.t.Conn().Read(first); n != len(first) || err != nil {
 		t.Fatalf("read %d, %v", n, err)
 	}
 	raw, in, _, _ := p.t.buffers()
 	if in.Len() == 0 {
 		t.Fatalf("read %d bytes and left none decrypted: the case is not set up", len(first))
 	}
-	p.t.lend()
+	p.t.BeginRead()
 	if p.t.rbuf != nil {
 		t.Fatal("lent while tls.Conn held decrypted bytes")
 	}
 	rest := p.readUntil(t, len(msg)-len(first))
-	p.t.unlend()
+	p.t.EndRead()
 	if got := append(first, rest...); !bytes.Equal(got, msg) {
 		t.Fatalf("read %q", got)
 	}
 	if raw.Cap() != 0 {
 		t.Fatalf("rawInput keeps %d bytes after the turn", raw.Cap())
+	}
+}
+
+// TestTLSBuffersKeptWithoutLending: with lending off (buffersEnabled, for
+// measuring what it saves), a read turn leaves crypto/tls's rawInput as
+// large as the record it read.
+func TestTLSBuffersKeptWithoutLending(t *testing.T) {
+	p := newTLSPair(t, 0)
+	buffersEnabled = false
+	t.Cleanup(func() { buffersEnabled = true })
+	msg := bytes.Repeat([]byte{'w'}, 10_000)
+	if _, err := p.client.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	p.t.BeginRead()
+	p.readUntil(t, len(msg))
+	p.t.EndRead()
+	buffersEnabled = true
+	raw, _, _, _ := p.t.buffers()
+	if p.t.rbuf != nil || raw.Cap() < len(msg) {
+		t.Fatalf("rawInput %d bytes, lent %v; want crypto/tls's own, ≥ %d", raw.Cap(), p.t.rbuf != nil, len(msg))
 	}
 }

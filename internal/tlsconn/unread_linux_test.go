@@ -1,4 +1,6 @@
-package bridge
+//go:build !portable
+
+package tlsconn
 
 import (
 	"syscall"
@@ -10,7 +12,7 @@ import (
 // waitUnread waits until fd has at least n bytes to read.
 func waitUnread(t *testing.T, fd, n int) {
 	t.Helper()
-	deadline := time.Now().Add(confWait)
+	deadline := time.Now().Add(wait)
 	for {
 		var have int32
 		_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TIOCINQ, uintptr(unsafe.Pointer(&have)))
