@@ -1,22 +1,31 @@
-package bridge
+// Package cluster is the bridge nodes' membership: nodes learn each
+// other's load from announcements on NATS, with no other service. Every
+// Config.Interval a Membership publishes this node's NodeStatus on
+// $WSBRIDGE.cluster.<node>, keeps the latest from every peer, and forgets
+// a peer silent for forgetPeriods of its own interval. Clients never reach
+// these subjects: "$" is reserved (wire.Reserved) for pub, req, sub and
+// delivery alike.
+//
+// It owns the announcement subject and its JSON, the view of the peers,
+// the wsbridge_cluster_* metrics read from that view, and the arithmetic
+// a node sheds by (Assess). It knows nothing of connections: the bridge
+// reports this node's state and counts through Config.Status and closes
+// the clients Assess says to shed.
+//
+// A Membership is safe for concurrent use; Run must be called once, and
+// its owner stops it and waits for it. The functions are pure.
+package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/prometheus/client_golang/prometheus"
 )
-
-// Nodes learn each other's load from announcements on NATS, with no other
-// service: every AnnounceInterval each node publishes its NodeStatus on
-// $WSBRIDGE.cluster.<node>, keeps the latest from every peer, and forgets
-// a peer silent for forgetPeriods of its own interval. Clients never reach
-// these subjects: "$" is reserved (wire.Reserved) for pub, req, sub and
-// delivery alike.
 
 // clusterPrefix starts every announcement subject.
 const clusterPrefix = "$WSBRIDGE.cluster."
@@ -47,10 +56,36 @@ type NodeStatus struct {
 	Moving        int64     `json:"moving"`           // clients shed within the last few seconds
 	Shed          uint64    `json:"shed_total"`       // clients closed with 1012 since start
 	IntervalMS    int64     `json:"interval_ms"`      // the node's announcement period
-	// Not announced: filled in by Server.Cluster.
+	// Not announced: filled in by Membership.View.
 	Self bool `json:"self"`
 	// AgeMS is how long ago the announcement arrived, in milliseconds.
 	AgeMS int64 `json:"age_ms"`
+}
+
+// Config configures a Membership.
+type Config struct {
+	// NodeID names this node; it is required. Announcements carrying it
+	// are this node's own and never enter the view.
+	NodeID string
+	// Interval is how often the node announces itself; zero means 1s.
+	Interval time.Duration
+	// Status returns this node's State, Connections, Subscriptions,
+	// Rebalancing, Moving and Shed now; its other fields are ignored. It
+	// is required, is called from any goroutine (View's callers and
+	// Run), and must not block.
+	Status func() NodeStatus
+	// Messages returns the client messages received and the messages
+	// queued to clients since start: the announced rates are their change
+	// over each period. Nil announces zero rates.
+	Messages func() (in, out uint64)
+	// NATSUp reports whether the NATS connection is up: while it is down
+	// Run skips announcements rather than let nats.go buffer stale ones.
+	// Nil means always up.
+	NATSUp func() bool
+	// OnError is told, on Run's goroutine, that publishing an
+	// announcement failed; the owner decides how loudly to log it. Nil
+	// ignores such failures.
+	OnError func(err error)
 }
 
 type peer struct {
@@ -58,40 +93,52 @@ type peer struct {
 	seen time.Time
 }
 
-// cluster announces this node and keeps the view of its peers. The view is
-// read by the rebalancer, the collector and Server.Cluster under mu; the
-// NATS handler writes it. Nothing here runs on a worker.
-type cluster struct {
-	s       *Server
+// Membership announces this node and keeps the view of its peers. The
+// view is read by View under mu; the NATS handler writes it. Nothing here
+// runs on a bridge worker.
+type Membership struct {
+	cfg     Config
+	nc      *nats.Conn
 	subject string
 	sub     *nats.Subscription
 	kick    chan struct{} // announce now: draining began
-	failLog *logLimiter
 
 	mu    sync.Mutex
 	self  NodeStatus
 	peers map[string]peer
 
-	// Owned by run.
+	// Owned by Run (and New, before Run).
 	lastIn, lastOut uint64
 	lastAt          time.Time
 }
 
-func newCluster(s *Server) (*cluster, error) {
-	cl := &cluster{
-		s:       s,
-		subject: clusterPrefix + subjectToken(s.cfg.NodeID),
+// New subscribes to every node's announcements on nc and returns the
+// Membership, which announces nothing until Run. The subscription lasts
+// until Run returns or nc closes.
+func New(nc *nats.Conn, cfg Config) (*Membership, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("cluster: Config.NodeID is required")
+	}
+	if cfg.Status == nil {
+		return nil, errors.New("cluster: Config.Status is required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	m := &Membership{
+		cfg:     cfg,
+		nc:      nc,
+		subject: clusterPrefix + subjectToken(cfg.NodeID),
 		kick:    make(chan struct{}, 1),
-		failLog: newLogLimiter(1, time.Minute),
 		peers:   make(map[string]peer),
 	}
-	cl.self = cl.status(time.Now())
-	sub, err := s.nc.Subscribe(clusterPrefix+">", cl.receive)
+	m.self = m.status(time.Now())
+	sub, err := nc.Subscribe(clusterPrefix+">", m.receive)
 	if err != nil {
 		return nil, err
 	}
-	cl.sub = sub
-	return cl, nil
+	m.sub = sub
+	return m, nil
 }
 
 // subjectToken makes a node id usable as one subject token.
@@ -106,191 +153,109 @@ func subjectToken(id string) string {
 }
 
 // receive runs on the subscription's nats.go goroutine.
-func (cl *cluster) receive(m *nats.Msg) {
+func (m *Membership) receive(msg *nats.Msg) {
 	var st NodeStatus
-	if err := json.Unmarshal(m.Data, &st); err != nil || st.ID == "" || st.ID == cl.s.cfg.NodeID {
+	if err := json.Unmarshal(msg.Data, &st); err != nil || st.ID == "" || st.ID == m.cfg.NodeID {
 		return
 	}
 	st.Self, st.AgeMS = false, 0
-	cl.mu.Lock()
-	cl.peers[st.ID] = peer{st: st, seen: time.Now()}
-	cl.mu.Unlock()
+	m.mu.Lock()
+	m.peers[st.ID] = peer{st: st, seen: time.Now()}
+	m.mu.Unlock()
 }
 
-// announceNow makes run announce at once (draining began). Safe from any
-// goroutine.
-func (cl *cluster) announceNow() {
+// AnnounceNow makes Run announce at once (draining began), without waiting
+// for the next period. It never blocks.
+func (m *Membership) AnnounceNow() {
 	select {
-	case cl.kick <- struct{}{}:
+	case m.kick <- struct{}{}:
 	default:
 	}
 }
 
-// run announces every AnnounceInterval until shutdown. It publishes from
-// its own goroutine: nats.go's Publish takes the connection lock, which a
+// Run announces every Config.Interval, and forgets silent peers, until
+// stop is closed; then it unsubscribes and returns. Its owner runs it once,
+// on a goroutine of its own, and waits for it. It publishes from that
+// goroutine because nats.go's Publish takes the connection lock, which a
 // stuck NATS socket holds.
-func (cl *cluster) run() {
-	defer cl.s.wg.Done()
-	t := time.NewTicker(cl.s.cfg.AnnounceInterval)
+func (m *Membership) Run(stop <-chan struct{}) {
+	defer func() { _ = m.sub.Unsubscribe() }()
+	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-cl.s.done:
+		case <-stop:
 			return
 		case <-t.C:
-		case <-cl.kick:
+		case <-m.kick:
 		}
 		now := time.Now()
-		st := cl.status(now)
-		cl.mu.Lock()
-		cl.self = st
-		for id, p := range cl.peers {
+		st := m.status(now)
+		m.mu.Lock()
+		m.self = st
+		for id, p := range m.peers {
 			if now.Sub(p.seen) > forgetPeriods*time.Duration(max(p.st.IntervalMS, 1))*time.Millisecond {
-				delete(cl.peers, id)
+				delete(m.peers, id)
 			}
 		}
-		cl.mu.Unlock()
-		if !cl.s.natsUp.Load() {
+		m.mu.Unlock()
+		if m.cfg.NATSUp != nil && !m.cfg.NATSUp() {
 			continue // not buffered for later: it would be stale
 		}
 		b, _ := json.Marshal(st)
-		if err := cl.s.nc.Publish(cl.subject, b); err != nil {
-			cl.s.logLimited(cl.failLog, "announcing this node failed", "err", err)
+		if err := m.nc.Publish(m.subject, b); err != nil && m.cfg.OnError != nil {
+			m.cfg.OnError(err)
 		}
 	}
 }
 
-// status is this node's announcement now. Only run and newCluster call it:
-// it keeps the counters the rates are computed from.
-func (cl *cluster) status(now time.Time) NodeStatus {
-	s, m := cl.s, cl.s.metrics
+// status is this node's announcement now. Only Run and New call it: it
+// keeps the counters the rates are computed from.
+func (m *Membership) status(now time.Time) NodeStatus {
 	var in, out uint64
-	for op := range numInOps {
-		in += m.in[op].Load()
+	if m.cfg.Messages != nil {
+		in, out = m.cfg.Messages()
 	}
-	for op := range numOutOps {
-		out += m.out[op].Load()
+	st := m.live(NodeStatus{ID: m.cfg.NodeID, IntervalMS: m.cfg.Interval.Milliseconds()})
+	if dt := now.Sub(m.lastAt).Seconds(); !m.lastAt.IsZero() && dt > 0 {
+		st.MsgsInRate = float64(in-m.lastIn) / dt
+		st.MsgsOutRate = float64(out-m.lastOut) / dt
 	}
-	st := NodeStatus{
-		ID:            s.cfg.NodeID,
-		State:         s.nodeState(),
-		Connections:   s.rebal.own(),
-		Subscriptions: m.subs.Load(),
-		Rebalancing:   s.rebal.active.Load(),
-		Moving:        s.rebal.movingN.Load(),
-		Shed:          s.rebal.shed.Load(),
-		IntervalMS:    s.cfg.AnnounceInterval.Milliseconds(),
-	}
-	if dt := now.Sub(cl.lastAt).Seconds(); !cl.lastAt.IsZero() && dt > 0 {
-		st.MsgsInRate = float64(in-cl.lastIn) / dt
-		st.MsgsOutRate = float64(out-cl.lastOut) / dt
-	}
-	cl.lastIn, cl.lastOut, cl.lastAt = in, out, now
+	m.lastIn, m.lastOut, m.lastAt = in, out, now
 	return st
 }
 
-func (s *Server) nodeState() NodeState {
-	switch {
-	case s.draining.Load():
-		return NodeDraining
-	case !s.natsUp.Load():
-		return NodeNATSDown
-	}
-	return NodeReady
+// live returns st with the fields Config.Status reports taken from it
+// now; the rates stay those of st, since only an announcement measures
+// them.
+func (m *Membership) live(st NodeStatus) NodeStatus {
+	l := m.cfg.Status()
+	st.State = l.State
+	st.Connections = l.Connections
+	st.Subscriptions = l.Subscriptions
+	st.Rebalancing = l.Rebalancing
+	st.Moving = l.Moving
+	st.Shed = l.Shed
+	return st
 }
 
-// view returns every node this one knows, itself first with its live
-// connection count, then its peers by id.
-func (cl *cluster) view() []NodeStatus {
+// View returns every node this one knows: itself first (Self set, its
+// counts live from Config.Status, its rates as last announced), then
+// every peer heard from within the last few announcement periods, by id.
+// It never touches NATS.
+func (m *Membership) View() []NodeStatus {
 	now := time.Now()
-	cl.mu.Lock()
-	self := cl.self
-	out := make([]NodeStatus, 0, 1+len(cl.peers))
-	for _, p := range cl.peers {
+	m.mu.Lock()
+	self := m.self
+	out := make([]NodeStatus, 0, 1+len(m.peers))
+	for _, p := range m.peers {
 		st := p.st
 		st.AgeMS = now.Sub(p.seen).Milliseconds()
 		out = append(out, st)
 	}
-	cl.mu.Unlock()
+	m.mu.Unlock()
 	slices.SortFunc(out, func(a, b NodeStatus) int { return strings.Compare(a.ID, b.ID) })
+	self = m.live(self)
 	self.Self = true
-	self.State = cl.s.nodeState()
-	self.Connections = cl.s.rebal.own()
-	self.Subscriptions = cl.s.metrics.subs.Load()
-	self.Rebalancing = cl.s.rebal.active.Load()
-	self.Moving = cl.s.rebal.movingN.Load()
-	self.Shed = cl.s.rebal.shed.Load()
 	return append([]NodeStatus{self}, out...)
-}
-
-// Cluster returns what this node knows of the cluster: itself first (Self
-// set, live counts), then every peer heard from within the last few
-// announcement periods, by id. Safe for concurrent use; it never touches
-// NATS.
-func (s *Server) Cluster() []NodeStatus { return s.cluster.view() }
-
-// clusterDescs are the wsbridge_cluster_* metrics.
-type clusterDescs struct {
-	nodes, mean, rebalancing, shed                 *prometheus.Desc
-	conns, subs, msgsIn, msgsOut, state, nodeRebal *prometheus.Desc
-}
-
-func newClusterDescs() clusterDescs {
-	node := []string{"node"}
-	return clusterDescs{
-		nodes:       desc("cluster_nodes", "Nodes in this node's view of the cluster, itself included."),
-		mean:        desc("cluster_mean_connections", "Mean connections per ready node, the rebalancing target."),
-		rebalancing: desc("cluster_rebalancing", "1 while this node sheds clients to even out the cluster."),
-		shed:        desc("cluster_rebalance_closes_total", "Clients this node closed with 1012 rebalance."),
-		conns:       desc("cluster_node_connections", "Connections of each node, as last announced.", node...),
-		subs:        desc("cluster_node_subscriptions", "Subscriptions of each node, as last announced.", node...),
-		msgsIn:      desc("cluster_node_messages_in_per_second", "Client messages received per second by each node.", node...),
-		msgsOut:     desc("cluster_node_messages_out_per_second", "Messages queued to clients per second by each node.", node...),
-		state:       desc("cluster_node_state", "1 for each node's state: ready, draining or nats_down.", "node", "state"),
-		nodeRebal:   desc("cluster_node_rebalancing", "1 while the node sheds clients.", node...),
-	}
-}
-
-func (d clusterDescs) describe(ch chan<- *prometheus.Desc) {
-	for _, x := range []*prometheus.Desc{d.nodes, d.mean, d.rebalancing, d.shed, d.conns, d.subs, d.msgsIn, d.msgsOut, d.state, d.nodeRebal} {
-		ch <- x
-	}
-}
-
-func (d clusterDescs) collect(s *Server, ch chan<- prometheus.Metric) {
-	g := func(dd *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(dd, prometheus.GaugeValue, v, labels...)
-	}
-	view := s.cluster.view()
-	g(d.nodes, float64(len(view)))
-	mean, _, _ := meanOfReady(view)
-	g(d.mean, mean)
-	g(d.rebalancing, boolGauge(s.rebal.active.Load()))
-	ch <- prometheus.MustNewConstMetric(d.shed, prometheus.CounterValue, float64(s.rebal.shed.Load()))
-	for _, n := range view {
-		g(d.conns, float64(n.Connections), n.ID)
-		g(d.subs, float64(n.Subscriptions), n.ID)
-		g(d.msgsIn, n.MsgsInRate, n.ID)
-		g(d.msgsOut, n.MsgsOutRate, n.ID)
-		g(d.state, 1, n.ID, string(n.State))
-		g(d.nodeRebal, boolGauge(n.Rebalancing), n.ID)
-	}
-}
-
-// meanOfReady returns the mean connection count of the ready nodes in
-// view, low without the clients they are moving and high with them, and
-// how many nodes are ready.
-func meanOfReady(view []NodeStatus) (low, high float64, n int) {
-	var sum, moving int64
-	for _, st := range view {
-		if st.State == NodeReady {
-			sum += st.Connections
-			moving += st.Moving
-			n++
-		}
-	}
-	if n == 0 {
-		return 0, 0, 0
-	}
-	return float64(sum) / float64(n), float64(sum+moving) / float64(n), n
 }
