@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"wsbridge/internal/cluster"
 )
 
 // metrics counts what the bridge does. Hot paths touch only atomics (a
@@ -256,7 +258,7 @@ func (s *Server) clock() int64 { return int64(time.Since(s.epoch)) + 1 }
 type collector struct {
 	s       *Server
 	descs   map[string]*prometheus.Desc
-	cluster clusterDescs
+	cluster *cluster.Metrics
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -293,7 +295,7 @@ func newCollector(s *Server) *collector {
 		{"worker_queue_depth", "Connections with events waiting for a netpoll worker."},
 		{"draining", "1 while the node is shutting down."},
 	}
-	c := &collector{s: s, descs: make(map[string]*prometheus.Desc, len(ds)), cluster: newClusterDescs()}
+	c := &collector{s: s, descs: make(map[string]*prometheus.Desc, len(ds)), cluster: cluster.NewMetrics()}
 	for _, d := range ds {
 		var labels []string
 		switch d.key {
@@ -320,7 +322,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	c.s.metrics.handshake.Describe(ch)
 	c.s.metrics.latency.Describe(ch)
-	c.cluster.describe(ch)
+	c.cluster.Describe(ch)
 	c.s.metrics.resume.Describe(ch)
 }
 
@@ -381,7 +383,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("draining", boolGauge(s.draining.Load()))
 	ch <- m.handshake
 	ch <- m.latency
-	c.cluster.collect(s, ch)
+	c.cluster.Collect(ch, s.cluster.View())
 	m.resume.Collect(ch)
 }
 

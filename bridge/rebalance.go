@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"wsbridge/internal/cluster"
 	"wsbridge/internal/wsframe"
 )
 
@@ -86,15 +87,8 @@ func (r *rebalancer) account(now time.Time) {
 }
 
 // excess is how many clients to shed now: zero unless shedding is allowed
-// and this node is above the trigger, or was and is still above the mean.
-// It updates active.
-//
-// Announcements lag, so the mean is known only within bounds: low counts
-// the connections announced; high adds the clients the nodes shed
-// recently, which may be counted nowhere yet or already twice. A node
-// sheds only above high, so stale counts never make it overshoot the
-// mean, and stops for good only at low: in between it waits for fresh
-// announcements.
+// and this node is above the trigger, or was and is still above the mean
+// (cluster.Assess). It updates active.
 func (r *rebalancer) excess() int {
 	s := r.s
 	stop := func() int { r.active.Store(false); r.overSince = time.Time{}; return 0 }
@@ -102,24 +96,9 @@ func (r *rebalancer) excess() int {
 		return stop()
 	}
 	own := r.own()
-	floor := int64(s.cfg.RebalanceMinConnections)
-	if own <= floor {
-		return stop()
-	}
-	view := s.cluster.view()
-	if peerLate(view) {
-		// A peer that missed its announcement may have died: its clients
-		// are about to arrive here, and the mean still counts them there.
-		// Shedding now would turn a node failure into a storm on the
-		// survivors; wait until it announces again or is forgotten.
-		return stop()
-	}
-	low, high, n := meanOfReady(view)
-	if n < 2 {
-		return stop()
-	}
+	sh := cluster.Assess(s.cluster.View(), own, s.cfg.RebalanceSlack, int64(s.cfg.RebalanceMinConnections))
 	if !r.active.Load() {
-		if float64(own) <= high*(1+s.cfg.RebalanceSlack) {
+		if !sh.Over {
 			r.overSince = time.Time{}
 			return 0
 		}
@@ -133,14 +112,13 @@ func (r *rebalancer) excess() int {
 			return 0
 		}
 	}
-	if own <= max(int64(math.Ceil(low)), floor) {
-		r.overSince = time.Time{}
+	if !sh.Above {
 		return stop()
 	}
 	if !r.active.Swap(true) {
-		s.log.Info("rebalancing: shedding clients with 1012", "connections", own, "mean", math.Round(low), "nodes", n, "rate", s.cfg.RebalanceRate)
+		s.log.Info("rebalancing: shedding clients with 1012", "connections", own, "mean", math.Round(sh.Low), "nodes", sh.Ready, "rate", s.cfg.RebalanceRate)
 	}
-	return int(max(0, own-max(int64(math.Ceil(high)), floor)))
+	return sh.Excess
 }
 
 // run decides and sheds until shutdown: each step closes the clients its
@@ -220,15 +198,4 @@ func (r *rebalancer) plan(now time.Time) {
 	keep := min(len(conns), max(1, int(2*r.s.cfg.RebalanceRate*replanEvery.Seconds())))
 	r.queue = append(r.queue[:0], conns[:keep]...)
 	r.plannedAt = now
-}
-
-// peerLate reports whether a peer's last announcement is older than one
-// and a half of its periods.
-func peerLate(view []NodeStatus) bool {
-	for _, st := range view {
-		if !st.Self && st.AgeMS*2 > 3*max(st.IntervalMS, 1) {
-			return true
-		}
-	}
-	return false
 }

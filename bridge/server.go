@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"wsbridge/internal/cluster"
 	"wsbridge/internal/streams"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -114,7 +115,7 @@ type Config struct {
 	// tenth, at most 2s). Zero closes every client at once.
 	DrainSpread time.Duration
 	// AnnounceInterval is how often the node announces its load to its
-	// peers on $WSBRIDGE.cluster.<node> (cluster.go); zero means 1s.
+	// peers on $WSBRIDGE.cluster.<node> (internal/cluster); zero means 1s.
 	AnnounceInterval time.Duration
 	// Rebalance lets the node shed clients with 1012 "rebalance" while it
 	// holds more than the mean of the ready nodes × (1 + RebalanceSlack),
@@ -230,7 +231,8 @@ type Server struct {
 
 	out *outbox
 
-	cluster *cluster      // announcements and the view of peers (cluster.go)
+	// Announcements and the view of peers (internal/cluster).
+	cluster *cluster.Membership
 	rebal   rebalancer    // shedding (rebalance.go)
 	hsRate  handshakeRate // MaxHandshakeRate (handshakerate.go)
 
@@ -351,13 +353,13 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		}
 	}
 	s.rebal.s = s
-	if s.cluster, err = newCluster(s); err != nil {
+	if s.cluster, err = newMembership(s); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("bridge: subscribing to announcements: %w", err)
 	}
 	s.dispatchers = newDispatchers(s)
 	s.wg.Add(9 + 2*len(s.dispatchers))
-	go s.cluster.run()
+	go func() { defer s.wg.Done(); s.cluster.Run(s.done) }()
 	go s.rebal.run()
 	go s.watchNATS(natsStatus)
 	go func() { defer s.wg.Done(); s.pub.Run(s.done) }()
@@ -761,7 +763,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		close(s.empty)
 	}
 	s.connsMu.Unlock()
-	s.cluster.announceNow() // peers stop counting this node at once
+	s.cluster.AnnounceNow() // peers stop counting this node at once
 	// While clients are closed the listener stays open: new upgrades get
 	// 503, /readyz answers 503 and /healthz 200, so load balancers and
 	// probes see a node that is draining, not one that vanished.
