@@ -1,12 +1,15 @@
 package wsframe
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"wsbridge/internal/wsframe/wsframetest"
 )
 
 // chunksOf cuts stream into reads whose lengths cycle through sizes (a
@@ -39,6 +42,16 @@ func FuzzAssembler(f *testing.F) {
 		}
 		f.Add([]byte{1}, tc.stream, mp, tc.extended)
 		f.Add([]byte{3, 7, 2}, tc.stream, mp, tc.extended)
+	}
+	// The conformance cases too, with any text as their messages.
+	text := func(tag string, n int) []byte {
+		b := []byte("<text message " + tag + ">")
+		return append(b, bytes.Repeat([]byte{' '}, max(n-len(b), 0))...)
+	}
+	for _, tc := range wsframetest.Cases(text) {
+		if len(tc.Send) <= 4096 {
+			f.Add([]byte{5, 1, 9}, tc.Send, uint16(min(tc.MaxPayload, 1<<16-1)), tc.Deflate)
+		}
 	}
 	f.Fuzz(func(t *testing.T, sizes, stream []byte, maxPayload uint16, extended bool) {
 		newAsm := func() *Assembler { return &Assembler{maxPayload: int64(maxPayload), extended: extended} }
