@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"wsbridge/internal/ratelimit"
+
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -66,7 +68,7 @@ type cluster struct {
 	subject string
 	sub     *nats.Subscription
 	kick    chan struct{} // announce now: draining began
-	failLog *logLimiter
+	failLog *ratelimit.Log
 
 	mu    sync.Mutex
 	self  NodeStatus
@@ -82,7 +84,7 @@ func newCluster(s *Server) (*cluster, error) {
 		s:       s,
 		subject: clusterPrefix + subjectToken(s.cfg.NodeID),
 		kick:    make(chan struct{}, 1),
-		failLog: newLogLimiter(1, time.Minute),
+		failLog: ratelimit.NewLog(1, time.Minute),
 		peers:   make(map[string]peer),
 	}
 	cl.self = cl.status(time.Now())
@@ -164,18 +166,12 @@ func (cl *cluster) run() {
 // it keeps the counters the rates are computed from.
 func (cl *cluster) status(now time.Time) NodeStatus {
 	s, m := cl.s, cl.s.metrics
-	var in, out uint64
-	for op := range numInOps {
-		in += m.in[op].Load()
-	}
-	for op := range numOutOps {
-		out += m.out[op].Load()
-	}
+	in, out := m.MessagesIn(), m.MessagesOut()
 	st := NodeStatus{
 		ID:            s.cfg.NodeID,
 		State:         s.nodeState(),
 		Connections:   s.rebal.own(),
-		Subscriptions: m.subs.Load(),
+		Subscriptions: m.Subscriptions(),
 		Rebalancing:   s.rebal.active.Load(),
 		Moving:        s.rebal.movingN.Load(),
 		Shed:          s.rebal.shed.Load(),
@@ -216,7 +212,7 @@ func (cl *cluster) view() []NodeStatus {
 	self.Self = true
 	self.State = cl.s.nodeState()
 	self.Connections = cl.s.rebal.own()
-	self.Subscriptions = cl.s.metrics.subs.Load()
+	self.Subscriptions = cl.s.metrics.Subscriptions()
 	self.Rebalancing = cl.s.rebal.active.Load()
 	self.Moving = cl.s.rebal.movingN.Load()
 	self.Shed = cl.s.rebal.shed.Load()

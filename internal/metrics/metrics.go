@@ -1,4 +1,19 @@
-package bridge
+// Package metrics counts what a bridge node does and exports those counts
+// as wsbridge_* Prometheus metrics: connections, closes by code, refused
+// handshakes by reason, client messages and bytes by op, deliveries and
+// drops, and the handshake, delivery-latency and resume histograms. It
+// owns those metrics' names, help texts and label values.
+//
+// It knows Prometheus and counting, not connections or NATS. The gauges
+// that read a node's state at scrape time (NATS subscriptions, queues,
+// the cluster view) belong to bridge's own collector, which adds this
+// package's Counters to it.
+//
+// A Counters is safe for concurrent use. Recording touches only atomics
+// and client_golang histograms, whose Observe is lock-free too, so the
+// hot paths never wait on a lock or allocate; the close and refusal maps
+// allocate once, the first time a code is seen.
+package metrics
 
 import (
 	"strconv"
@@ -9,11 +24,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics counts what the bridge does. Hot paths touch only atomics (a
-// fan-out adds its totals once per message, not once per delivery) and
-// client_golang histograms, whose Observe is lock-free too; the collector
-// turns them into wsbridge_* metrics at scrape time.
-type metrics struct {
+// Counters counts what the bridge does. A fan-out adds its totals once per
+// message, not once per delivery; Collect turns the counts into wsbridge_*
+// metrics at scrape time. Make one with New.
+type Counters struct {
 	conns      atomic.Int64
 	accepted   atomic.Uint64
 	deliveries atomic.Uint64
@@ -37,70 +51,78 @@ type metrics struct {
 	handshake prometheus.Histogram
 	latency   prometheus.Histogram
 	resume    *prometheus.HistogramVec
+
+	descs map[string]*prometheus.Desc
 }
 
-// inOp is a client→bridge message kind, the op label of wsbridge_messages_in_total.
-type inOp uint8
+// InOp is a client→bridge message kind, the op label of wsbridge_messages_in_total.
+type InOp uint8
 
+// The client→bridge message kinds.
 const (
-	inSub inOp = iota
-	inUnsub
-	inPub // raw-mode messages too
-	inReq
-	inAuth
-	inPing
-	inInvalid // undecodable or an unknown op
+	InSub InOp = iota
+	InUnsub
+	InPub // raw-mode messages too
+	InReq
+	InAuth
+	InPing
+	InInvalid // undecodable or an unknown op
 	numInOps
 )
 
 var inOpNames = [numInOps]string{"sub", "unsub", "pub", "req", "auth", "ping", "invalid"}
 
-// outOp is a bridge→client message kind.
-type outOp uint8
+// OutOp is a bridge→client message kind, the op label of
+// wsbridge_messages_out_total.
+type OutOp uint8
 
+// The bridge→client message kinds.
 const (
-	outHello outOp = iota
-	outMsg
-	outReply
-	outOK
-	outErr
-	outPong
-	outStatus
+	OutHello OutOp = iota
+	OutMsg
+	OutReply
+	OutOK
+	OutErr
+	OutPong
+	OutStatus
 	numOutOps
 )
 
 var outOpNames = [numOutOps]string{"hello", "msg", "reply", "ok", "err", "pong", "status"}
 
-// inflight is a per-connection cap on operations awaiting an answer, the
+// Inflight is a per-connection cap on operations awaiting an answer, the
 // kind label of wsbridge_inflight_refusals_total.
-type inflight uint8
+type Inflight uint8
 
+// The capped kinds of operations in flight.
 const (
-	inflightReq inflight = iota // req awaiting its reply
-	inflightAck                 // acked pub awaiting its PubAck
+	InflightReq Inflight = iota // req awaiting its reply
+	InflightAck                 // acked pub awaiting its PubAck
 	numInflight
 )
 
 var inflightNames = [numInflight]string{"req", "ack"}
 
-// refusal is why a handshake was refused, the reason label of
+// Refusal is why a handshake was refused, the reason label of
 // wsbridge_handshakes_refused_total.
-type refusal uint8
+type Refusal uint8
 
+// The reasons a handshake is refused.
 const (
-	refusedAuth       refusal = iota // 401, or a token without the raw-mode permission
-	refusedOrigin                    // 403 by the origin policy
-	refusedLimit                     // 503 node full, 429 address full
-	refusedBadRequest                // malformed request, bad raw-mode query
-	refusedDraining                  // 503 while shutting down
-	refusedRate                      // 503 beyond MaxHandshakeRate
+	RefusedAuth       Refusal = iota // 401, or a token without the raw-mode permission
+	RefusedOrigin                    // 403 by the origin policy
+	RefusedLimit                     // 503 node full, 429 address full
+	RefusedBadRequest                // malformed request, bad raw-mode query
+	RefusedDraining                  // 503 while shutting down
+	RefusedRate                      // 503 beyond MaxHandshakeRate
 	numRefusals
 )
 
 var refusalNames = [numRefusals]string{"auth", "origin", "limit", "bad_request", "draining", "rate"}
 
-func newMetrics() *metrics {
-	return &metrics{
+// New returns Counters at zero, with their histograms and descriptors.
+func New() *Counters {
+	m := &Counters{
 		handshake: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "wsbridge",
 			Name:      "handshake_duration_seconds",
@@ -120,14 +142,51 @@ func newMetrics() *metrics {
 			Buckets:   []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"source"}),
 	}
+	m.descs = newDescs()
+	return m
 }
 
-func (m *metrics) published() { m.publishes.Add(1) }
+// Connected counts a connection registered after its 101: one more open
+// and one more accepted.
+func (m *Counters) Connected() {
+	m.conns.Add(1)
+	m.accepted.Add(1)
+}
 
-// closed counts a close by code. The peer chooses the code of a close it
+// Disconnected counts a registered connection gone.
+func (m *Counters) Disconnected() { m.conns.Add(-1) }
+
+// Subscribed counts a client subscription made, core or JetStream.
+func (m *Counters) Subscribed() { m.subs.Add(1) }
+
+// Unsubscribed counts a client subscription ended.
+func (m *Counters) Unsubscribed() { m.subs.Add(-1) }
+
+// Published counts a client publish handed to NATS.
+func (m *Counters) Published() { m.publishes.Add(1) }
+
+// SlowConsumer counts a connection closed with 1008 because its write
+// queue overflowed.
+func (m *Counters) SlowConsumer() { m.slow.Add(1) }
+
+// NATSDropped counts a message from NATS dropped because the dispatch
+// backlog was over MaxPendingBytes.
+func (m *Counters) NATSDropped() { m.natsSlow.Add(1) }
+
+// Reconnected counts the NATS connection re-established.
+func (m *Counters) Reconnected() { m.reconnects.Add(1) }
+
+// JetStreamRequest counts a JetStream API request sent.
+func (m *Counters) JetStreamRequest() { m.jsAPI.Add(1) }
+
+// InflightRefused counts an operation refused with too_many_requests
+// because its connection had k's cap in flight.
+func (m *Counters) InflightRefused(k Inflight) { m.inflightRefused[k].Add(1) }
+
+// Closed counts a close by code. The peer chooses the code of a close it
 // starts, which the bridge echoes: codes outside the registered 1000–1015
-// count as otherCode, so a client cannot mint label values.
-func (m *metrics) closed(code int) {
+// all count as "other", so a client cannot mint label values.
+func (m *Counters) Closed(code int) {
 	if code < 1000 || code > 1015 {
 		code = otherCode
 	}
@@ -138,26 +197,32 @@ func (m *metrics) closed(code int) {
 // outside 1000–1015 (3000–4999 from peers).
 const otherCode = 0
 
-func (m *metrics) refused(r refusal, status int) {
+// Refused counts a refused handshake by reason and by the HTTP status it
+// was answered with.
+func (m *Counters) Refused(r Refusal, status int) {
 	m.refusedBy[r].Add(1)
 	count(&m.refusals, status)
 }
 
-func (m *metrics) received(op inOp, bytes int) {
+// Received counts a client message of kind op, bytes as it arrived.
+func (m *Counters) Received(op InOp, bytes int) {
 	m.in[op].Add(1)
 	m.inBytes[op].Add(uint64(bytes))
 }
 
-func (m *metrics) sent(op outOp, n, bytes int) {
+// Sent counts n messages of kind op queued to clients, bytes in all.
+func (m *Counters) Sent(op OutOp, n, bytes int) {
 	m.out[op].Add(uint64(n))
 	m.outBytes[op].Add(uint64(bytes))
 }
 
-// fanout is one message's outcome across its subscribers, so that the
-// shared counters are touched once per message.
-type fanout struct{ n, bytes, dropped int }
+// Fanout is one message's outcome across its subscribers, so that the
+// shared counters are touched once per message. The zero value is no
+// delivery.
+type Fanout struct{ n, bytes, dropped int }
 
-func (f *fanout) add(ok bool, frame []byte) {
+// Add counts one subscriber: frame queued if ok, dropped if not.
+func (f *Fanout) Add(ok bool, frame []byte) {
 	if ok {
 		f.n++
 		f.bytes += len(frame)
@@ -166,46 +231,105 @@ func (f *fanout) add(ok bool, frame []byte) {
 	}
 }
 
-// fanoutOf is the outcome of queueing n frames of size bytes at once.
-func fanoutOf(ok bool, n, bytes int) fanout {
-	if ok {
-		return fanout{n: n, bytes: bytes}
-	}
-	return fanout{dropped: n}
+// Drop counts one subscriber whose frame was not queued.
+func (f *Fanout) Drop() { f.dropped++ }
+
+// FanoutOf is the outcome of a fan-out counted elsewhere: n frames queued
+// with bytes in all, dropped not queued.
+func FanoutOf(n, bytes, dropped int) Fanout {
+	return Fanout{n: n, bytes: bytes, dropped: dropped}
 }
 
-func (m *metrics) delivered(f fanout) {
+// Delivered counts a message's fan-out: its frames queued as msg, and the
+// subscribers it was dropped for.
+func (m *Counters) Delivered(f Fanout) {
 	if f.n > 0 {
 		m.deliveries.Add(uint64(f.n))
-		m.sent(outMsg, f.n, f.bytes)
+		m.Sent(OutMsg, f.n, f.bytes)
 	}
 	if f.dropped > 0 {
 		m.dropped.Add(uint64(f.dropped))
 	}
 }
 
-// outOpOf classifies a bridge→client payload by its op, which every
+// ObserveHandshake records the time from a TCP accept to its 101.
+func (m *Counters) ObserveHandshake(d time.Duration) { m.handshake.Observe(d.Seconds()) }
+
+// ObserveLatency records the time from taking a message from NATS to
+// writing its frame, for the oldest message in a write.
+func (m *Counters) ObserveLatency(d time.Duration) { m.latency.Observe(float64(d) / 1e9) }
+
+// Resumed records a JetStream subscription's switch to live delivery, d
+// after its sub, with history read from JetStream if fromJS, else from a
+// feed's window.
+func (m *Counters) Resumed(d time.Duration, fromJS bool) {
+	source := "window"
+	if fromJS {
+		source = "jetstream"
+	}
+	m.resume.WithLabelValues(source).Observe(d.Seconds())
+}
+
+// Connections returns the connections open now.
+func (m *Counters) Connections() int64 { return m.conns.Load() }
+
+// Subscriptions returns the client subscriptions open now.
+func (m *Counters) Subscriptions() int64 { return m.subs.Load() }
+
+// Deliveries returns the frames queued to subscribers so far.
+func (m *Counters) Deliveries() uint64 { return m.deliveries.Load() }
+
+// Publishes returns the client publishes handed to NATS so far.
+func (m *Counters) Publishes() uint64 { return m.publishes.Load() }
+
+// MessagesIn returns the client messages received so far, of every op.
+func (m *Counters) MessagesIn() uint64 {
+	var n uint64
+	for op := range numInOps {
+		n += m.in[op].Load()
+	}
+	return n
+}
+
+// MessagesOut returns the messages queued to clients so far, of every op.
+func (m *Counters) MessagesOut() uint64 {
+	var n uint64
+	for op := range numOutOps {
+		n += m.out[op].Load()
+	}
+	return n
+}
+
+// Closes returns the closes so far by close code, those outside
+// 1000–1015 under 0. The map is the caller's.
+func (m *Counters) Closes() map[int]uint64 { return snapshot(&m.closes) }
+
+// Refusals returns the refused handshakes so far by HTTP status. The map
+// is the caller's.
+func (m *Counters) Refusals() map[int]uint64 { return snapshot(&m.refusals) }
+
+// OutOpOf classifies a bridge→client payload by its op, which every
 // envelope starts with: {"op":"<name>"…
-func outOpOf(p []byte) (outOp, bool) {
+func OutOpOf(p []byte) (OutOp, bool) {
 	const pre = len(`{"op":"`)
 	if len(p) <= pre+1 {
 		return 0, false
 	}
 	switch p[pre] {
 	case 'h':
-		return outHello, true
+		return OutHello, true
 	case 'm':
-		return outMsg, true
+		return OutMsg, true
 	case 'r':
-		return outReply, true
+		return OutReply, true
 	case 'o':
-		return outOK, true
+		return OutOK, true
 	case 'e':
-		return outErr, true
+		return OutErr, true
 	case 'p':
-		return outPong, true
+		return OutPong, true
 	case 's':
-		return outStatus, true
+		return OutStatus, true
 	}
 	return 0, false
 }
@@ -227,43 +351,11 @@ func snapshot(m *sync.Map) map[int]uint64 {
 	return out
 }
 
-// Stats is a snapshot of the server's counters.
-type Stats struct {
-	Connections int64
-	Deliveries  uint64
-	Publishes   uint64
-	Closes      map[int]uint64 // by WebSocket close code; 1006 for dropped sockets
-	Refusals    map[int]uint64 // handshakes refused, by HTTP status
-}
-
-// Stats returns a snapshot of the server's counters.
-func (s *Server) Stats() Stats {
-	return Stats{
-		Connections: s.metrics.conns.Load(),
-		Deliveries:  s.metrics.deliveries.Load(),
-		Publishes:   s.metrics.publishes.Load(),
-		Closes:      snapshot(&s.metrics.closes),
-		Refusals:    snapshot(&s.metrics.refusals),
-	}
-}
-
-// clock is monotonic nanoseconds since the server started, never 0.
-func (s *Server) clock() int64 { return int64(time.Since(s.epoch)) + 1 }
-
-// collector exports the server's metrics. Gauges that describe shared
-// state (NATS subscriptions, feeds, the worker queue) are read under their
-// locks here, at scrape time, never on a hot path.
-type collector struct {
-	s       *Server
-	descs   map[string]*prometheus.Desc
-	cluster clusterDescs
-}
-
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("wsbridge_"+name, help, labels, nil)
 }
 
-func newCollector(s *Server) *collector {
+func newDescs() map[string]*prometheus.Desc {
 	ds := []struct{ key, help string }{
 		{"connections", "Open WebSocket connections."},
 		{"connections_accepted_total", "WebSocket connections accepted (101 sent)."},
@@ -276,24 +368,12 @@ func newCollector(s *Server) *collector {
 		{"deliveries_dropped_total", "Messages for a subscriber that were not queued because its write queue was full (a slow consumer being cut) or it was closing."},
 		{"slow_consumer_disconnects_total", "Connections closed with 1008 because their write queue overflowed."},
 		{"subscriptions", "Client subscriptions, core and JetStream."},
-		{"nats_subscriptions", "NATS subscriptions held for core client interest: one per subject and queue group on this node."},
 		{"nats_slow_consumer_drops_total", "Messages from NATS dropped because the dispatch backlog was over BRIDGE_MAX_PENDING_BYTES: the bridge itself was a slow consumer."},
-		{"partial_message_bytes", "Bytes of client messages still being assembled, node-wide (bounded by BRIDGE_MAX_PARTIAL_BYTES)."},
-		{"dispatch_backlog_bytes", "Bytes of messages taken from NATS and not yet queued to clients."},
-		{"requests_in_flight", "Client requests waiting for a reply or their timeout."},
-		{"acked_publishes_in_flight", "Client acked publishes waiting for their PubAck."},
 		{"inflight_refusals_total", "req and acked pub refused with too_many_requests because the connection had BRIDGE_MAX_INFLIGHT_REQUESTS or BRIDGE_MAX_INFLIGHT_ACKS in flight, by kind: req, ack."},
-		{"jetstream_feeds", "Shared JetStream consumers feeding live subscriptions: one per stream and subject on this node."},
-		{"jetstream_catchups_total", "Subscriptions with from that had history to replay, from a feed's resume window or JetStream."},
-		{"jetstream_resumes_total", "Subscriptions with from (other than new) that went live, by source: window (served from a feed's resume window alone) or jetstream (read history from JetStream)."},
-		{"jetstream_catchup_consumers_total", "Ordered consumers created to read history for subscriptions below a resume window; each serves every such subscription of its feed whose range it overlaps."},
 		{"jetstream_api_requests_total", "JetStream API requests this node sent (stream lookups, consumer creates and deletes, infos); pull requests and publishes excluded."},
-		{"nats_connected", "1 while the NATS connection is up."},
 		{"nats_reconnects_total", "Times the NATS connection was re-established."},
-		{"worker_queue_depth", "Connections with events waiting for a netpoll worker."},
-		{"draining", "1 while the node is shutting down."},
 	}
-	c := &collector{s: s, descs: make(map[string]*prometheus.Desc, len(ds)), cluster: newClusterDescs()}
+	descs := make(map[string]*prometheus.Desc, len(ds))
 	for _, d := range ds {
 		var labels []string
 		switch d.key {
@@ -305,33 +385,29 @@ func newCollector(s *Server) *collector {
 			labels = []string{"kind"}
 		case "messages_in_total", "bytes_in_total", "messages_out_total", "bytes_out_total":
 			labels = []string{"op"}
-		case "jetstream_resumes_total":
-			labels = []string{"source"}
 		}
-		c.descs[d.key] = desc(d.key, d.help, labels...)
+		descs[d.key] = desc(d.key, d.help, labels...)
 	}
-	return c
+	return descs
 }
 
 // Describe implements prometheus.Collector.
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
+func (m *Counters) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range m.descs {
 		ch <- d
 	}
-	c.s.metrics.handshake.Describe(ch)
-	c.s.metrics.latency.Describe(ch)
-	c.cluster.describe(ch)
-	c.s.metrics.resume.Describe(ch)
+	m.handshake.Describe(ch)
+	m.latency.Describe(ch)
+	m.resume.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	s, m := c.s, c.s.metrics
+func (m *Counters) Collect(ch chan<- prometheus.Metric) {
 	counter := func(key string, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(c.descs[key], prometheus.CounterValue, float64(v), labels...)
+		ch <- prometheus.MustNewConstMetric(m.descs[key], prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge := func(key string, v float64) {
-		ch <- prometheus.MustNewConstMetric(c.descs[key], prometheus.GaugeValue, v)
+		ch <- prometheus.MustNewConstMetric(m.descs[key], prometheus.GaugeValue, v)
 	}
 	gauge("connections", float64(m.conns.Load()))
 	counter("connections_accepted_total", m.accepted.Load())
@@ -356,38 +432,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("deliveries_dropped_total", m.dropped.Load())
 	counter("slow_consumer_disconnects_total", m.slow.Load())
 	gauge("subscriptions", float64(m.subs.Load()))
-	s.imu.Lock()
-	nsubs := len(s.interests)
-	s.imu.Unlock()
-	gauge("nats_subscriptions", float64(nsubs))
 	counter("nats_slow_consumer_drops_total", m.natsSlow.Load())
-	gauge("dispatch_backlog_bytes", float64(s.pending.Load()))
-	gauge("partial_message_bytes", float64(s.partials.Used()))
-	gauge("requests_in_flight", float64(s.req.inflight()))
-	gauge("acked_publishes_in_flight", float64(s.pub.Inflight()))
 	for k := range numInflight {
 		counter("inflight_refusals_total", m.inflightRefused[k].Load(), inflightNames[k])
 	}
-	gauge("jetstream_feeds", float64(s.streams.Feeds()))
-	st := s.streams.Stats()
-	counter("jetstream_catchups_total", st.Catchups)
-	counter("jetstream_resumes_total", st.ResumesFromWindow, "window")
-	counter("jetstream_resumes_total", st.ResumesFromJetStream, "jetstream")
-	counter("jetstream_catchup_consumers_total", st.CatchupConsumers)
 	counter("jetstream_api_requests_total", m.jsAPI.Load())
-	gauge("nats_connected", boolGauge(s.natsUp.Load()))
 	counter("nats_reconnects_total", m.reconnects.Load())
-	gauge("worker_queue_depth", float64(s.poller.Queued()))
-	gauge("draining", boolGauge(s.draining.Load()))
 	ch <- m.handshake
 	ch <- m.latency
-	c.cluster.collect(s, ch)
 	m.resume.Collect(ch)
-}
-
-func boolGauge(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

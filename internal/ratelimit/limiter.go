@@ -1,53 +1,41 @@
-package bridge
+package ratelimit
 
 import (
 	"math"
-	"strconv"
 	"sync"
 	"time"
-
-	"github.com/gobwas/ws"
 )
 
-// handshakeRate is a token bucket on the node's WebSocket upgrades
-// (MaxHandshakeRate per second, one second deep), so that the clients of a
-// dead node arrive as a short queue of retries, not a storm that starves
-// the clients already here.
-type handshakeRate struct {
+// Limiter is a token bucket shared by a node: rate per second, one second
+// deep, that tells a refused caller when to come back. On the node's
+// WebSocket upgrades it makes the clients of a dead node arrive as a
+// short queue of retries, not a storm that starves the clients already
+// here. The zero value is ready and full; it is safe for concurrent use.
+type Limiter struct {
 	mu     sync.Mutex
 	tokens float64
 	last   time.Time
 }
 
-// take reserves one handshake. When none is left it returns how long until
-// one is, rounded up to whole seconds for Retry-After.
-func (s *Server) takeHandshake(now time.Time) (ok bool, retryAfter int) {
-	rate := s.cfg.MaxHandshakeRate
+// Take reserves one event at now, at rate per second (unlimited if rate
+// <= 0). When none is left it returns how long until one is, rounded up
+// to whole seconds for Retry-After.
+func (l *Limiter) Take(now time.Time, rate float64) (ok bool, retryAfter int) {
 	if rate <= 0 {
 		return true, 0
 	}
 	burst := max(1, rate)
-	h := &s.hsRate
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.last.IsZero() {
-		h.tokens = burst
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last.IsZero() {
+		l.tokens = burst
 	} else {
-		h.tokens = min(burst, h.tokens+rate*now.Sub(h.last).Seconds())
+		l.tokens = min(burst, l.tokens+rate*now.Sub(l.last).Seconds())
 	}
-	h.last = now
-	if h.tokens >= 1 {
-		h.tokens--
+	l.last = now
+	if l.tokens >= 1 {
+		l.tokens--
 		return true, 0
 	}
-	return false, max(1, int(math.Ceil((1-h.tokens)/rate)))
-}
-
-// rejectRetry is a 503 with Retry-After: come back in after seconds.
-func rejectRetry(reason string, after int) error {
-	return ws.RejectConnectionError(
-		ws.RejectionStatus(503),
-		ws.RejectionReason(reason+"\n"),
-		ws.RejectionHeader(ws.HandshakeHeaderString("Retry-After: "+strconv.Itoa(after)+"\r\n")),
-	)
+	return false, max(1, int(math.Ceil((1-l.tokens)/rate)))
 }
