@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"wsbridge/internal/metrics"
 )
 
 // handshakeRequest is what admission needs from an upgrade request.
@@ -24,20 +26,20 @@ type handshakeRequest struct {
 // raw-mode subjects (400, 403). Every refusal is counted and logged, with
 // the remote address and the reason and never the token (logRefusal).
 func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
-	refuse := func(kind refusal, status int, reason string) error {
+	refuse := func(kind metrics.Refusal, status int, reason string) error {
 		s.refused(addr, kind, status, reason)
 		return reject(status, reason)
 	}
 	if s.draining.Load() {
-		return nil, refuse(refusedDraining, http.StatusServiceUnavailable, "server shutting down")
+		return nil, refuse(metrics.RefusedDraining, http.StatusServiceUnavailable, "server shutting down")
 	}
 	if ok, after := s.takeHandshake(time.Now()); !ok {
-		s.refused(addr, refusedRate, http.StatusServiceUnavailable, "handshake rate exceeded")
+		s.refused(addr, metrics.RefusedRate, http.StatusServiceUnavailable, "handshake rate exceeded")
 		return nil, rejectRetry("too many handshakes, retry later", after)
 	}
 	target, err := url.ParseRequestURI(hr.uri)
 	if err != nil {
-		return nil, refuse(refusedBadRequest, http.StatusBadRequest, "malformed request target")
+		return nil, refuse(metrics.RefusedBadRequest, http.StatusBadRequest, "malformed request target")
 	}
 	ap := addrPort(addr)
 	ip := ap.Addr()
@@ -46,7 +48,7 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 		if status == http.StatusTooManyRequests {
 			reason = "too many connections from this address"
 		}
-		return nil, refuse(refusedLimit, status, reason)
+		return nil, refuse(metrics.RefusedLimit, status, reason)
 	}
 	admitted := false
 	defer func() {
@@ -57,10 +59,10 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 	if s.cfg.CheckHost != nil && !s.cfg.CheckHost(hr.host) {
 		// A name this service does not answer to: a DNS-rebinding page
 		// reaching an internal bridge through the victim's browser.
-		return nil, refuse(refusedOrigin, http.StatusForbidden, "host not allowed")
+		return nil, refuse(metrics.RefusedOrigin, http.StatusForbidden, "host not allowed")
 	}
 	if hr.origin != "" && s.cfg.CheckOrigin != nil && !s.cfg.CheckOrigin(hr.origin, hr.host, hr.secure) {
-		return nil, refuse(refusedOrigin, http.StatusForbidden, "origin not allowed")
+		return nil, refuse(metrics.RefusedOrigin, http.StatusForbidden, "origin not allowed")
 	}
 	query := target.Query()
 	token := firstNonEmpty(hr.bearer, hr.protoToken, query.Get("token"))
@@ -71,24 +73,24 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 	}
 	ident, err := s.cfg.Auth.Authenticate(token)
 	if err != nil {
-		return nil, refuse(refusedAuth, http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
+		return nil, refuse(metrics.RefusedAuth, http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
 	}
 	c := &conn{s: s, fd: -1, ident: ident, remote: ap, regIdx: -1}
 	c.asm.Configure(s.cfg.MaxPayload, false) // deflate, once negotiated
 	c.asm.Share(s.partials)
-	c.bucket.tokens = float64(s.cfg.RateBurst)
+	c.bucket.Fill(s.cfg.RateBurst)
 	if target.Path == "/ws/raw" {
 		rm, status, err := s.parseRaw(query, ident)
 		if err != nil {
-			kind := refusedBadRequest
+			kind := metrics.RefusedBadRequest
 			if status == http.StatusForbidden {
-				kind = refusedAuth // the token lacks the permission
+				kind = metrics.RefusedAuth // the token lacks the permission
 			}
 			return nil, refuse(kind, status, err.Error())
 		}
 		if rm.sub != "" && !s.natsUp.Load() {
 			// Its 101 would promise a live subscription.
-			return nil, refuse(refusedLimit, http.StatusServiceUnavailable, "NATS is unavailable; retry")
+			return nil, refuse(metrics.RefusedLimit, http.StatusServiceUnavailable, "NATS is unavailable; retry")
 		}
 		c.raw = rm
 	}
@@ -99,9 +101,9 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 // refused counts a refused handshake and logs it, rate-limited: a flood
 // of bad handshakes costs a line per second, not one per attempt, and the
 // next line says how many were left out.
-func (s *Server) refused(addr net.Addr, kind refusal, status int, reason string) {
-	s.metrics.refused(kind, status)
-	ok, suppressed := s.refusalLog.allow(time.Now())
+func (s *Server) refused(addr net.Addr, kind metrics.Refusal, status int, reason string) {
+	s.metrics.Refused(kind, status)
+	ok, suppressed := s.refusalLog.Allow(time.Now())
 	if !ok {
 		return
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"wsbridge/internal/metrics"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
@@ -26,7 +27,7 @@ func benchServer(b *testing.B) *Server {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
-	s := &Server{poller: p, metrics: newMetrics(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	s := &Server{poller: p, metrics: metrics.New(), log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	s.cfg.WriteBuffer = 64 << 20
 	s.maxFrame = wire.MaxFrame(64 << 20)
 	s.cfg.CompressionMin = 512

@@ -14,6 +14,8 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"wsbridge/internal/metrics"
+	"wsbridge/internal/ratelimit"
 	"wsbridge/internal/tlsconn"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -80,7 +82,7 @@ type conn struct {
 	asm        wsframe.Assembler
 	in         []byte // bytes that arrived with the handshake
 	subs       []*sub
-	bucket     bucket
+	bucket     ratelimit.Bucket
 	expiry     *time.Timer // fires when ident expires
 	deflate    bool        // permessage-deflate negotiated
 	peerClosed bool        // the peer's close frame arrived
@@ -335,7 +337,7 @@ func (c *conn) onFrame(op ws.OpCode, rsv byte, p []byte) error {
 			}
 		}
 		if c.raw != nil {
-			c.s.metrics.received(inPub, size)
+			c.s.metrics.Received(metrics.InPub, size)
 			return c.rawMessage(p)
 		}
 		if op == ws.OpBinary {
@@ -384,7 +386,7 @@ func (c *conn) push(frame []byte, at int64, wake bool) (ok, first bool) {
 	if n > 0 && n+len(frame) > c.s.cfg.WriteBuffer {
 		c.pending, c.drop = wsframe.CloseSlow, true
 		c.mu.Unlock()
-		c.s.metrics.slow.Add(1)
+		c.s.metrics.SlowConsumer()
 		c.s.poller.Schedule(c.desc, evClose)
 		return false, false
 	}
@@ -452,7 +454,7 @@ func (c *conn) flush() (empty bool, err error) {
 			wsframe.PutBuffer(c.batch)
 			c.batch, c.boff = nil, 0
 			if c.bOldest != 0 {
-				c.s.metrics.latency.Observe(float64(c.s.clock()-c.bOldest) / 1e9)
+				c.s.metrics.ObserveLatency(time.Duration(c.s.clock() - c.bOldest))
 			}
 		}
 		c.mu.Lock()
@@ -523,7 +525,7 @@ func (c *conn) closeWith(e *wsframe.CloseError, drop bool) {
 	*c.wbuf = wsframe.AppendClose(*c.wbuf, e)
 	c.mu.Unlock()
 	c.dropInterest()
-	c.s.metrics.closed(int(e.Code))
+	c.s.metrics.Closed(int(e.Code))
 	c.closeTimer = time.AfterFunc(closeTimeout, func() { c.s.poller.Schedule(c.desc, evTimeout) })
 }
 
@@ -548,7 +550,7 @@ func (c *conn) teardown() {
 		c.batch = nil
 	}
 	if wasOpen {
-		c.s.metrics.closed(int(ws.StatusAbnormalClosure))
+		c.s.metrics.Closed(int(ws.StatusAbnormalClosure))
 	}
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()
@@ -606,8 +608,8 @@ func (c *conn) pushText(build func([]byte) []byte, wake bool) {
 		*fb = wsframe.AppendDeflated(plain[len(plain):], plain)
 	}
 	if ok, _ := c.push(*fb, 0, wake); ok {
-		if op, ok := outOpOf(*bp); ok {
-			c.s.metrics.sent(op, 1, len(*fb))
+		if op, ok := metrics.OutOpOf(*bp); ok {
+			c.s.metrics.Sent(op, 1, len(*fb))
 		}
 	}
 	wsframe.PutBuffer(fb)

@@ -93,7 +93,7 @@ func (d *dispatcher) intake() {
 		n := msgBytes(m)
 		if d.s.pending.Add(n) > d.s.cfg.MaxPendingBytes {
 			d.s.pending.Add(-n)
-			d.s.metrics.natsSlow.Add(1)
+			d.s.metrics.NATSDropped()
 			d.s.logLimited(d.s.errLog, "dispatch backlog over BRIDGE_MAX_PENDING_BYTES: dropping messages from NATS (the bridge is a slow consumer)", "subject", m.Subject, "limit", d.s.cfg.MaxPendingBytes)
 			continue
 		}

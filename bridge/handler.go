@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"wsbridge/internal/metrics"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 
@@ -16,27 +17,27 @@ const maxIDLen = 64
 // the message's size as it arrived, for the metrics.
 func (c *conn) command(p []byte, size int) {
 	cmd, oerr := wire.Decode(p)
-	op := inInvalid
+	op := metrics.InInvalid
 	if oerr == nil {
 		switch cmd.Op {
 		case "sub":
-			op, oerr = inSub, c.sub(&cmd)
+			op, oerr = metrics.InSub, c.sub(&cmd)
 		case "unsub":
-			op, oerr = inUnsub, c.unsub(&cmd)
+			op, oerr = metrics.InUnsub, c.unsub(&cmd)
 		case "pub":
-			op, oerr = inPub, c.pub(&cmd)
+			op, oerr = metrics.InPub, c.pub(&cmd)
 		case "req":
-			op, oerr = inReq, c.req(&cmd)
+			op, oerr = metrics.InReq, c.req(&cmd)
 		case "auth":
-			op, oerr = inAuth, c.refresh(&cmd)
+			op, oerr = metrics.InAuth, c.refresh(&cmd)
 		case "ping":
-			op = inPing
+			op = metrics.InPing
 			c.pushText(func(b []byte) []byte { return wire.AppendPong(b, cmd.ID) }, false)
 		default:
 			oerr = wire.Errf(wire.CodeBadRequest, "unknown op")
 		}
 	}
-	c.s.metrics.received(op, size)
+	c.s.metrics.Received(op, size)
 	if oerr != nil {
 		c.pushText(func(b []byte) []byte { return wire.AppendErr(b, cmd.ID, oerr) }, false)
 	}
@@ -159,13 +160,13 @@ func (c *conn) dropInterest() {
 // addSub records a new subscription of the connection.
 func (c *conn) addSub(sb *sub) {
 	c.subs = append(c.subs, sb)
-	c.s.metrics.subs.Add(1)
+	c.s.metrics.Subscribed()
 }
 
 // release ends one subscription, core NATS or JetStream. The caller takes
 // it out of c.subs.
 func (c *conn) release(sb *sub) {
-	c.s.metrics.subs.Add(-1)
+	c.s.metrics.Unsubscribed()
 	if sb.js != nil {
 		sb.js.Unsubscribe()
 		return

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
+	"wsbridge/internal/metrics"
 	"wsbridge/internal/streams"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -191,8 +192,8 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 	}
 	fc := &d.fc
 	defer fc.reset()
-	var out fanout
-	defer func() { in.s.metrics.delivered(out) }()
+	var out metrics.Fanout
+	defer func() { in.s.metrics.Delivered(out) }()
 	if in.key.queue != "" {
 		// Queue group: NATS picked this node; pick one local member,
 		// skipping any that can no longer take it.
@@ -204,22 +205,22 @@ func (in *interest) deliver(m *nats.Msg, d *dispatcher) {
 				break // larger than the hello's max_frame promises
 			}
 			if ok, first := sb.c.push(fr, d.now, false); ok {
-				out.add(true, fr)
+				out.Add(true, fr)
 				d.owe(sb.c, first)
 				return
 			}
 		}
-		out.dropped++
+		out.Drop()
 		return
 	}
 	for _, sb := range in.members {
 		fr := fc.frame(sb, m)
 		if int64(len(fr)) > in.s.maxFrame {
-			out.dropped++ // larger than the hello's max_frame promises
+			out.Drop() // larger than the hello's max_frame promises
 			continue
 		}
 		ok, first := sb.c.push(fr, d.now, false)
-		out.add(ok, fr)
+		out.Add(ok, fr)
 		d.owe(sb.c, first)
 	}
 }

@@ -2,11 +2,11 @@ package bridge
 
 import (
 	"slices"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"wsbridge/internal/metrics"
 	"wsbridge/internal/streams"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -23,7 +23,7 @@ func newJetStream(s *Server) (*streams.Publisher, *streams.Streams, error) {
 	// The trace counts every JetStream API request the node sends
 	// (wsbridge_jetstream_api_requests_total), not pulls or publishes.
 	p, js, err := streams.NewPublisher(s.nc, s.cfg.RequestTimeout, jetstream.WithClientTrace(&jetstream.ClientTrace{
-		RequestSent: func(string, []byte) { s.metrics.jsAPI.Add(1) },
+		RequestSent: func(string, []byte) { s.metrics.JetStreamRequest() },
 	}))
 	if err != nil {
 		return nil, nil, err
@@ -36,17 +36,11 @@ func newJetStream(s *Server) (*streams.Publisher, *streams.Streams, error) {
 		Logger:         s.log,
 		Clock:          s.clock,
 		Delivered: func(n, bytes, dropped int) {
-			s.metrics.delivered(fanout{n: n, bytes: bytes, dropped: dropped})
+			s.metrics.Delivered(metrics.FanoutOf(n, bytes, dropped))
 		},
 		Window:      max(s.cfg.ResumeWindow, 0),
 		WindowBytes: max(s.cfg.ResumeWindowBytes, 0),
-		Resumed: func(d time.Duration, fromJS bool) {
-			source := "window"
-			if fromJS {
-				source = "jetstream"
-			}
-			s.metrics.resume.WithLabelValues(source).Observe(d.Seconds())
-		},
+		Resumed:     s.metrics.Resumed,
 	})
 	return p, st, nil
 }
@@ -156,7 +150,7 @@ func (c *conn) settle(sb *sub, e *wire.Error) {
 func (c *conn) jsPublish(ref string, m *nats.Msg) *wire.Error {
 	p := c.s.pub
 	if !p.Track(c, ref, m, c.s.cfg.MaxInflightAcks) {
-		c.s.metrics.inflightRefused[inflightAck].Add(1)
+		c.s.metrics.InflightRefused(metrics.InflightAck)
 		return wire.Errf(wire.CodeTooManyRequests, "too many acked publishes in flight on this connection")
 	}
 	j := pubJob{kind: jobAck, c: c, m: m}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"wsbridge/internal/cluster"
+	"wsbridge/internal/ratelimit"
 )
 
 // NodeState is a node's state as it announces it.
@@ -22,7 +23,7 @@ type NodeStatus = cluster.NodeStatus
 // newMembership subscribes to the announcements (internal/cluster) and
 // feeds them this node's status; New starts its Run.
 func newMembership(s *Server) (*cluster.Membership, error) {
-	failLog := newLogLimiter(1, time.Minute)
+	failLog := ratelimit.NewLog(1, time.Minute)
 	return cluster.New(s.nc, cluster.Config{
 		NodeID:   s.cfg.NodeID,
 		Interval: s.cfg.AnnounceInterval,
@@ -39,7 +40,7 @@ func (s *Server) nodeStatus() NodeStatus {
 	return NodeStatus{
 		State:         s.nodeState(),
 		Connections:   s.rebal.own(),
-		Subscriptions: s.metrics.subs.Load(),
+		Subscriptions: s.metrics.Subscriptions(),
 		Rebalancing:   s.rebal.active.Load(),
 		Moving:        s.rebal.movingN.Load(),
 		Shed:          s.rebal.shed.Load(),
@@ -49,14 +50,7 @@ func (s *Server) nodeStatus() NodeStatus {
 // messageTotals is every client message received and queued so far, which
 // the announced rates are computed from.
 func (s *Server) messageTotals() (in, out uint64) {
-	m := s.metrics
-	for op := range numInOps {
-		in += m.in[op].Load()
-	}
-	for op := range numOutOps {
-		out += m.out[op].Load()
-	}
-	return in, out
+	return s.metrics.MessagesIn(), s.metrics.MessagesOut()
 }
 
 func (s *Server) nodeState() NodeState {

@@ -6,6 +6,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/nats-io/nats.go"
 
+	"wsbridge/internal/metrics"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 )
@@ -64,7 +65,7 @@ func (s *Server) linkChanged(up bool) {
 	if up {
 		s.natsDownSince.Store(0)
 		if s.everUp.Swap(true) {
-			s.metrics.reconnects.Add(1)
+			s.metrics.Reconnected()
 			s.streams.Relinked()
 		}
 	} else {
@@ -93,7 +94,7 @@ func (c *conn) tellNATS(up bool) {
 		f = statusUp
 	}
 	if ok, _ := c.push(f, 0, true); ok {
-		c.s.metrics.sent(outStatus, 1, len(f))
+		c.s.metrics.Sent(metrics.OutStatus, 1, len(f))
 	}
 }
 

@@ -142,7 +142,7 @@ func (o *outbox) finish(j pubJob, err error) {
 		o.fail(j, natsError(err))
 		return
 	}
-	o.s.metrics.published()
+	o.s.metrics.Published()
 	if j.kind == jobPub && j.ref != "" {
 		j.c.pushText(func(b []byte) []byte { return wire.AppendOK(b, j.ref) }, true)
 	}

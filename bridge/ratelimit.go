@@ -1,43 +1,42 @@
 package bridge
 
 import (
+	"strconv"
 	"time"
+
+	"github.com/gobwas/ws"
 
 	"wsbridge/internal/wsframe"
 )
 
-// bucket is a token bucket on a connection's inbound messages (RateLimit
-// per second, RateBurst deep). It lives in the conn and is touched only by
-// its worker.
-type bucket struct {
-	tokens  float64
-	last    int64 // unix nanoseconds of the last refill
-	refused int   // messages refused since the last one allowed
-}
-
-// allow takes a token for one inbound message. It returns false when the
+// allow takes a token from the connection's bucket (RateLimit per second,
+// RateBurst deep) for one inbound message. It returns false when the
 // message must be refused, and closes the connection when the client
-// keeps going far past its limit: more than max(4×burst, 20) refusals in a
-// row. An overshoot of a few bursts only earns rate_limited errors.
+// keeps going far past its limit; an overshoot of a few bursts only earns
+// rate_limited errors.
 func (c *conn) allow() bool {
 	rate := c.s.cfg.RateLimit
 	if rate <= 0 {
 		return true
 	}
-	b := &c.bucket
-	now := time.Now().UnixNano()
-	if b.last != 0 {
-		b.tokens = min(b.tokens+rate*float64(now-b.last)/1e9, float64(c.s.cfg.RateBurst))
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		b.refused = 0
-		return true
-	}
-	b.refused++
-	if b.refused > max(4*c.s.cfg.RateBurst, 20) {
+	ok, abusive := c.bucket.Take(time.Now().UnixNano(), rate, c.s.cfg.RateBurst)
+	if abusive {
 		c.closeWith(wsframe.CloseRateLimited, false)
 	}
-	return false
+	return ok
+}
+
+// takeHandshake reserves one WebSocket upgrade from the node's
+// MaxHandshakeRate. When none is left it returns the Retry-After seconds.
+func (s *Server) takeHandshake(now time.Time) (ok bool, retryAfter int) {
+	return s.hsRate.Take(now, s.cfg.MaxHandshakeRate)
+}
+
+// rejectRetry is a 503 with Retry-After: come back in after seconds.
+func rejectRetry(reason string, after int) error {
+	return ws.RejectConnectionError(
+		ws.RejectionStatus(503),
+		ws.RejectionReason(reason+"\n"),
+		ws.RejectionHeader(ws.HandshakeHeaderString("Retry-After: "+strconv.Itoa(after)+"\r\n")),
+	)
 }

@@ -61,7 +61,7 @@ func (r *rebalancer) movingFor() time.Duration { return 2*r.s.cfg.AnnounceInterv
 
 // own is this node's connection count net of the clients it is shedding.
 // Announcements carry it too.
-func (r *rebalancer) own() int64 { return r.s.metrics.conns.Load() - r.leavingN.Load() }
+func (r *rebalancer) own() int64 { return r.s.metrics.Connections() - r.leavingN.Load() }
 
 // account forgets shed clients that have left, and moving ones that have
 // had time to arrive somewhere.

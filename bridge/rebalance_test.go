@@ -231,7 +231,7 @@ func TestHandshakeRate(t *testing.T) {
 	if ra := last.Header.Get("Retry-After"); ra != "1" {
 		t.Fatalf("Retry-After = %q, want 1", ra)
 	}
-	if got := srv.metrics.refusedBy[refusedRate].Load(); got != 1 {
+	if got := refusedFor(t, srv.Server, "rate"); got != 1 {
 		t.Fatalf("refused for rate: %d, want 1", got)
 	}
 }

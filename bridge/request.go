@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"wsbridge/internal/metrics"
 	"wsbridge/internal/wire"
 
 	"github.com/nats-io/nats.go"
@@ -52,7 +53,7 @@ func (r *requester) request(c *conn, ref string, m *nats.Msg, timeout time.Durat
 	r.mu.Lock()
 	if len(c.reqs) >= r.s.cfg.MaxInflightRequests {
 		r.mu.Unlock()
-		r.s.metrics.inflightRefused[inflightReq].Add(1)
+		r.s.metrics.InflightRefused(metrics.InflightReq)
 		return wire.Errf(wire.CodeTooManyRequests, "too many requests in flight on this connection")
 	}
 	r.seq++

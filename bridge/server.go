@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"wsbridge/internal/cluster"
+	"wsbridge/internal/metrics"
+	"wsbridge/internal/ratelimit"
 	"wsbridge/internal/streams"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
@@ -227,14 +229,14 @@ type Server struct {
 	req     *requester
 	pub     *streams.Publisher
 	streams *streams.Streams
-	metrics *metrics
+	metrics *metrics.Counters
 
 	out *outbox
 
 	// Announcements and the view of peers (internal/cluster).
 	cluster *cluster.Membership
-	rebal   rebalancer    // shedding (rebalance.go)
-	hsRate  handshakeRate // MaxHandshakeRate (handshakerate.go)
+	rebal   rebalancer        // shedding (rebalance.go)
+	hsRate  ratelimit.Limiter // MaxHandshakeRate (ratelimit.go)
 
 	// The NATS link as client paths see it (natslink.go).
 	natsUp        atomic.Bool
@@ -244,11 +246,11 @@ type Server struct {
 	helloUp, helloDown []byte   // the hello frames, by NATS state
 	nodeHeader         []string // the Wsbridge-Node header value, shared by every message
 	maxFrame           int64    // the largest frame sent to a client (hello's max_frame)
-	refusalLog         *logLimiter
-	fdLog              *logLimiter  // accept and descriptor failures
-	errLog             *logLimiter  // unexpected NATS errors on client operations
-	inHandshake        atomic.Int64 // sockets counted against MaxHandshakes
-	pending            atomic.Int64 // bytes in the dispatchers' queues (MaxPendingBytes)
+	refusalLog         *ratelimit.Log
+	fdLog              *ratelimit.Log // accept and descriptor failures
+	errLog             *ratelimit.Log // unexpected NATS errors on client operations
+	inHandshake        atomic.Int64   // sockets counted against MaxHandshakes
+	pending            atomic.Int64   // bytes in the dispatchers' queues (MaxPendingBytes)
 	partials           *wsframe.Budget
 	epoch              time.Time // Server.clock's origin
 
@@ -295,13 +297,13 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	}
 	s := &Server{
 		epoch:      time.Now(),
-		refusalLog: newLogLimiter(refusalLogBurst, time.Second),
-		fdLog:      newLogLimiter(refusalLogBurst, time.Second),
-		errLog:     newLogLimiter(refusalLogBurst, time.Second),
+		refusalLog: ratelimit.NewLog(refusalLogBurst, time.Second),
+		fdLog:      ratelimit.NewLog(refusalLogBurst, time.Second),
+		errLog:     ratelimit.NewLog(refusalLogBurst, time.Second),
 		cfg:        cfg,
 		nc:         nc,
 		log:        cfg.Logger,
-		metrics:    newMetrics(),
+		metrics:    metrics.New(),
 		interests:  make(map[ikey]*interest),
 		flushKick:  make(chan struct{}, 1),
 		done:       make(chan struct{}),
@@ -415,7 +417,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			// A flood of sockets that never finish their handshake must
 			// not pin a goroutine and a reader each.
 			s.inHandshake.Add(-1)
-			s.metrics.refused(refusedLimit, http.StatusServiceUnavailable)
+			s.metrics.Refused(metrics.RefusedLimit, http.StatusServiceUnavailable)
 			_ = netc.Close()
 			continue
 		}
@@ -445,8 +447,8 @@ func retryAccept(err error) bool {
 
 // logLimited writes a warning through l: a burst, then one per second,
 // with the count of lines suppressed in between.
-func (s *Server) logLimited(l *logLimiter, msg string, attrs ...any) {
-	ok, suppressed := l.allow(time.Now())
+func (s *Server) logLimited(l *ratelimit.Log, msg string, attrs ...any) {
+	ok, suppressed := l.Allow(time.Now())
 	if !ok {
 		return
 	}
@@ -493,8 +495,7 @@ func (s *Server) register(c *conn) bool {
 	s.conns = append(s.conns, c)
 	s.peak = max(s.peak, len(s.conns))
 	s.maybeTrimArrivals(len(s.conns))
-	s.metrics.conns.Add(1)
-	s.metrics.accepted.Add(1)
+	s.metrics.Connected()
 	return true
 }
 
@@ -510,7 +511,7 @@ func (s *Server) unregister(c *conn) {
 	}
 	c.regIdx = -1
 	n := len(s.conns)
-	s.metrics.conns.Add(-1)
+	s.metrics.Disconnected()
 	s.maybeTrim(n)
 	s.releaseSlot(c.remote.Addr())
 	if n == 0 && s.draining.Load() {

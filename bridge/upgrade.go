@@ -16,6 +16,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"wsbridge/internal/metrics"
 	"wsbridge/internal/tlsconn"
 	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
@@ -60,7 +61,7 @@ func (s *Server) handshake(netc net.Conn) {
 	n, err := wsframe.PeekHead(br)
 	if err != nil {
 		if errors.Is(err, bufio.ErrBufferFull) {
-			s.refused(netc.RemoteAddr(), refusedBadRequest, http.StatusRequestHeaderFieldsTooLarge, "request header too large")
+			s.refused(netc.RemoteAddr(), metrics.RefusedBadRequest, http.StatusRequestHeaderFieldsTooLarge, "request header too large")
 			writeStatus(netc, http.StatusRequestHeaderFieldsTooLarge, "request header too large\n", "")
 		}
 		// Anything else is a timeout (slowloris) or a vanished peer.
@@ -83,13 +84,13 @@ func (s *Server) handshake(netc net.Conn) {
 	if !bytes.HasPrefix(head, []byte("GET ")) {
 		// RFC 6455 §4.1: the handshake is a GET; say so rather than call
 		// it malformed.
-		s.refused(netc.RemoteAddr(), refusedBadRequest, http.StatusMethodNotAllowed, "method not allowed")
+		s.refused(netc.RemoteAddr(), metrics.RefusedBadRequest, http.StatusMethodNotAllowed, "method not allowed")
 		writeStatus(netc, http.StatusMethodNotAllowed, "a WebSocket upgrade is a GET request\n", "Allow: GET\r\n")
 		_ = netc.Close()
 		return
 	}
 	if !wsframe.HasHeader(head, "upgrade") {
-		s.refused(netc.RemoteAddr(), refusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
+		s.refused(netc.RemoteAddr(), metrics.RefusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
 		writeStatus(netc, http.StatusUpgradeRequired, "this endpoint speaks WebSocket: send an Upgrade request\n", "Sec-WebSocket-Version: 13\r\n")
 		_ = netc.Close()
 		return
@@ -101,7 +102,7 @@ func (s *Server) handshake(netc net.Conn) {
 		return
 	}
 	_ = netc.SetDeadline(time.Time{})
-	s.metrics.handshake.Observe(time.Since(begin).Seconds())
+	s.metrics.ObserveHandshake(time.Since(begin))
 	s.adopt(c)
 }
 
@@ -274,7 +275,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 	var rej *ws.ConnectionRejectedError
 	if err != nil && !admitting && errors.As(err, &rej) {
 		// gobwas refused the request itself (bad version, missing key…).
-		s.refused(netc.RemoteAddr(), refusedBadRequest, rej.StatusCode(), strings.TrimSpace(rej.Error()))
+		s.refused(netc.RemoteAddr(), metrics.RefusedBadRequest, rej.StatusCode(), strings.TrimSpace(rej.Error()))
 	}
 	var hello []byte
 	if err == nil && c.raw == nil {
@@ -293,7 +294,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 		err = werr
 	}
 	if err == nil && hello != nil {
-		s.metrics.sent(outHello, 1, len(hello))
+		s.metrics.Sent(metrics.OutHello, 1, len(hello))
 	}
 	if err != nil {
 		if c != nil {

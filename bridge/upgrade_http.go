@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"wsbridge/internal/metrics"
 	"wsbridge/internal/wsframe"
 
 	"github.com/gobwas/ws"
@@ -22,13 +23,13 @@ import (
 func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	begin := time.Now()
 	if r.Method != http.MethodGet {
-		s.refused(remoteAddr(r), refusedBadRequest, http.StatusMethodNotAllowed, "method not allowed")
+		s.refused(remoteAddr(r), metrics.RefusedBadRequest, http.StatusMethodNotAllowed, "method not allowed")
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "a WebSocket upgrade is a GET request", http.StatusMethodNotAllowed)
 		return
 	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
-		s.refused(remoteAddr(r), refusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
+		s.refused(remoteAddr(r), metrics.RefusedBadRequest, http.StatusUpgradeRequired, "not a WebSocket upgrade")
 		w.Header().Set("Sec-WebSocket-Version", "13")
 		http.Error(w, "this endpoint speaks WebSocket: send an Upgrade request", http.StatusUpgradeRequired)
 		return
@@ -65,7 +66,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		_ = netc.SetWriteDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 		hello := s.helloFrame(c)
 		if _, err = netc.Write(hello); err == nil {
-			s.metrics.sent(outHello, 1, len(hello))
+			s.metrics.Sent(metrics.OutHello, 1, len(hello))
 		}
 	}
 	if err != nil {
@@ -96,7 +97,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = netc.SetDeadline(time.Time{})
 	c.netc = netc
-	s.metrics.handshake.Observe(time.Since(begin).Seconds())
+	s.metrics.ObserveHandshake(time.Since(begin))
 	s.adopt(c)
 }
 

@@ -1,14 +1,14 @@
-package bridge
+package ratelimit
 
 import (
 	"sync"
 	"time"
 )
 
-// logLimiter lets a burst of log lines through and then one per interval,
+// Log lets a burst of log lines through and then one per interval,
 // counting the rest, so a flood of refused handshakes cannot fill a disk.
-// It is safe for concurrent use.
-type logLimiter struct {
+// It is safe for concurrent use. Make one with NewLog.
+type Log struct {
 	burst    float64
 	interval time.Duration
 
@@ -18,13 +18,15 @@ type logLimiter struct {
 	suppressed int
 }
 
-func newLogLimiter(burst int, interval time.Duration) *logLimiter {
-	return &logLimiter{burst: float64(burst), interval: interval, tokens: float64(burst)}
+// NewLog returns a Log that writes burst lines at once, then one per
+// interval.
+func NewLog(burst int, interval time.Duration) *Log {
+	return &Log{burst: float64(burst), interval: interval, tokens: float64(burst)}
 }
 
-// allow reports whether a line may be written now and, if so, how many
+// Allow reports whether a line may be written now and, if so, how many
 // were suppressed since the last one written.
-func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
+func (l *Log) Allow(now time.Time) (ok bool, suppressed int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.last.IsZero() {
