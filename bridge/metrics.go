@@ -363,7 +363,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("nats_slow_consumer_drops_total", m.natsSlow.Load())
 	gauge("dispatch_backlog_bytes", float64(s.pending.Load()))
 	gauge("partial_message_bytes", float64(s.partials.Used()))
-	gauge("requests_in_flight", float64(s.req.inflight()))
+	gauge("requests_in_flight", float64(s.out.Requests()))
 	gauge("acked_publishes_in_flight", float64(s.pub.Inflight()))
 	for k := range numInflight {
 		counter("inflight_refusals_total", m.inflightRefused[k].Load(), inflightNames[k])
