@@ -117,7 +117,6 @@ type conn struct {
 	acks       []*sub // subs whose ok waited for the NATS flush
 
 	catchups chan struct{} // JetStream catch-up slots, made with the first stream sub
-	reqs     []string      // tokens of requests in flight, guarded by Server.req.mu
 }
 
 var readPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
@@ -561,7 +560,7 @@ func (c *conn) teardown() {
 	c.dropInterest()
 	// Requests and acked publishes in flight free their places now, not
 	// when their answers or timeouts come.
-	c.s.req.drop(c)
+	c.s.out.Drop(c)
 	c.s.pub.Drop(c)
 	// Out of epoll before the fd number can be reused. desc is nil when
 	// the connection failed before it reached the poller.

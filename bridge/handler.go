@@ -235,7 +235,7 @@ func (c *conn) pub(cmd *wire.Command) *wire.Error {
 		}
 	}
 	// The ok comes from the outbox once nats.go has taken the message.
-	return c.s.out.send(pubJob{kind: jobPub, c: c, m: m, ref: cmd.ID})
+	return c.s.out.Publish(c, cmd.ID, m)
 }
 
 func (c *conn) req(cmd *wire.Command) *wire.Error {
@@ -253,7 +253,7 @@ func (c *conn) req(cmd *wire.Command) *wire.Error {
 		timeout = time.Duration(min(cmd.TimeoutMS, c.s.cfg.MaxRequestTimeout.Milliseconds())) * time.Millisecond
 	}
 	timeout = min(timeout, c.s.cfg.MaxRequestTimeout)
-	return c.s.req.request(c, cmd.ID, m, timeout)
+	return c.s.out.Request(c, cmd.ID, m, timeout)
 }
 
 // refresh replaces the connection's identity with a new token's. The

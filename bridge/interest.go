@@ -86,14 +86,6 @@ func (sb *sub) queue() string {
 	return ""
 }
 
-// pendingLimit sizes nats.go's buffer for the request inbox subscription.
-// Replies only copy into connection queues, so it drains fast; it is large
-// so that a burst never makes the bridge itself a slow consumer.
-const (
-	pendingMsgs  = 1 << 20
-	pendingBytes = 512 << 20
-)
-
 // subscribe adds a local subscriber to the node's interest in (subject,
 // queue). The first subscriber creates the interest; its NATS
 // subscription is made by the flusher goroutine, never here: the caller

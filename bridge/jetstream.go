@@ -153,23 +153,22 @@ func (c *conn) jsPublish(ref string, m *nats.Msg) *wire.Error {
 		c.s.metrics.InflightRefused(metrics.InflightAck)
 		return wire.Errf(wire.CodeTooManyRequests, "too many acked publishes in flight on this connection")
 	}
-	j := pubJob{kind: jobAck, c: c, m: m}
 	var e *wire.Error
 	switch {
 	case p.Captured(m.Subject):
-		e = c.s.out.send(j)
+		e = c.s.out.PublishAcked(c, m)
 	case !p.Lookup(m.Subject, func(captured bool, err error) {
 		var e *wire.Error
 		switch {
 		case err != nil:
 			e = natsError(err)
 		case captured:
-			e = c.s.out.send(j)
+			e = c.s.out.PublishAcked(c, m)
 		default:
 			e = wire.Errf(wire.CodeNoStream, "no JetStream stream captures the subject")
 		}
 		if e != nil {
-			c.s.out.fail(j, e)
+			c.s.out.FailAcked(c, m, e)
 		}
 	}):
 		e = wire.Errf(wire.CodeUnavailable, "too many acked publishes waiting for a stream lookup")

@@ -96,7 +96,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge("nats_subscriptions", float64(nsubs))
 	gauge("dispatch_backlog_bytes", float64(s.pending.Load()))
 	gauge("partial_message_bytes", float64(s.partials.Used()))
-	gauge("requests_in_flight", float64(s.req.inflight()))
+	gauge("requests_in_flight", float64(s.out.Requests()))
 	gauge("acked_publishes_in_flight", float64(s.pub.Inflight()))
 	gauge("jetstream_feeds", float64(s.streams.Feeds()))
 	st := s.streams.Stats()

@@ -15,7 +15,7 @@ import (
 // Publish take the connection's lock, which a socket write to a frozen or
 // blackholed NATS node holds for up to the flusher timeout; so workers,
 // /readyz and /metrics read s.natsUp, kept from nats.go's status events by
-// watchNATS, and publishes go through the outbox (outbox.go).
+// watchNATS, and publishes go through the outbox (internal/publish).
 
 // Frames every JSON client gets when the link changes (docs/PROTOCOL.md).
 var (

@@ -89,7 +89,7 @@ func (c *conn) rawMessage(p []byte) error {
 	// p is the read buffer: the outbox gets a copy.
 	m := &nats.Msg{Subject: c.raw.pub, Data: append([]byte(nil), p...)}
 	c.stamp(m)
-	if c.s.out.send(pubJob{kind: jobRaw, c: c, m: m}) != nil {
+	if c.s.out.PublishRaw(c, m) != nil {
 		return wsframe.CloseUnavailable
 	}
 	return nil

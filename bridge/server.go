@@ -20,6 +20,7 @@ import (
 
 	"wsbridge/internal/cluster"
 	"wsbridge/internal/metrics"
+	"wsbridge/internal/publish"
 	"wsbridge/internal/ratelimit"
 	"wsbridge/internal/streams"
 	"wsbridge/internal/wire"
@@ -226,12 +227,11 @@ type Server struct {
 	nc      *nats.Conn
 	log     *slog.Logger
 	poller  *netpoll.Poller
-	req     *requester
 	pub     *streams.Publisher
 	streams *streams.Streams
 	metrics *metrics.Counters
 
-	out *outbox
+	out *publish.Outbox
 
 	// Announcements and the view of peers (internal/cluster).
 	cluster *cluster.Membership
@@ -315,7 +315,6 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.maxFrame = wire.MaxFrame(max(cfg.MaxPayload, nc.MaxPayload(), 1<<20))
 	s.helloUp = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, true))
 	s.helloDown = wsframe.AppendFrame(nil, ws.OpText, wire.AppendHello(nil, cfg.NodeID, cfg.MaxPayload, s.maxFrame, false))
-	s.out = newOutbox(s)
 	s.partials = wsframe.NewBudget(cfg.MaxPartialBytes)
 	s.nodeHeader = []string{cfg.NodeID}
 	// Listen before reading the state, so no change falls in between.
@@ -333,11 +332,11 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		return nil, err
 	}
 	s.poller = p
-	if s.req, err = newRequester(s); err != nil {
+	if s.pub, s.streams, err = newJetStream(s); err != nil {
 		p.Close()
 		return nil, err
 	}
-	if s.pub, s.streams, err = newJetStream(s); err != nil {
+	if s.out, err = newOutbox(s); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -360,13 +359,12 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		return nil, fmt.Errorf("bridge: subscribing to announcements: %w", err)
 	}
 	s.dispatchers = newDispatchers(s)
-	s.wg.Add(9 + 2*len(s.dispatchers))
+	s.wg.Add(7 + 2*len(s.dispatchers))
 	go func() { defer s.wg.Done(); s.cluster.Run(s.done) }()
 	go s.rebal.run()
 	go s.watchNATS(natsStatus)
 	go func() { defer s.wg.Done(); s.pub.Run(s.done) }()
-	go s.out.run()
-	go s.out.watch()
+	s.out.Start()
 	for _, d := range s.dispatchers {
 		go d.intake()
 		go d.run()
@@ -800,6 +798,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 	}
 	close(s.done)
+	s.out.Close()
 	s.connsMu.Lock()
 	if s.trim != nil {
 		s.trim.Stop()

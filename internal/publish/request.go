@@ -1,4 +1,4 @@
-package bridge
+package publish
 
 import (
 	"slices"
@@ -6,70 +6,90 @@ import (
 	"sync"
 	"time"
 
-	"wsbridge/internal/metrics"
-	"wsbridge/internal/wire"
-
 	"github.com/nats-io/nats.go"
+
+	"wsbridge/internal/wire"
 )
 
 // requester multiplexes every client request of the node onto one
 // wildcard inbox subscription, so a request costs no goroutine and no
 // NATS subscription, and never blocks a worker while it waits.
 type requester struct {
-	s      *Server
 	prefix string // "_INBOX.<nuid>."
 	ns     *nats.Subscription
 
-	mu      sync.Mutex
-	seq     uint64
-	pending map[string]*pendingReq
+	mu       sync.Mutex
+	seq      uint64
+	pending  map[string]*pendingReq
+	byMember map[Member][]string // tokens in flight, in order
 }
 
 type pendingReq struct {
-	c     *conn
+	mb    Member
 	ref   string
 	timer *time.Timer
 }
 
-func newRequester(s *Server) (*requester, error) {
+// pendingMsgs and pendingBytes size nats.go's buffer for the request
+// inbox subscription. Replies only copy into connection queues, so it
+// drains fast; it is large so that a burst never makes the bridge itself
+// a slow consumer.
+const (
+	pendingMsgs  = 1 << 20
+	pendingBytes = 512 << 20
+)
+
+func (r *requester) init(nc *nats.Conn) error {
 	// A prefix of our own: sharing nats.go's response-mux prefix would put
 	// two subscriptions on its replies, and nats-server sends a
 	// no-responders status to only one of them, so nats.go's own
 	// requests (the JetStream API among them) would wait for their
 	// timeout instead of failing at once.
-	r := &requester{s: s, prefix: nats.NewInbox() + ".", pending: make(map[string]*pendingReq)}
-	ns, err := s.nc.Subscribe(r.prefix+"*", r.reply)
+	r.prefix = nats.NewInbox() + "."
+	r.pending = make(map[string]*pendingReq)
+	r.byMember = make(map[Member][]string)
+	ns, err := nc.Subscribe(r.prefix+"*", r.reply)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	_ = ns.SetPendingLimits(pendingMsgs, pendingBytes)
 	r.ns = ns
-	return r, nil
+	return nil
 }
 
-// request publishes m with a reply subject of ours and answers the client
-// when a reply, a no-responders status or the timeout comes first.
-func (r *requester) request(c *conn, ref string, m *nats.Msg, timeout time.Duration) *wire.Error {
+// Request publishes m with a reply subject of ours and answers ref to mb
+// when a reply, a no-responders status or the timeout comes first. It
+// returns the refusal (too many requests of mb in flight, or as Publish)
+// and never blocks.
+func (o *Outbox) Request(mb Member, ref string, m *nats.Msg, timeout time.Duration) *wire.Error {
+	r := &o.req
 	r.mu.Lock()
-	if len(c.reqs) >= r.s.cfg.MaxInflightRequests {
+	if len(r.byMember[mb]) >= o.cfg.MaxInflightRequests {
 		r.mu.Unlock()
-		r.s.metrics.InflightRefused(metrics.InflightReq)
+		o.cfg.RequestRefused()
 		return wire.Errf(wire.CodeTooManyRequests, "too many requests in flight on this connection")
 	}
 	r.seq++
 	token := strconv.FormatUint(r.seq, 36)
-	p := &pendingReq{c: c, ref: ref}
+	p := &pendingReq{mb: mb, ref: ref}
 	r.pending[token] = p
-	c.reqs = append(c.reqs, token)
+	r.byMember[mb] = append(r.byMember[mb], token)
 	p.timer = time.AfterFunc(timeout, func() { r.expire(token) })
 	r.mu.Unlock()
 	m.Reply = r.prefix + token
-	if e := r.s.out.send(pubJob{kind: jobReq, c: c, m: m, ref: token}); e != nil {
+	if e := o.send(pubJob{kind: jobReq, mb: mb, m: m, ref: token}); e != nil {
 		r.take(token)
 		return e
 	}
 	return nil
 }
+
+// Drop forgets mb's requests in flight: mb is gone, its answers with it.
+// Their places are free at once; replies that come later find nothing.
+func (o *Outbox) Drop(mb Member) { o.req.drop(mb) }
+
+// Requests is the number of requests waiting for a reply.
+func (o *Outbox) Requests() int { return o.req.inflight() }
 
 // take removes the request with token, if it is still pending, and
 // returns it; its answer is the caller's to send.
@@ -78,7 +98,11 @@ func (r *requester) take(token string) *pendingReq {
 	p := r.pending[token]
 	if p != nil {
 		delete(r.pending, token)
-		p.c.reqs = removeOne(p.c.reqs, token)
+		if ts := removeOne(r.byMember[p.mb], token); len(ts) > 0 {
+			r.byMember[p.mb] = ts
+		} else {
+			delete(r.byMember, p.mb)
+		}
 	}
 	r.mu.Unlock()
 	if p != nil {
@@ -87,11 +111,10 @@ func (r *requester) take(token string) *pendingReq {
 	return p
 }
 
-// drop forgets c's requests in flight: c is gone, its answers with it.
-func (r *requester) drop(c *conn) {
+func (r *requester) drop(mb Member) {
 	r.mu.Lock()
-	tokens := c.reqs
-	c.reqs = nil
+	tokens := r.byMember[mb]
+	delete(r.byMember, mb)
 	for _, t := range tokens {
 		if p := r.pending[t]; p != nil {
 			p.timer.Stop()
@@ -101,7 +124,6 @@ func (r *requester) drop(c *conn) {
 	r.mu.Unlock()
 }
 
-// inflight is the number of requests waiting for a reply.
 func (r *requester) inflight() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -118,9 +140,7 @@ func removeOne[T comparable](s []T, v T) []T {
 
 func (r *requester) expire(token string) {
 	if p := r.take(token); p != nil {
-		p.c.pushText(func(b []byte) []byte {
-			return wire.AppendErr(b, p.ref, wire.Errf(wire.CodeTimeout, "no reply in time"))
-		}, true)
+		p.mb.Err(p.ref, wire.Errf(wire.CodeTimeout, "no reply in time"))
 	}
 }
 
@@ -131,15 +151,8 @@ func (r *requester) reply(m *nats.Msg) {
 		return // late reply after a timeout
 	}
 	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-		p.c.pushText(func(b []byte) []byte {
-			return wire.AppendErr(b, p.ref, wire.Errf(wire.CodeNoResponders, "no service is listening on the subject"))
-		}, true)
+		p.mb.Err(p.ref, wire.Errf(wire.CodeNoResponders, "no service is listening on the subject"))
 		return
 	}
-	p.c.pushText(func(b []byte) []byte {
-		b = append(b, `{"op":"reply","ref":`...)
-		b = wire.AppendString(b, p.ref)
-		b = wire.AppendBody(b, m.Data, m.Header, "")
-		return append(b, '}')
-	}, true)
+	p.mb.Reply(p.ref, m)
 }
