@@ -1,34 +1,81 @@
-package bridge
+package goio
 
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"wsbridge/netpoll"
 )
 
-// eventSink records the events scheduled on a Desc.
-type eventSink chan netpoll.Event
+// wait bounds every expected event; a passing test never waits for it.
+const wait = 10 * time.Second
 
-func (e eventSink) Handle(ev netpoll.Event) {
+// TestMain fails the run if a Conn's reader or writer outlives the tests:
+// every test closes what it started.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		deadline := time.Now().Add(5 * time.Second)
+		left := leftover()
+		for left != "" && time.Now().Before(deadline) {
+			runtime.Gosched()
+			left = leftover()
+		}
+		if left != "" {
+			fmt.Fprintf(os.Stderr, "goroutine leak:\n%s\n", left)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leftover returns the stacks of the goroutines running a Conn's reader
+// or writer.
+func leftover() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var own []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "goio.(*Conn).reader") || strings.Contains(g, "goio.(*Conn).writer") {
+			own = append(own, g)
+		}
+	}
+	return strings.Join(own, "\n\n")
+}
+
+// event is which readiness callback ran.
+type event string
+
+const (
+	readable event = "Readable"
+	writable event = "Writable"
+)
+
+// eventSink records the readiness a Conn reports.
+type eventSink chan event
+
+func (e eventSink) send(ev event) {
 	select {
 	case e <- ev:
 	default:
 	}
 }
 
-func (e eventSink) wait(t *testing.T, want netpoll.Event) {
+func (e eventSink) wait(t *testing.T, want event) {
 	t.Helper()
-	deadline := time.After(confWait)
+	deadline := time.After(wait)
 	for {
 		select {
 		case ev := <-e:
-			if ev&want != 0 {
+			if ev == want {
 				return
 			}
 		case <-deadline:
@@ -37,15 +84,10 @@ func (e eventSink) wait(t *testing.T, want netpoll.Event) {
 	}
 }
 
-// newGoIOPair serves the accepted side of a loopback TCP connection with
-// goIO, on both backends: goIO is plain Go over a net.Conn.
-func newGoIOPair(t *testing.T) (*goIO, eventSink, net.Conn) {
+// newPair serves the accepted side of a loopback TCP connection with a
+// Conn, on every platform: a Conn is plain Go over a net.Conn.
+func newPair(t *testing.T) (*Conn, eventSink, net.Conn) {
 	t.Helper()
-	p, err := netpoll.New(netpoll.Config{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &Server{poller: p}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -60,39 +102,43 @@ func newGoIOPair(t *testing.T) (*goIO, eventSink, net.Conn) {
 		t.Fatal(err)
 	}
 	sink := make(eventSink, 64)
-	g := newGoIO(s, nc, netpoll.NewDesc(-1, sink))
-	g.start()
+	var wg sync.WaitGroup
+	g := New(nc, Config{
+		Readable: func() { sink.send(readable) },
+		Writable: func() { sink.send(writable) },
+		Group:    &wg,
+	})
+	g.Start()
 	t.Cleanup(func() {
-		g.close()
+		g.Close()
 		_ = peer.Close()
-		s.wg.Wait() // both goroutines end once closed
-		_ = p.Close()
+		wg.Wait() // both goroutines end once closed
 	})
 	return g, sink, peer
 }
 
-// TestGoIOReadWrite: reads and writes behave like a non-blocking socket:
+// TestReadWrite: reads and writes behave like a non-blocking socket:
 // EAGAIN when empty or full, Readable and Writable when that changes, and
 // (0, nil) at EOF.
-func TestGoIOReadWrite(t *testing.T) {
-	g, sink, peer := newGoIOPair(t)
-	buf := make([]byte, readSize)
-	if _, err := g.read(buf); !errors.Is(err, syscall.EAGAIN) {
+func TestReadWrite(t *testing.T) {
+	g, sink, peer := newPair(t)
+	buf := make([]byte, 16<<10) // the bridge's read buffer
+	if _, err := g.Read(buf); !errors.Is(err, syscall.EAGAIN) {
 		t.Fatalf("read before any bytes: %v, want EAGAIN", err)
 	}
 	if _, err := peer.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
-	sink.wait(t, netpoll.Readable)
-	if n, err := g.read(buf); err != nil || string(buf[:n]) != "hello" {
+	sink.wait(t, readable)
+	if n, err := g.Read(buf); err != nil || string(buf[:n]) != "hello" {
 		t.Fatalf("read = %q, %v; want hello", buf[:n], err)
 	}
 
-	// The peer does not read: the socket and then goIO's own buffer fill.
+	// The peer does not read: the socket and then the Conn's own buffer fill.
 	chunk := bytes.Repeat([]byte{'x'}, 16<<10)
 	sent := 0
-	for deadline := time.Now().Add(confWait); ; {
-		n, err := g.write(chunk)
+	for deadline := time.Now().Add(wait); ; {
+		n, err := g.Write(chunk)
 		sent += n
 		if errors.Is(err, syscall.EAGAIN) {
 			break
@@ -109,29 +155,29 @@ func TestGoIOReadWrite(t *testing.T) {
 		n, _ := io.ReadFull(peer, make([]byte, sent))
 		got <- n
 	}()
-	sink.wait(t, netpoll.Writable)
+	sink.wait(t, writable)
 	if n := <-got; n != sent {
 		t.Fatalf("peer read %d of %d bytes", n, sent)
 	}
 
 	_ = peer.Close()
-	sink.wait(t, netpoll.Readable)
-	if n, err := g.read(buf); n != 0 || err != nil {
+	sink.wait(t, readable)
+	if n, err := g.Read(buf); n != 0 || err != nil {
 		t.Fatalf("read at EOF = %d, %v; want 0, nil", n, err)
 	}
 }
 
-// TestGoIOCloseWriteAfterQueued: closeWrite half-closes only once what was
+// TestCloseWriteAfterQueued: CloseWrite half-closes only once what was
 // queued is written, so the peer reads it all and then EOF, as after
 // shutdown(SHUT_WR) on the epoll path.
-func TestGoIOCloseWriteAfterQueued(t *testing.T) {
-	g, _, peer := newGoIOPair(t)
+func TestCloseWriteAfterQueued(t *testing.T) {
+	g, _, peer := newPair(t)
 	want := bytes.Repeat([]byte("close frame "), 1000)
-	if n, err := g.write(want); n != len(want) || err != nil {
+	if n, err := g.Write(want); n != len(want) || err != nil {
 		t.Fatalf("write = %d, %v", n, err)
 	}
-	g.closeWrite()
-	_ = peer.SetReadDeadline(time.Now().Add(confWait))
+	g.CloseWrite()
+	_ = peer.SetReadDeadline(time.Now().Add(wait))
 	got, err := io.ReadAll(peer)
 	if err != nil {
 		t.Fatalf("peer: %v after %d bytes, want EOF", err, len(got))
@@ -139,4 +185,37 @@ func TestGoIOCloseWriteAfterQueued(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("peer read %d bytes, want %d", len(got), len(want))
 	}
+}
+
+// TestClose: Close still writes what was queued before it (the close
+// frame), then closes the socket, so the peer reads it all and then EOF;
+// before Start it closes the socket itself. Close is idempotent.
+func TestClose(t *testing.T) {
+	t.Run("after start", func(t *testing.T) {
+		g, _, peer := newPair(t)
+		want := bytes.Repeat([]byte("close frame "), 1000)
+		if n, err := g.Write(want); n != len(want) || err != nil {
+			t.Fatalf("write = %d, %v", n, err)
+		}
+		g.Close()
+		g.Close()
+		_ = peer.SetReadDeadline(time.Now().Add(wait))
+		got, err := io.ReadAll(peer)
+		if err != nil {
+			t.Fatalf("peer: %v after %d bytes, want EOF", err, len(got))
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("peer read %d bytes, want %d", len(got), len(want))
+		}
+	})
+	t.Run("before start", func(t *testing.T) {
+		a, b := net.Pipe()
+		defer b.Close()
+		g := New(a, Config{})
+		g.Close()
+		g.Close()
+		if _, err := a.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("write on the closed conn: %v, want io.ErrClosedPipe", err)
+		}
+	})
 }
