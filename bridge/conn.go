@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"wsbridge/internal/goio"
 	"wsbridge/internal/metrics"
 	"wsbridge/internal/ratelimit"
 	"wsbridge/internal/tlsconn"
@@ -67,7 +68,7 @@ type conn struct {
 	netc   net.Conn
 	fd     int                // after attach: the socket, owned by conn; else -1
 	tls    *tlsconn.Transport // TLS: the tls.Conn and its non-blocking transport
-	gio    *goIO              // portable backend (netpoll.Portable): every connection's I/O; nil on epoll
+	gio    *goio.Conn         // portable backend (netpoll.Portable): every connection's I/O; nil on epoll
 	desc   *netpoll.Desc
 	ident  Identity
 	raw    *rawMode // set for /ws/raw connections
@@ -180,7 +181,7 @@ func (c *conn) Handle(ev netpoll.Event) {
 		if c.gio != nil {
 			// The writer goroutine sends close_notify (TLS) and the FIN
 			// once what is queued is out.
-			c.gio.closeWrite()
+			c.gio.CloseWrite()
 			return
 		}
 		if c.tls != nil {
@@ -259,7 +260,7 @@ func (c *conn) readAll(hangup bool) bool {
 // returns EAGAIN when nothing more can be read now.
 func (c *conn) read(b []byte) (int, error) {
 	if c.gio != nil {
-		return c.gio.read(b)
+		return c.gio.Read(b)
 	}
 	if c.tls != nil {
 		n, err := c.tls.Conn().Read(b)
@@ -275,7 +276,7 @@ func (c *conn) read(b []byte) (int, error) {
 // backend, a hand-over to the writer goroutine).
 func (c *conn) write(b []byte) (int, error) {
 	if c.gio != nil {
-		return c.gio.write(b)
+		return c.gio.Write(b)
 	}
 	return writeFD(c.fd, b)
 }
@@ -574,7 +575,7 @@ func (c *conn) teardown() {
 	}
 	switch {
 	case c.gio != nil:
-		c.gio.close()
+		c.gio.Close()
 	case c.fd >= 0:
 		_ = closeFD(c.fd)
 		c.fd = -1

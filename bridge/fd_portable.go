@@ -5,7 +5,7 @@ package bridge
 import "errors"
 
 // The portable backend has no bare descriptors: every connection keeps
-// its net.Conn and is served by goIO (goio.go), so conn.fd stays -1 and
+// its net.Conn and is served by internal/goio, so conn.fd stays -1 and
 // these are never reached. They exist so the shared code compiles where a
 // socket is not an int (Windows).
 

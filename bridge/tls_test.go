@@ -84,7 +84,7 @@ type tlsPair struct {
 func newTLSPair(t testing.TB) *tlsPair {
 	t.Helper()
 	if netpoll.Portable {
-		t.Skip("portable backend: TLS connections are served by goIO, never attached to a bare fd")
+		t.Skip("portable backend: TLS connections are served by internal/goio, never attached to a bare fd")
 	}
 	scfg, ccfg := testTLSConfigs(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

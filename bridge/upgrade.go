@@ -16,6 +16,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"wsbridge/internal/goio"
 	"wsbridge/internal/metrics"
 	"wsbridge/internal/tlsconn"
 	"wsbridge/internal/wsframe"
@@ -143,12 +144,17 @@ func (s *Server) adopt(c *conn) {
 // by Go's net package (~0.6 KiB per idle connection), and still one
 // descriptor. A TLS connection keeps its tls.Conn, whose transport now
 // works on that fd without blocking. With the portable backend every
-// connection keeps its net.Conn instead, served by goroutines (goio.go).
+// connection keeps its net.Conn instead, served by goroutines (internal/goio).
 func (s *Server) prepare(c *conn) error {
 	c.lastRead.Store(time.Now().UnixNano())
 	if netpoll.Portable {
 		c.desc = netpoll.NewDesc(-1, c)
-		c.gio = newGoIO(s, c.netc, c.desc)
+		d := c.desc
+		c.gio = goio.New(c.netc, goio.Config{
+			Readable: func() { s.poller.Schedule(d, netpoll.Readable) },
+			Writable: func() { s.poller.Schedule(d, netpoll.Writable) },
+			Group:    &s.wg,
+		})
 		c.netc = nil
 		return nil
 	}
@@ -202,7 +208,7 @@ func detach(nc net.Conn) (int, error) {
 // handshake may sit in tls.Conn, where epoll cannot see them.
 func (s *Server) start(c *conn) error {
 	if c.gio != nil {
-		c.gio.start()
+		c.gio.Start()
 	} else if err := s.poller.Add(c.desc); err != nil {
 		return err
 	}

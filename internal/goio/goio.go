@@ -1,4 +1,4 @@
-package bridge
+package goio
 
 import (
 	"crypto/tls"
@@ -9,26 +9,28 @@ import (
 	"time"
 
 	"wsbridge/internal/tlsconn"
-	"wsbridge/netpoll"
 )
 
-// goIO is the portable backend's connection I/O (netpoll.Portable): where
-// there is no epoll, a connection keeps its net.Conn, TLS or not, and a
-// reader and a writer goroutine do blocking I/O on it for the same
-// worker-driven protocol code. They exchange bytes with the worker
-// through two small buffers that behave like a non-blocking socket (read
-// and write return EAGAIN when they would block) and schedule
-// Readable/Writable on the connection's Desc when that changes. It costs
-// two goroutines and a read buffer per connection: fine for development,
-// not for a production fan-out (README.md, "Portable backend").
-//
-// It is built on every platform so that conn can name it; only prepare
-// with netpoll.Portable creates one.
-type goIO struct {
-	nc   net.Conn // the connection: a TCP conn, or a tls.Conn over one
-	raw  net.Conn // the socket under nc (nc itself for plain TCP)
-	s    *Server
-	desc *netpoll.Desc
+// Config is what a Conn reports to and who waits for it.
+type Config struct {
+	// Readable is called, from the reader goroutine, when Read has bytes,
+	// EOF or a failure to report. nil: not called.
+	Readable func()
+	// Writable is called, from the writer goroutine, when Write has room
+	// again after an EAGAIN, or has failed. nil: not called.
+	Writable func()
+	// Group, if set, counts the two goroutines Start runs, so their owner
+	// can wait for every connection's at once (Close stops them). nil:
+	// they are not counted.
+	Group *sync.WaitGroup
+}
+
+// Conn serves one net.Conn with a reader and a writer goroutine, behind a
+// non-blocking Read and Write. Create it with New.
+type Conn struct {
+	nc  net.Conn // the connection: a TCP conn, or a tls.Conn over one
+	raw net.Conn // the socket under nc (nc itself for plain TCP)
+	cfg Config
 
 	mu           sync.Mutex
 	in           []byte // bytes read and not yet taken by the worker; a window into the reader's buffer
@@ -36,29 +38,38 @@ type goIO struct {
 	out          []byte // bytes accepted from the worker, not yet written
 	outErr       error
 	wantWritable bool
-	shut         bool // closeWrite asked: half-close once out is written
+	shut         bool // CloseWrite asked: half-close once out is written
 
 	more     chan struct{} // the worker drained in: read again
 	kick     chan struct{} // out has bytes, or shut was set
 	done     chan struct{}
 	closed   atomic.Bool
 	started  atomic.Bool
-	lingerAt atomic.Int64 // unix nanoseconds; set by close: the last write deadline
+	lingerAt atomic.Int64 // unix nanoseconds; set by Close: the last write deadline
 }
 
 const (
-	// goReadSize is the reader goroutine's buffer, held for the
+	// readSize is the reader goroutine's buffer, held for the
 	// connection's life: small, since every idle connection has one.
-	goReadSize = 4 << 10
-	goOutMax   = 64 << 10 // bytes the writer goroutine holds before EAGAIN
-	goWriteTTL = 30 * time.Second
-	// goLinger bounds how long a closed connection's writer keeps
+	readSize = 4 << 10
+	outMax   = 64 << 10 // bytes the writer goroutine holds before EAGAIN
+	writeTTL = 30 * time.Second
+	// linger bounds how long a closed connection's writer keeps
 	// writing what was queued before it (the close frame above all).
-	goLinger = 2 * time.Second
+	linger = 2 * time.Second
 )
 
-func newGoIO(s *Server, nc net.Conn, d *netpoll.Desc) *goIO {
-	g := &goIO{nc: nc, raw: nc, s: s, desc: d,
+// New returns a Conn that owns nc, a TCP connection or a *tls.Conn over
+// one (under the bridge's tlsconn transport or not). It starts nothing
+// until Start; Close closes nc either way.
+func New(nc net.Conn, cfg Config) *Conn {
+	if cfg.Readable == nil {
+		cfg.Readable = func() {}
+	}
+	if cfg.Writable == nil {
+		cfg.Writable = func() {}
+	}
+	g := &Conn{nc: nc, raw: nc, cfg: cfg,
 		more: make(chan struct{}, 1), kick: make(chan struct{}, 1), done: make(chan struct{})}
 	if tc, ok := nc.(*tls.Conn); ok {
 		g.raw = tc.NetConn()
@@ -69,18 +80,27 @@ func newGoIO(s *Server, nc net.Conn, d *netpoll.Desc) *goIO {
 	return g
 }
 
-// start runs the reader and writer goroutines, owned by the Server's
-// WaitGroup; close stops them.
-func (g *goIO) start() {
+// Start runs the reader and writer goroutines, counted in Config.Group;
+// Close stops them. Call it once.
+func (g *Conn) Start() {
 	g.started.Store(true)
-	g.s.wg.Add(2)
+	if g.cfg.Group != nil {
+		g.cfg.Group.Add(2)
+	}
 	go g.reader()
 	go g.writer()
 }
 
-func (g *goIO) reader() {
-	defer g.s.wg.Done()
-	buf := make([]byte, goReadSize)
+// exit marks one of Start's goroutines as returned.
+func (g *Conn) exit() {
+	if g.cfg.Group != nil {
+		g.cfg.Group.Done()
+	}
+}
+
+func (g *Conn) reader() {
+	defer g.exit()
+	buf := make([]byte, readSize)
 	for {
 		n, err := g.nc.Read(buf)
 		if n == 0 && err == nil {
@@ -91,7 +111,7 @@ func (g *goIO) reader() {
 		// said), so buf can be handed over without a copy.
 		g.in, g.inErr = buf[:n], err
 		g.mu.Unlock()
-		g.s.poller.Schedule(g.desc, netpoll.Readable)
+		g.cfg.Readable()
 		if err != nil {
 			return
 		}
@@ -104,10 +124,10 @@ func (g *goIO) reader() {
 }
 
 // writer writes what the worker queued. It owns closing the socket: after
-// close it still writes what is queued, within goLinger, so the close
+// Close it still writes what is queued, within linger, so the close
 // frame reaches the peer, then closes, which also stops the reader.
-func (g *goIO) writer() {
-	defer g.s.wg.Done()
+func (g *Conn) writer() {
+	defer g.exit()
 	defer func() { _ = g.raw.Close() }()
 	var spare []byte
 	halfClosed := false
@@ -134,9 +154,9 @@ func (g *goIO) writer() {
 				}
 				break
 			}
-			_ = g.nc.SetWriteDeadline(time.Now().Add(goWriteTTL))
+			_ = g.nc.SetWriteDeadline(time.Now().Add(writeTTL))
 			if at := g.lingerAt.Load(); at != 0 {
-				// close ran meanwhile: keep its shorter deadline.
+				// Close ran meanwhile: keep its shorter deadline.
 				_ = g.nc.SetWriteDeadline(time.Unix(0, at))
 			}
 			_, err := g.nc.Write(data)
@@ -145,11 +165,11 @@ func (g *goIO) writer() {
 				g.mu.Lock()
 				g.outErr = err
 				g.mu.Unlock()
-				g.s.poller.Schedule(g.desc, netpoll.Writable)
+				g.cfg.Writable()
 				return
 			}
 			if wake {
-				g.s.poller.Schedule(g.desc, netpoll.Writable)
+				g.cfg.Writable()
 			}
 		}
 		if closing {
@@ -160,7 +180,7 @@ func (g *goIO) writer() {
 
 // closeWriteNow half-closes the connection: close_notify first over TLS,
 // then the TCP FIN, so the peer reads EOF after our close frame.
-func (g *goIO) closeWriteNow() {
+func (g *Conn) closeWriteNow() {
 	if tc, ok := g.nc.(*tls.Conn); ok {
 		_ = tc.CloseWrite() // bounded by the write deadline
 	}
@@ -169,9 +189,11 @@ func (g *goIO) closeWriteNow() {
 	}
 }
 
-// read takes bytes the reader has delivered; EAGAIN means none now, and
-// (0, nil) means EOF or a failed connection: the caller tears down.
-func (g *goIO) read(b []byte) (int, error) {
+// Read takes bytes the reader has delivered, like read(2) on a
+// non-blocking socket: syscall.EAGAIN means none now (Readable follows
+// when there are), and (0, nil) means EOF or a failed connection: the
+// caller tears down.
+func (g *Conn) Read(b []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.in) > 0 {
@@ -194,15 +216,17 @@ func (g *goIO) read(b []byte) (int, error) {
 	return 0, syscall.EAGAIN
 }
 
-// write hands b to the writer, up to goOutMax bytes held; EAGAIN means
-// full, and a Writable event follows once the writer has made room.
-func (g *goIO) write(b []byte) (int, error) {
+// Write copies as much of b as fits to the writer, up to 64 KiB held, and
+// returns how much, like write(2) on a non-blocking socket:
+// syscall.EAGAIN means full, and Writable follows once the writer has
+// made room. After a failed write it returns that error.
+func (g *Conn) Write(b []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.outErr != nil {
 		return 0, g.outErr
 	}
-	room := goOutMax - len(g.out)
+	room := outMax - len(g.out)
 	if room <= 0 {
 		g.wantWritable = true
 		return 0, syscall.EAGAIN
@@ -216,9 +240,10 @@ func (g *goIO) write(b []byte) (int, error) {
 	return n, nil
 }
 
-// closeWrite asks the writer to half-close once what is queued is
-// written, as shutdown(SHUT_WR) does on the epoll path.
-func (g *goIO) closeWrite() {
+// CloseWrite asks the writer to half-close once what is queued is
+// written (close_notify first over TLS), as shutdown(SHUT_WR) does on the
+// epoll path. It does not block.
+func (g *Conn) CloseWrite() {
 	g.mu.Lock()
 	g.shut = true
 	g.mu.Unlock()
@@ -228,10 +253,10 @@ func (g *goIO) closeWrite() {
 	}
 }
 
-// close ends the connection. The writer flushes what is queued, the close
-// frame included, within goLinger and then closes the socket, which also
-// stops the reader. Idempotent.
-func (g *goIO) close() {
+// Close ends the connection without blocking. The writer flushes what is
+// queued, the close frame included, within a 2s linger and then closes the
+// socket, which also stops the reader. Idempotent.
+func (g *Conn) Close() {
 	if g.closed.Swap(true) {
 		return
 	}
@@ -239,7 +264,7 @@ func (g *goIO) close() {
 		_ = g.raw.Close() // no writer to do it
 		return
 	}
-	at := time.Now().Add(goLinger)
+	at := time.Now().Add(linger)
 	g.lingerAt.Store(at.UnixNano())
 	// Cut short a write already blocked on a peer that does not read.
 	_ = g.raw.SetWriteDeadline(at)
