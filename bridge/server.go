@@ -581,7 +581,6 @@ func (s *Server) heartbeat() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
-	ping := wsframe.AppendFrame(nil, ws.OpPing, nil)
 	for {
 		select {
 		case <-s.done:
@@ -592,7 +591,7 @@ func (s *Server) heartbeat() {
 				if c.lastRead.Load() < deadline {
 					c.requestClose(wsframe.ClosePingTimeout)
 				} else {
-					c.push(ping, 0, true)
+					c.ping()
 				}
 			}
 		}
