@@ -672,6 +672,14 @@ func (s *Server) flusher() {
 			if len(batch) == 0 {
 				continue
 			}
+			for _, sb := range batch {
+				// A refused SUB needs no round trip: a raw client
+				// waiting for it hears now.
+				if sb.confirmed != nil && sb.in.err.Load() != nil {
+					close(sb.confirmed)
+					sb.confirmed = nil
+				}
+			}
 			for s.nc.FlushTimeout(5*time.Second) != nil {
 				select {
 				case <-s.done:
@@ -683,7 +691,9 @@ func (s *Server) flusher() {
 				if sb.in.err.Load() == nil {
 					sb.in.ready.Store(true)
 				}
-				sb.in.liveOnce.Do(func() { close(sb.in.live) })
+				if sb.confirmed != nil {
+					close(sb.confirmed)
+				}
 				sb.c.mu.Lock()
 				sb.c.acks = append(sb.c.acks, sb)
 				sb.c.mu.Unlock()
