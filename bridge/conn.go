@@ -113,6 +113,7 @@ type conn struct {
 	oldest     int64 // Server.clock of the oldest NATS message in wbuf; 0: none
 	inflight   int   // bytes taken by flush and not yet written (batch and ciphertext)
 	stalled    bool  // flush met EAGAIN: EPOLLOUT, not a schedule, brings it back
+	pingDue    bool  // the heartbeat's ping, appended when flush takes the queue
 	pending    *wsframe.CloseError
 	drop       bool   // with pending: discard queued frames first
 	acks       []*sub // subs whose ok waited for the NATS flush
@@ -379,8 +380,8 @@ func (c *conn) push(frame []byte, at int64, wake bool) (ok, first bool) {
 		n += len(*c.wbuf)
 	}
 	// A flush is owed unless one is already due: a queue that had frames
-	// has a schedule, a stalled one waits for EPOLLOUT.
-	first = c.wbuf == nil && !c.stalled
+	// (or a ping) has a schedule, a stalled one waits for EPOLLOUT.
+	first = c.wbuf == nil && !c.pingDue && !c.stalled
 	// An empty queue takes any one frame, so a message near max_payload,
 	// grown by its envelope, still reaches a client that keeps up.
 	if n > 0 && n+len(frame) > c.s.cfg.WriteBuffer {
@@ -402,6 +403,33 @@ func (c *conn) push(frame []byte, at int64, wake bool) (ok, first bool) {
 		c.s.poller.Schedule(c.desc, netpoll.Writable)
 	}
 	return true, first
+}
+
+// pingFrame is the heartbeat's ping: RFC 6455 §5.5.2, no payload.
+var pingFrame = wsframe.AppendFrame(nil, ws.OpPing, nil)
+
+// ping queues the heartbeat's ping. It takes no buffer: the heartbeat
+// pings every connection at once, and a pooled buffer per idle connection
+// would stay in the pool (and in RSS) between the rare GCs of an idle
+// process. flush appends the ping when it takes the queue, on the worker,
+// so at most one buffer per worker is out at a time.
+func (c *conn) ping() {
+	c.mu.Lock()
+	if c.state != stateOpen || c.pending != nil {
+		c.mu.Unlock()
+		return
+	}
+	if c.wbuf != nil {
+		*c.wbuf = append(*c.wbuf, pingFrame...) // the queue's schedule flushes it
+		c.mu.Unlock()
+		return
+	}
+	first := !c.pingDue && !c.stalled
+	c.pingDue = true
+	c.mu.Unlock()
+	if first {
+		c.s.poller.Schedule(c.desc, netpoll.Writable)
+	}
 }
 
 // requestClose asks the worker to close the connection with e. Safe from
@@ -458,6 +486,15 @@ func (c *conn) flush() (empty bool, err error) {
 			}
 		}
 		c.mu.Lock()
+		if c.pingDue {
+			c.pingDue = false
+			if c.state == stateOpen { // never after our close frame
+				if c.wbuf == nil {
+					c.wbuf = wsframe.GetBuffer()
+				}
+				*c.wbuf = append(*c.wbuf, pingFrame...)
+			}
+		}
 		c.batch, c.bOldest, c.bhead = c.wbuf, c.oldest, c.headRemain
 		c.wbuf, c.oldest, c.headRemain = nil, 0, 0
 		c.stalled, c.inflight = false, 0

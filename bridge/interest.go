@@ -30,10 +30,7 @@ type interest struct {
 	// err is why the NATS subscription could not be made; its subscribers
 	// get it instead of their ok.
 	err atomic.Pointer[wire.Error]
-	// live is closed once ready or err is set.
-	live     chan struct{}
-	liveOnce sync.Once
-	rr       atomic.Uint32 // round-robin cursor for queue groups
+	rr  atomic.Uint32 // round-robin cursor for queue groups
 
 	mu      sync.RWMutex
 	members []*sub
@@ -68,6 +65,12 @@ type sub struct {
 	// subject is the pattern of a JetStream subscription; core ones use
 	// in.key.subject.
 	subject string
+	// confirmed, made only for a raw-mode sub (whose 101 waits for it), is
+	// closed by the flusher once NATS has confirmed or refused the SUB;
+	// the flusher owns the field from awaitFlush on. An interest has no
+	// channel of its own: most never have a waiter, and a channel costs
+	// 96 bytes per distinct subject.
+	confirmed chan struct{}
 }
 
 // pattern is the subject the client subscribed to.
@@ -105,7 +108,7 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, *wire.Erro
 		// A channel subscription feeding a shared dispatcher: nats.go
 		// starts no goroutine for it, so a node with 100,000 distinct
 		// subjects does not carry 100,000 goroutines.
-		in = &interest{s: s, key: key, d: s.dispatcherFor(), live: make(chan struct{})}
+		in = &interest{s: s, key: key, d: s.dispatcherFor()}
 		s.interests[key] = in
 	}
 	sb := &sub{c: c, id: id, pre: pre, in: in}
@@ -144,7 +147,6 @@ func (in *interest) subscribeNATS() {
 	ns, err := in.s.nc.ChanQueueSubscribe(in.key.subject, in.key.queue, in.d.ch)
 	if err != nil {
 		in.err.Store(natsError(err))
-		in.liveOnce.Do(func() { close(in.live) })
 		// Its subscribers get the err; a later sub tries afresh.
 		in.s.imu.Lock()
 		if in.s.interests[in.key] == in {

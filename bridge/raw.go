@@ -63,11 +63,13 @@ func (s *Server) subscribeRaw(c *conn) error {
 	sb.acked.Store(true) // raw mode has no ok
 	c.addSub(sb)
 	if !sb.in.ready.Load() {
+		confirmed := make(chan struct{})
+		sb.confirmed = confirmed // the flusher's from awaitFlush on
 		s.awaitFlush(sb)
 		t := time.NewTimer(s.cfg.HandshakeTimeout)
 		defer t.Stop()
 		select {
-		case <-sb.in.live:
+		case <-confirmed:
 		case <-t.C:
 			return errors.New("bridge: NATS did not confirm the subscription in time")
 		}

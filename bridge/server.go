@@ -582,7 +582,6 @@ func (s *Server) heartbeat() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
-	ping := wsframe.AppendFrame(nil, ws.OpPing, nil)
 	for {
 		select {
 		case <-s.done:
@@ -593,7 +592,7 @@ func (s *Server) heartbeat() {
 				if c.lastRead.Load() < deadline {
 					c.requestClose(wsframe.ClosePingTimeout)
 				} else {
-					c.push(ping, 0, true)
+					c.ping()
 				}
 			}
 		}
@@ -674,6 +673,14 @@ func (s *Server) flusher() {
 			if len(batch) == 0 {
 				continue
 			}
+			for _, sb := range batch {
+				// A refused SUB needs no round trip: a raw client
+				// waiting for it hears now.
+				if sb.confirmed != nil && sb.in.err.Load() != nil {
+					close(sb.confirmed)
+					sb.confirmed = nil
+				}
+			}
 			for s.nc.FlushTimeout(5*time.Second) != nil {
 				select {
 				case <-s.done:
@@ -685,7 +692,9 @@ func (s *Server) flusher() {
 				if sb.in.err.Load() == nil {
 					sb.in.ready.Store(true)
 				}
-				sb.in.liveOnce.Do(func() { close(sb.in.live) })
+				if sb.confirmed != nil {
+					close(sb.confirmed)
+				}
 				sb.c.mu.Lock()
 				sb.c.acks = append(sb.c.acks, sb)
 				sb.c.mu.Unlock()
