@@ -114,8 +114,8 @@ type conn struct {
 	inflight   int   // bytes taken by flush and not yet written (batch and ciphertext)
 	stalled    bool  // flush met EAGAIN: EPOLLOUT, not a schedule, brings it back
 	pingDue    bool  // the heartbeat's ping, appended when flush takes the queue
+	drop       bool  // with pending: discard queued frames first
 	pending    *wsframe.CloseError
-	drop       bool   // with pending: discard queued frames first
 	acks       []*sub // subs whose ok waited for the NATS flush
 
 	catchups chan struct{} // JetStream catch-up slots, made with the first stream sub
