@@ -12,15 +12,6 @@ import (
 	"wsbridge/internal/metrics"
 )
 
-// handshakeRequest is what admission needs from an upgrade request.
-type handshakeRequest struct {
-	uri, host, origin string
-	bearer            string   // Authorization: Bearer
-	protoToken        string   // Sec-WebSocket-Protocol: wsbridge.bearer.<token>
-	cookies           []string // Cookie header values
-	secure            bool     // arrived over TLS
-}
-
 // admit decides whether an upgrade may proceed, in order: well-formed
 // target, connection limits (503, 429), origin policy (403), token (401),
 // raw-mode subjects (400, 403). Every refusal is counted and logged, with
@@ -112,28 +103,6 @@ func (s *Server) refused(addr net.Addr, kind metrics.Refusal, status int, reason
 		attrs = append(attrs, "suppressed", suppressed)
 	}
 	s.log.Info("handshake refused", attrs...)
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
-// cookieValue finds the named cookie in Cookie header values.
-func cookieValue(headers []string, name string) string {
-	for _, h := range headers {
-		for _, part := range strings.Split(h, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && k == name {
-				return strings.Trim(v, `"`)
-			}
-		}
-	}
-	return ""
 }
 
 // slots counts admitted connections, in total and per remote IP, for
