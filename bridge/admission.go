@@ -10,22 +10,14 @@ import (
 	"time"
 
 	"wsbridge/internal/metrics"
+	"wsbridge/internal/wsframe"
 )
-
-// handshakeRequest is what admission needs from an upgrade request.
-type handshakeRequest struct {
-	uri, host, origin string
-	bearer            string   // Authorization: Bearer
-	protoToken        string   // Sec-WebSocket-Protocol: wsbridge.bearer.<token>
-	cookies           []string // Cookie header values
-	secure            bool     // arrived over TLS
-}
 
 // admit decides whether an upgrade may proceed, in order: well-formed
 // target, connection limits (503, 429), origin policy (403), token (401),
 // raw-mode subjects (400, 403). Every refusal is counted and logged, with
 // the remote address and the reason and never the token (logRefusal).
-func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
+func (s *Server) admit(addr net.Addr, hr *wsframe.Request) (*conn, error) {
 	refuse := func(kind metrics.Refusal, status int, reason string) error {
 		s.refused(addr, kind, status, reason)
 		return reject(status, reason)
@@ -37,7 +29,7 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 		s.refused(addr, metrics.RefusedRate, http.StatusServiceUnavailable, "handshake rate exceeded")
 		return nil, rejectRetry("too many handshakes, retry later", after)
 	}
-	target, err := url.ParseRequestURI(hr.uri)
+	target, err := url.ParseRequestURI(hr.URI)
 	if err != nil {
 		return nil, refuse(metrics.RefusedBadRequest, http.StatusBadRequest, "malformed request target")
 	}
@@ -56,22 +48,17 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 			s.releaseSlot(ip)
 		}
 	}()
-	if s.cfg.CheckHost != nil && !s.cfg.CheckHost(hr.host) {
+	if s.cfg.CheckHost != nil && !s.cfg.CheckHost(hr.Host) {
 		// A name this service does not answer to: a DNS-rebinding page
 		// reaching an internal bridge through the victim's browser.
 		return nil, refuse(metrics.RefusedOrigin, http.StatusForbidden, "host not allowed")
 	}
-	if hr.origin != "" && s.cfg.CheckOrigin != nil && !s.cfg.CheckOrigin(hr.origin, hr.host, hr.secure) {
+	if hr.Origin != "" && s.cfg.CheckOrigin != nil && !s.cfg.CheckOrigin(hr.Origin, hr.Host, hr.Secure) {
 		return nil, refuse(metrics.RefusedOrigin, http.StatusForbidden, "origin not allowed")
 	}
-	query := target.Query()
-	token := firstNonEmpty(hr.bearer, hr.protoToken, query.Get("token"))
-	if token == "" && s.cfg.TokenCookie != "" {
-		// Browsers attach cookies to cross-site requests too; the origin
-		// check above is what makes a cookie safe to accept here.
-		token = cookieValue(hr.cookies, s.cfg.TokenCookie)
-	}
-	ident, err := s.cfg.Auth.Authenticate(token)
+	// Browsers attach cookies to cross-site requests too; the origin
+	// check above is what makes a cookie safe to accept here.
+	ident, err := s.cfg.Auth.Authenticate(hr.Token(s.cfg.TokenCookie))
 	if err != nil {
 		return nil, refuse(metrics.RefusedAuth, http.StatusUnauthorized, strings.TrimPrefix(err.Error(), "auth: "))
 	}
@@ -80,7 +67,7 @@ func (s *Server) admit(addr net.Addr, hr *handshakeRequest) (*conn, error) {
 	c.asm.Share(s.partials)
 	c.bucket.Fill(s.cfg.RateBurst)
 	if target.Path == "/ws/raw" {
-		rm, status, err := s.parseRaw(query, ident)
+		rm, status, err := s.parseRaw(target.Query(), ident)
 		if err != nil {
 			kind := metrics.RefusedBadRequest
 			if status == http.StatusForbidden {
@@ -112,28 +99,6 @@ func (s *Server) refused(addr net.Addr, kind metrics.Refusal, status int, reason
 		attrs = append(attrs, "suppressed", suppressed)
 	}
 	s.log.Info("handshake refused", attrs...)
-}
-
-func firstNonEmpty(v ...string) string {
-	for _, s := range v {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
-}
-
-// cookieValue finds the named cookie in Cookie header values.
-func cookieValue(headers []string, name string) string {
-	for _, h := range headers {
-		for _, part := range strings.Split(h, ";") {
-			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if ok && k == name {
-				return strings.Trim(v, `"`)
-			}
-		}
-	}
-	return ""
 }
 
 // slots counts admitted connections, in total and per remote IP, for

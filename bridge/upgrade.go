@@ -223,61 +223,26 @@ func (s *Server) start(c *conn) error {
 // upgrade runs the WebSocket handshake on the request head of n bytes in
 // br, refusing it with the right HTTP status when needed.
 func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*conn, error) {
-	hr := handshakeRequest{secure: secure}
-	u := ws.Upgrader{
-		OnRequest: func(b []byte) error {
-			hr.uri = string(b)
-			return nil
-		},
-		OnHost: func(b []byte) error {
-			hr.host = string(b)
-			return nil
-		},
-		OnHeader: func(k, v []byte) error {
-			switch {
-			case bytes.EqualFold(k, []byte("Origin")):
-				hr.origin = string(v)
-			case bytes.EqualFold(k, []byte("Authorization")):
-				hr.bearer = wsframe.BearerToken(string(v))
-			case bytes.EqualFold(k, []byte("Cookie")):
-				hr.cookies = append(hr.cookies, string(v))
-			}
-			return nil
-		},
-		ProtocolCustom: func(v []byte) (string, bool) {
-			selected, token := wsframe.OfferedProtocols(string(v))
-			if token != "" {
-				hr.protoToken = token
-			}
-			return selected, true
-		},
-	}
-	var ext *wsframe.Negotiation
-	if s.cfg.Compression {
-		ext = wsframe.Negotiator()
-		u.Negotiate = ext.Negotiate
-	}
 	var c *conn
 	admitting := false
-	u.OnBeforeUpgrade = func() (ws.HandshakeHeader, error) {
-		admitting = true // admit counts its own refusals
-		var err error
-		c, err = s.admit(netc.RemoteAddr(), &hr)
-		if err != nil {
-			return nil, err
-		}
-		c.netc = netc
-		return ws.HandshakeHeaderString(""), nil
+	u := wsframe.Upgrader{
+		Deflate: s.cfg.Compression,
+		Secure:  secure,
+		Accept: func(hr *wsframe.Request) error {
+			admitting = true // admit counts its own refusals
+			var err error
+			c, err = s.admit(netc.RemoteAddr(), hr)
+			if err != nil {
+				return err
+			}
+			c.netc = netc
+			return nil
+		},
 	}
 	// The response is collected and written once, together with the
 	// hello: one write(2) per handshake instead of two.
-	out := &sliceWriter{b: (*wsframe.GetBuffer())[:0]}
-	defer func() { b := out.b; wsframe.PutBuffer(&b) }()
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{io.LimitReader(br, int64(n)), out}
-	_, err := u.Upgrade(rw)
+	out, deflate, err := u.Upgrade((*wsframe.GetBuffer())[:0], io.LimitReader(br, int64(n)))
+	defer func() { wsframe.PutBuffer(&out) }()
 	var rej *ws.ConnectionRejectedError
 	if err != nil && !admitting && errors.As(err, &rej) {
 		// gobwas refused the request itself (bad version, missing key…).
@@ -286,7 +251,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 	var hello []byte
 	if err == nil && c.raw == nil {
 		hello = s.helloFrame(c)
-		out.b = append(out.b, hello...)
+		out = append(out, hello...)
 	}
 	if err == nil && c.raw != nil && c.raw.sub != "" {
 		// Raw mode with sub: the 101 must mean the subscription is live,
@@ -294,9 +259,9 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 		// while adopt subscribes, and goes out with the first event;
 		// messages delivered meanwhile queue behind it.
 		c.wbuf = wsframe.GetBuffer()
-		*c.wbuf = append(*c.wbuf, out.b...)
-		c.headRemain = len(out.b) // not a frame: frame boundaries start after it
-	} else if _, werr := netc.Write(out.b); err == nil {
+		*c.wbuf = append(*c.wbuf, out...)
+		c.headRemain = len(out) // not a frame: frame boundaries start after it
+	} else if _, werr := netc.Write(out); err == nil {
 		err = werr
 	}
 	if err == nil && hello != nil {
@@ -308,9 +273,9 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 		}
 		return nil, err
 	}
-	if ext != nil {
-		c.deflate = ext.Accepted()
-		c.asm.Configure(s.cfg.MaxPayload, c.deflate)
+	if deflate {
+		c.deflate = true
+		c.asm.Configure(s.cfg.MaxPayload, true)
 	}
 	if br.Buffered() > 0 {
 		// The client did not wait for our 101: keep what it sent.
@@ -328,14 +293,6 @@ func writeStatus(netc net.Conn, status int, body, header string) {
 	_, _ = io.WriteString(netc, "HTTP/1.1 "+strconv.Itoa(status)+" "+http.StatusText(status)+"\r\n"+
 		header+"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"+
 		"Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
-}
-
-// sliceWriter appends what is written to b.
-type sliceWriter struct{ b []byte }
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
 }
 
 // prefixConn replays bytes already read during the peek. release, called

@@ -34,18 +34,11 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this endpoint speaks WebSocket: send an Upgrade request", http.StatusUpgradeRequired)
 		return
 	}
-	hr := handshakeRequest{
-		uri:     r.RequestURI,
-		host:    r.Host,
-		origin:  r.Header.Get("Origin"),
-		cookies: r.Header.Values("Cookie"),
-		// net/http sees the replaying wrapper, not the tls.Conn inside
-		// it, so r.TLS is nil here: a TLS listener serves nothing else.
-		secure: r.TLS != nil || s.cfg.TLS != nil,
-	}
-	hr.bearer = wsframe.BearerToken(r.Header.Get("Authorization"))
-	_, hr.protoToken = wsframe.OfferedProtocols(strings.Join(r.Header.Values("Sec-WebSocket-Protocol"), ","))
-	c, err := s.admit(remoteAddr(r), &hr)
+	hr := wsframe.HTTPRequest(r)
+	// net/http sees the replaying wrapper, not the tls.Conn inside it, so
+	// r.TLS is nil here: a TLS listener serves nothing else.
+	hr.Secure = hr.Secure || s.cfg.TLS != nil
+	c, err := s.admit(remoteAddr(r), hr)
 	if err != nil {
 		var rej *ws.ConnectionRejectedError
 		if errors.As(err, &rej) {

@@ -1,9 +1,14 @@
 package wsframe
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"io"
+	"net/http"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -99,4 +104,83 @@ func FuzzUTF8Prefix(f *testing.F) {
 		}
 		checkUTF8Prefix(t, p)
 	})
+}
+
+// FuzzUpgrade upgrades arbitrary heads: Accept runs at most once and
+// only on a request that passed RFC 6455's checks, the response is a
+// 101 exactly when the handshake succeeded, deflate only comes with its
+// header, the Request outlives the bytes it was read from, and Token
+// keeps its order.
+func FuzzUpgrade(f *testing.F) {
+	for _, tc := range upgradeCases() {
+		f.Add([]byte(tc.head), tc.u.Deflate, tc.refuse != nil)
+	}
+	f.Fuzz(func(t *testing.T, head []byte, deflate, refuse bool) {
+		var seen *Request
+		var snapshot Request
+		calls := 0
+		u := Upgrader{Deflate: deflate, Accept: func(r *Request) error {
+			calls++
+			seen = r
+			snapshot = *r
+			snapshot.Cookies = slices.Clone(r.Cookies)
+			if refuse {
+				return ws.RejectConnectionError(ws.RejectionStatus(403), ws.RejectionReason("no\n"))
+			}
+			return nil
+		}}
+		resp, accepted, err := u.Upgrade(nil, bytes.NewReader(head))
+		if calls > 1 {
+			t.Fatalf("Accept ran %d times", calls)
+		}
+		if ok := bytes.HasPrefix(resp, []byte("HTTP/1.1 101 Switching Protocols\r\n")); ok != (err == nil) {
+			t.Fatalf("err %v with response %q", err, resp)
+		}
+		if err == nil && (calls != 1 || refuse) {
+			t.Fatalf("upgraded with %d Accept calls (refusing: %v)", calls, refuse)
+		}
+		if len(resp) > 0 {
+			checkResponse(t, resp)
+		}
+		if accepted && (err != nil || !deflate || !bytes.Contains(resp, []byte("\r\nSec-WebSocket-Extensions: permessage-deflate"))) {
+			t.Fatalf("deflate accepted with err %v, enabled %v, response %q", err, deflate, resp)
+		}
+		if seen == nil {
+			return
+		}
+		// Another handshake reuses gobwas's buffers: a Request aliasing
+		// them would change.
+		clear(head)
+		_, _, _ = (&Upgrader{}).Upgrade(nil, strings.NewReader(upgradeHead("/xxxxxxxxxxxxxxxxxxxxxxxx", "Origin: yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy", "Cookie: zzzzzzzzzzzzzzzzzzzzzzzzzzzz")))
+		if !reflect.DeepEqual(*seen, snapshot) {
+			t.Fatalf("Request changed after its head was reused: %+v, was %+v", *seen, snapshot)
+		}
+		tok := seen.Token("tok")
+		switch {
+		case seen.Bearer != "" && tok != seen.Bearer:
+			t.Fatalf("Token %q, not the bearer %q", tok, seen.Bearer)
+		case seen.Bearer == "" && seen.ProtocolToken != "" && tok != seen.ProtocolToken:
+			t.Fatalf("Token %q, not the protocol token %q", tok, seen.ProtocolToken)
+		case seen.Token("") != "" && tok != seen.Token(""):
+			t.Fatalf("Token with cookies %q, without %q", tok, seen.Token(""))
+		}
+	})
+}
+
+// checkResponse fails unless resp is one whole HTTP response.
+func checkResponse(t *testing.T, resp []byte) {
+	t.Helper()
+	br := bufio.NewReader(bytes.NewReader(resp))
+	hr, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("response %q: %v", resp, err)
+	}
+	if hr.StatusCode != http.StatusSwitchingProtocols {
+		if _, err := io.ReadAll(hr.Body); err != nil {
+			t.Fatalf("response %q: body: %v", resp, err)
+		}
+	}
+	if br.Buffered() > 0 {
+		t.Fatalf("response %q: %d bytes after it", resp, br.Buffered())
+	}
 }
