@@ -7,6 +7,7 @@ import (
 
 	"wsbridge/internal/metrics"
 	"wsbridge/internal/streams"
+	"wsbridge/internal/subscribe"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 
@@ -98,7 +99,7 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, *wire.Erro
 	in := s.interests[key]
 	created := in == nil
 	if created {
-		if s.opsFull() {
+		if s.flusher.Full() {
 			s.imu.Unlock()
 			return nil, wire.Errf(wire.CodeUnavailable, "too many subscriptions are waiting for NATS; retry")
 		}
@@ -114,7 +115,7 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, *wire.Erro
 	in.members = append(in.members, sb)
 	in.mu.Unlock()
 	if created {
-		s.natsOp(&natsOp{in: in, subscribe: true})
+		s.flusher.Subscribe(in)
 	}
 	s.imu.Unlock()
 	return sb, nil
@@ -134,14 +135,22 @@ func (s *Server) unsubscribe(sb *sub) {
 	in.mu.Unlock()
 	if empty && s.interests[in.key] == in {
 		delete(s.interests, in.key)
-		s.natsOp(&natsOp{in: in})
+		s.flusher.Unsubscribe(in)
 	}
 	s.imu.Unlock()
 }
 
-// subscribeNATS makes in's NATS subscription; the flusher calls it.
-func (in *interest) subscribeNATS() {
-	ns, err := in.s.nc.ChanQueueSubscribe(in.key.subject, in.key.queue, in.d.ch)
+// The flusher makes and ends an interest's NATS subscription, and tells a
+// sub waiting for its ok when the SUB is confirmed.
+var (
+	_ subscribe.Interest = (*interest)(nil)
+	_ subscribe.Waiter   = (*sub)(nil)
+)
+
+// Subscribe implements subscribe.Interest: it makes in's NATS
+// subscription, on the flusher's goroutine.
+func (in *interest) Subscribe(nc *nats.Conn) {
+	ns, err := nc.ChanQueueSubscribe(in.key.subject, in.key.queue, in.d.ch)
 	if err != nil {
 		in.err.Store(natsError(err))
 		in.liveOnce.Do(func() { close(in.live) })
@@ -157,13 +166,27 @@ func (in *interest) subscribeNATS() {
 	in.ns = ns
 }
 
-// unsubscribeNATS ends in's NATS subscription, if it was made.
-func (in *interest) unsubscribeNATS() {
+// Unsubscribe implements subscribe.Interest: it ends in's NATS
+// subscription, if it was made.
+func (in *interest) Unsubscribe() {
 	if in.ns == nil {
 		return
 	}
 	in.d.remove(in.ns)
 	_ = in.ns.Unsubscribe()
+}
+
+// Confirmed implements subscribe.Waiter: the NATS server has the SUB of
+// sb's interest (or refused it), so the worker may answer the client.
+func (sb *sub) Confirmed() {
+	if sb.in.err.Load() == nil {
+		sb.in.ready.Store(true)
+	}
+	sb.in.liveOnce.Do(func() { close(sb.in.live) })
+	sb.c.mu.Lock()
+	sb.c.acks = append(sb.c.acks, sb)
+	sb.c.mu.Unlock()
+	sb.c.s.poller.Schedule(sb.c.desc, evAcks)
 }
 
 // deliver encodes m once and queues each local subscriber's frame of it;

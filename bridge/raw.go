@@ -63,7 +63,7 @@ func (s *Server) subscribeRaw(c *conn) error {
 	sb.acked.Store(true) // raw mode has no ok
 	c.addSub(sb)
 	if !sb.in.ready.Load() {
-		s.awaitFlush(sb)
+		s.flusher.Await(sb)
 		t := time.NewTimer(s.cfg.HandshakeTimeout)
 		defer t.Stop()
 		select {

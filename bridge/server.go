@@ -23,6 +23,7 @@ import (
 	"wsbridge/internal/publish"
 	"wsbridge/internal/ratelimit"
 	"wsbridge/internal/streams"
+	"wsbridge/internal/subscribe"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 	"wsbridge/netpoll"
@@ -269,10 +270,7 @@ type Server struct {
 	trim    *time.Timer   // pending FreeOSMemory
 	empty   chan struct{} // closed when draining and conns is empty
 
-	flushMu    sync.Mutex
-	ops        []*natsOp // subscription changes for the flusher
-	flushWait  []*sub
-	flushKick  chan struct{}
+	flusher    *subscribe.Flusher // makes, ends and confirms core subscriptions
 	lnMu       sync.Mutex
 	listeners  []net.Listener
 	httpLn     *connListener
@@ -305,7 +303,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		log:        cfg.Logger,
 		metrics:    metrics.New(),
 		interests:  make(map[ikey]*interest),
-		flushKick:  make(chan struct{}, 1),
+		flusher:    subscribe.New(nc),
 		done:       make(chan struct{}),
 		empty:      make(chan struct{}),
 	}
@@ -371,7 +369,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	}
 	go func() { defer s.wg.Done(); _ = s.httpSrv.Serve(s.httpLn) }()
 	go s.heartbeat()
-	go s.flusher()
+	go func() { defer s.wg.Done(); s.flusher.Run(s.done) }()
 	return s, nil
 }
 
