@@ -110,7 +110,7 @@ func (c *conn) sub(cmd *wire.Command) *wire.Error {
 		c.pushText(func(b []byte) []byte { return wire.AppendOK(b, cmd.ID) }, false)
 		return nil
 	}
-	c.s.awaitFlush(sb)
+	c.s.flusher.Await(sb)
 	return nil
 }
 

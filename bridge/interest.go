@@ -7,6 +7,7 @@ import (
 
 	"wsbridge/internal/metrics"
 	"wsbridge/internal/streams"
+	"wsbridge/internal/subscribe"
 	"wsbridge/internal/wire"
 	"wsbridge/internal/wsframe"
 
@@ -66,8 +67,8 @@ type sub struct {
 	// in.key.subject.
 	subject string
 	// confirmed, made only for a raw-mode sub (whose 101 waits for it), is
-	// closed by the flusher once NATS has confirmed or refused the SUB;
-	// the flusher owns the field from awaitFlush on. An interest has no
+	// closed by Confirmed once NATS has confirmed or refused the SUB;
+	// the flusher owns the field from Await on. An interest has no
 	// channel of its own: most never have a waiter, and a channel costs
 	// 96 bytes per distinct subject.
 	confirmed chan struct{}
@@ -101,7 +102,7 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, *wire.Erro
 	in := s.interests[key]
 	created := in == nil
 	if created {
-		if s.opsFull() {
+		if s.flusher.Full() {
 			s.imu.Unlock()
 			return nil, wire.Errf(wire.CodeUnavailable, "too many subscriptions are waiting for NATS; retry")
 		}
@@ -117,7 +118,7 @@ func (s *Server) subscribe(c *conn, id, subject, queue string) (*sub, *wire.Erro
 	in.members = append(in.members, sb)
 	in.mu.Unlock()
 	if created {
-		s.natsOp(&natsOp{in: in, subscribe: true})
+		s.flusher.Subscribe(in)
 	}
 	s.imu.Unlock()
 	return sb, nil
@@ -137,14 +138,22 @@ func (s *Server) unsubscribe(sb *sub) {
 	in.mu.Unlock()
 	if empty && s.interests[in.key] == in {
 		delete(s.interests, in.key)
-		s.natsOp(&natsOp{in: in})
+		s.flusher.Unsubscribe(in)
 	}
 	s.imu.Unlock()
 }
 
-// subscribeNATS makes in's NATS subscription; the flusher calls it.
-func (in *interest) subscribeNATS() {
-	ns, err := in.s.nc.ChanQueueSubscribe(in.key.subject, in.key.queue, in.d.ch)
+// The flusher makes and ends an interest's NATS subscription, and tells a
+// sub waiting for its ok when the SUB is confirmed.
+var (
+	_ subscribe.Interest = (*interest)(nil)
+	_ subscribe.Waiter   = (*sub)(nil)
+)
+
+// Subscribe implements subscribe.Interest: it makes in's NATS
+// subscription, on the flusher's goroutine.
+func (in *interest) Subscribe(nc *nats.Conn) {
+	ns, err := nc.ChanQueueSubscribe(in.key.subject, in.key.queue, in.d.ch)
 	if err != nil {
 		in.err.Store(natsError(err))
 		// Its subscribers get the err; a later sub tries afresh.
@@ -159,13 +168,29 @@ func (in *interest) subscribeNATS() {
 	in.ns = ns
 }
 
-// unsubscribeNATS ends in's NATS subscription, if it was made.
-func (in *interest) unsubscribeNATS() {
+// Unsubscribe implements subscribe.Interest: it ends in's NATS
+// subscription, if it was made.
+func (in *interest) Unsubscribe() {
 	if in.ns == nil {
 		return
 	}
 	in.d.remove(in.ns)
 	_ = in.ns.Unsubscribe()
+}
+
+// Confirmed implements subscribe.Waiter: the NATS server has the SUB of
+// sb's interest (or refused it), so the worker may answer the client.
+func (sb *sub) Confirmed() {
+	if sb.in.err.Load() == nil {
+		sb.in.ready.Store(true)
+	}
+	if sb.confirmed != nil {
+		close(sb.confirmed) // a raw handshake waits for it
+	}
+	sb.c.mu.Lock()
+	sb.c.acks = append(sb.c.acks, sb)
+	sb.c.mu.Unlock()
+	sb.c.s.poller.Schedule(sb.c.desc, evAcks)
 }
 
 // deliver encodes m once and queues each local subscriber's frame of it;

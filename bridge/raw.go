@@ -64,8 +64,8 @@ func (s *Server) subscribeRaw(c *conn) error {
 	c.addSub(sb)
 	if !sb.in.ready.Load() {
 		confirmed := make(chan struct{})
-		sb.confirmed = confirmed // the flusher's from awaitFlush on
-		s.awaitFlush(sb)
+		sb.confirmed = confirmed // the flusher's from Await on
+		s.flusher.Await(sb)
 		t := time.NewTimer(s.cfg.HandshakeTimeout)
 		defer t.Stop()
 		select {
