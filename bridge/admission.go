@@ -6,10 +6,10 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"wsbridge/internal/metrics"
+	"wsbridge/internal/ratelimit"
 	"wsbridge/internal/wsframe"
 )
 
@@ -35,17 +35,16 @@ func (s *Server) admit(addr net.Addr, hr *wsframe.Request) (*conn, error) {
 	}
 	ap := addrPort(addr)
 	ip := ap.Addr()
-	if status := s.takeSlot(ip); status != 0 {
-		reason := "too many connections"
-		if status == http.StatusTooManyRequests {
-			reason = "too many connections from this address"
-		}
-		return nil, refuse(metrics.RefusedLimit, status, reason)
+	switch s.slots.Take(ip) {
+	case ratelimit.NodeFull:
+		return nil, refuse(metrics.RefusedLimit, http.StatusServiceUnavailable, "too many connections")
+	case ratelimit.AddrFull:
+		return nil, refuse(metrics.RefusedLimit, http.StatusTooManyRequests, "too many connections from this address")
 	}
 	admitted := false
 	defer func() {
 		if !admitted {
-			s.releaseSlot(ip)
+			s.slots.Release(ip)
 		}
 	}()
 	if s.cfg.CheckHost != nil && !s.cfg.CheckHost(hr.Host) {
@@ -99,47 +98,6 @@ func (s *Server) refused(addr net.Addr, kind metrics.Refusal, status int, reason
 		attrs = append(attrs, "suppressed", suppressed)
 	}
 	s.log.Info("handshake refused", attrs...)
-}
-
-// slots counts admitted connections, in total and per remote IP, for
-// MaxConnections and MaxConnectionsPerIP.
-type slots struct {
-	mu    sync.Mutex
-	total int
-	perIP map[netip.Addr]int
-}
-
-// takeSlot reserves room for one more connection from ip, or returns the
-// status to refuse it with: 503 when the node is full, 429 when the
-// address is.
-func (s *Server) takeSlot(ip netip.Addr) int {
-	s.slots.mu.Lock()
-	defer s.slots.mu.Unlock()
-	if max := s.cfg.MaxConnections; max > 0 && s.slots.total >= max {
-		return http.StatusServiceUnavailable
-	}
-	if max := s.cfg.MaxConnectionsPerIP; max > 0 {
-		if s.slots.perIP[ip] >= max {
-			return http.StatusTooManyRequests
-		}
-		if s.slots.perIP == nil {
-			s.slots.perIP = make(map[netip.Addr]int)
-		}
-		s.slots.perIP[ip]++
-	}
-	s.slots.total++
-	return 0
-}
-
-func (s *Server) releaseSlot(ip netip.Addr) {
-	s.slots.mu.Lock()
-	defer s.slots.mu.Unlock()
-	s.slots.total--
-	if s.cfg.MaxConnectionsPerIP > 0 {
-		if s.slots.perIP[ip]--; s.slots.perIP[ip] <= 0 {
-			delete(s.slots.perIP, ip)
-		}
-	}
 }
 
 // addrPort returns a's address and port, IPv4 unmapped.

@@ -255,7 +255,7 @@ type Server struct {
 	partials           *wsframe.Budget
 	epoch              time.Time // Server.clock's origin
 
-	slots slots
+	slots ratelimit.Slots
 
 	imu            sync.Mutex
 	interests      map[ikey]*interest
@@ -302,6 +302,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		nc:         nc,
 		log:        cfg.Logger,
 		metrics:    metrics.New(),
+		slots:      ratelimit.Slots{Max: cfg.MaxConnections, MaxPerAddr: cfg.MaxConnectionsPerIP},
 		interests:  make(map[ikey]*interest),
 		flusher:    subscribe.New(nc),
 		done:       make(chan struct{}),
@@ -509,7 +510,7 @@ func (s *Server) unregister(c *conn) {
 	n := len(s.conns)
 	s.metrics.Disconnected()
 	s.maybeTrim(n)
-	s.releaseSlot(c.remote.Addr())
+	s.slots.Release(c.remote.Addr())
 	if n == 0 && s.draining.Load() {
 		select {
 		case <-s.empty:

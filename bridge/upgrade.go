@@ -115,14 +115,14 @@ func (s *Server) adopt(c *conn) {
 		// serves the clients it has; the log is rate-limited.
 		s.logLimited(s.fdLog, "preparing an upgraded connection failed; closing it", "err", err)
 		c.teardown()
-		s.releaseSlot(c.remote.Addr())
+		s.slots.Release(c.remote.Addr())
 		return
 	}
 	// Registered before any event can reach it, so Shutdown sees every
 	// connection that can run.
 	if !s.register(c) {
 		c.teardown()
-		s.releaseSlot(c.remote.Addr())
+		s.slots.Release(c.remote.Addr())
 		return
 	}
 	if c.raw != nil && c.raw.sub != "" {
@@ -269,7 +269,7 @@ func (s *Server) upgrade(netc net.Conn, br *bufio.Reader, n int, secure bool) (*
 	}
 	if err != nil {
 		if c != nil {
-			s.releaseSlot(c.remote.Addr()) // admitted, but writing the 101 failed
+			s.slots.Release(c.remote.Addr()) // admitted, but writing the 101 failed
 		}
 		return nil, err
 	}

@@ -63,7 +63,7 @@ func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		s.releaseSlot(c.remote.Addr())
+		s.slots.Release(c.remote.Addr())
 		if netc != nil {
 			_ = netc.Close()
 		}

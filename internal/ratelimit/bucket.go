@@ -1,12 +1,13 @@
 // Package ratelimit holds the token buckets a bridge node limits itself
 // with: a connection's inbound messages (Bucket), lines of a log that a
-// flood could otherwise fill a disk with (Log), and the node's WebSocket
-// upgrades (Limiter).
+// flood could otherwise fill a disk with (Log), the node's WebSocket
+// upgrades (Limiter), and the connections a node and one address may hold
+// at once (Slots).
 //
 // It is arithmetic only: callers pass the time in, so its tests need no
 // clock and no sleeps. It knows nothing of connections, HTTP or loggers.
-// A Bucket belongs to one goroutine; a Log and a Limiter are safe for
-// concurrent use.
+// A Bucket belongs to one goroutine; a Log, a Limiter and Slots are safe
+// for concurrent use.
 package ratelimit
 
 // Bucket is a token bucket on a connection's inbound messages: rate per
