@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"wsbridge/internal/cluster"
+	"wsbridge/internal/memtrim"
 	"wsbridge/internal/metrics"
 	"wsbridge/internal/publish"
 	"wsbridge/internal/ratelimit"
@@ -264,11 +264,8 @@ type Server struct {
 
 	connsMu sync.Mutex
 	conns   []*conn
-	peak    int           // most connections since the last trim
-	floor   int           // fewest connections since the last trim
-	wave    bool          // an arrival wave's trim is pending: each arrival postpones it
-	trim    *time.Timer   // pending FreeOSMemory
-	empty   chan struct{} // closed when draining and conns is empty
+	trim    *memtrim.Trimmer // memory back to the OS after waves of connections
+	empty   chan struct{}    // closed when draining and conns is empty
 
 	flusher    *subscribe.Flusher // makes, ends and confirms core subscriptions
 	lnMu       sync.Mutex
@@ -302,6 +299,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		nc:         nc,
 		log:        cfg.Logger,
 		metrics:    metrics.New(),
+		trim:       memtrim.New(0, nil),
 		slots:      ratelimit.Slots{Max: cfg.MaxConnections, MaxPerAddr: cfg.MaxConnectionsPerIP},
 		interests:  make(map[ikey]*interest),
 		flusher:    subscribe.New(nc),
@@ -490,8 +488,7 @@ func (s *Server) register(c *conn) bool {
 	c.regIdx = len(s.conns)
 	c.opened = s.clock()
 	s.conns = append(s.conns, c)
-	s.peak = max(s.peak, len(s.conns))
-	s.maybeTrimArrivals(len(s.conns))
+	s.trim.Arrived(len(s.conns))
 	s.metrics.Connected()
 	return true
 }
@@ -509,7 +506,7 @@ func (s *Server) unregister(c *conn) {
 	c.regIdx = -1
 	n := len(s.conns)
 	s.metrics.Disconnected()
-	s.maybeTrim(n)
+	s.trim.Left(n)
 	s.slots.Release(c.remote.Addr())
 	if n == 0 && s.draining.Load() {
 		select {
@@ -517,54 +514,6 @@ func (s *Server) unregister(c *conn) {
 		default:
 			close(s.empty)
 		}
-	}
-}
-
-// trimAfter is how many connections must have left, and at least half of
-// the peak, before memory is handed back to the OS.
-const trimAfter = 1000
-
-// maybeTrim returns freed memory to the OS soon after a mass disconnect
-// (a node drained by its peers, a reconnect storm moving elsewhere): Go's
-// background scavenger would take minutes. Callers hold connsMu.
-func (s *Server) maybeTrim(n int) {
-	s.floor = min(s.floor, n)
-	if s.peak-n < trimAfter || n > s.peak/2 {
-		return
-	}
-	s.peak, s.floor = n, n
-	s.scheduleTrim() // debounced: the rest of the wave leaves first
-}
-
-// maybeTrimArrivals returns to the OS what a wave of handshakes left
-// behind once the wave is over: a TLS handshake allocates tens of KiB
-// that are garbage a moment later, yet the heap they grew stays resident
-// (the scavenger keeps up to the GC goal), about 4 KiB per new wss://
-// connection at 5,000. It runs when connections grew by trimAfter and at
-// least doubled since the last trim, so at most logarithmically often,
-// and each further arrival postpones it. Callers hold connsMu.
-func (s *Server) maybeTrimArrivals(n int) {
-	switch {
-	case s.wave:
-		s.trim.Reset(time.Second)
-	case n-s.floor >= trimAfter && n >= 2*s.floor:
-		s.floor, s.wave = n, true
-		s.scheduleTrim()
-	}
-}
-
-// scheduleTrim runs FreeOSMemory a second from now. Callers hold connsMu.
-func (s *Server) scheduleTrim() {
-	if s.trim == nil {
-		s.trim = time.AfterFunc(time.Second, func() {
-			s.connsMu.Lock()
-			n := len(s.conns)
-			s.wave, s.floor, s.peak = false, n, n
-			s.connsMu.Unlock()
-			debug.FreeOSMemory()
-		})
-	} else {
-		s.trim.Reset(time.Second)
 	}
 }
 
@@ -702,11 +651,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 	close(s.done)
 	s.out.Close()
-	s.connsMu.Lock()
-	if s.trim != nil {
-		s.trim.Stop()
-	}
-	s.connsMu.Unlock()
+	s.trim.Stop()
 	_ = s.poller.Close()
 	for _, c := range s.snapshot() {
 		c.teardown() // workers are stopped: no one else touches c
