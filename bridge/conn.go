@@ -208,8 +208,10 @@ func (c *conn) Handle(ev netpoll.Event) {
 // assembler. It returns false when the connection was torn down. With
 // hangup it reads past a short read: edge-triggered epoll reports a FIN
 // that arrives with the last data only once, so the EOF must be found now.
-// A TLS connection always reads until EAGAIN: a short read says nothing
-// about records tls.Conn already holds, which epoll cannot see.
+// A TLS connection reads until EAGAIN or until the transport says the
+// socket is drained and tls.Conn holds nothing: a short read of plaintext
+// says nothing about records tls.Conn already holds, which epoll cannot
+// see.
 func (c *conn) readAll(hangup bool) bool {
 	if c.in != nil {
 		in := c.in
@@ -247,6 +249,8 @@ func (c *conn) readAll(hangup bool) bool {
 			c.teardown()
 			return false
 		case n < len(buf) && !hangup && c.tls == nil:
+			return true
+		case !hangup && c.tls != nil && c.tls.Drained():
 			return true
 		}
 		if budget <= 0 {

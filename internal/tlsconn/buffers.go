@@ -52,6 +52,17 @@ func (t *Transport) buffers() (raw *bytes.Buffer, in *bytes.Reader, hand *bytes.
 		(*bytes.Buffer)(unsafe.Add(p, handOff)), true
 }
 
+// Drained reports that a further read of the tls.Conn would only find
+// that it would block: the last read(2) under it left the socket empty
+// and it holds no bytes, decrypted or not. Edge-triggered readiness
+// reports bytes that arrive later, so a read turn may end here instead of
+// making that read, which costs crypto/tls an allocation. It is false
+// when the buffers are out of reach.
+func (t *Transport) Drained() bool {
+	raw, in, _, ok := t.buffers()
+	return ok && t.drained && raw.Len() == 0 && in.Len() == 0
+}
+
 // BeginRead starts a read turn: it gives the tls.Conn a pooled rawInput,
 // carrying over a partial record, until EndRead. It does nothing while
 // the tls.Conn holds decrypted bytes (input points into rawInput) or when

@@ -54,6 +54,9 @@ type Transport struct {
 	coff int     // bytes of *ct already written
 	rbuf *[]byte // pooled buffer lent to tc's rawInput during a read turn
 	done bool    // torn down: writes fail
+	// drained: the last read(2) under tc left the socket empty (a short
+	// read, or EAGAIN).
+	drained bool
 }
 
 // sock is the Transport as crypto/tls sees it, its net.Conn. It is a
@@ -96,6 +99,7 @@ func (s *sock) Read(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	n, err := readFD(s.fd, p)
+	s.drained = n < len(p)
 	switch {
 	case err == syscall.EAGAIN:
 		return 0, ErrWouldBlock

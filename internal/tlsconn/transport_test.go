@@ -409,3 +409,43 @@ func TestTLSBuffersKeptWithoutLending(t *testing.T) {
 		t.Fatalf("rawInput %d bytes, lent %v; want crypto/tls's own, ≥ %d", raw.Cap(), p.t.rbuf != nil, len(msg))
 	}
 }
+
+// TestTLSDrained: after a read that took the socket's last bytes and left
+// tls.Conn nothing, Drained lets a read turn end without another read
+// (which would only find EAGAIN); while tls.Conn still holds a record, or
+// half of one, it does not.
+func TestTLSDrained(t *testing.T) {
+	p := newTLSPair(t, 0)
+	buf := make([]byte, 16<<10)
+	one, two := []byte("first record"), []byte("second record")
+	recs := append(sealed(t, p.client, p.cc, one), sealed(t, p.client, p.cc, two)...)
+	if _, err := p.raw.Write(recs); err != nil {
+		t.Fatal(err)
+	}
+	p.t.BeginRead()
+	defer p.t.EndRead()
+	waitUnread(t, p.t.fd, len(recs))
+	if n, err := p.t.Conn().Read(buf); err != nil || !bytes.Equal(buf[:n], one) {
+		t.Fatalf("first read: %q, %v", buf[:n], err)
+	}
+	if p.t.Drained() {
+		t.Fatal("Drained with the second record still in tls.Conn")
+	}
+	if n, err := p.t.Conn().Read(buf); err != nil || !bytes.Equal(buf[:n], two) {
+		t.Fatalf("second read: %q, %v", buf[:n], err)
+	}
+	if !p.t.Drained() {
+		t.Fatal("not Drained after the socket's last record was read")
+	}
+	half := sealed(t, p.client, p.cc, []byte("a third record, sent in halves"))
+	if _, err := p.raw.Write(half[:10]); err != nil {
+		t.Fatal(err)
+	}
+	waitUnread(t, p.t.fd, 10)
+	if _, err := p.t.Conn().Read(buf); !errors.Is(err, ErrWouldBlock) {
+		t.Fatalf("read of half a record: %v", err)
+	}
+	if p.t.Drained() {
+		t.Fatal("Drained with half a record pending")
+	}
+}
