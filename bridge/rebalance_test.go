@@ -146,9 +146,9 @@ func TestRebalanceSheds(t *testing.T) {
 	}
 	testutil.Eventually(t, "a to stop shedding with b's count in view", func() bool {
 		nb, _ := viewOf(a, "b")
-		return nb.Connections == n/2 && !a.rebal.active.Load()
+		return nb.Connections == n/2 && !a.rebal.Active()
 	})
-	if got := a.rebal.shed.Load(); got != n/2 {
+	if got := a.rebal.ShedTotal(); got != n/2 {
 		t.Fatalf("a shed %d clients, want %d", got, n/2)
 	}
 	if got := a.Cluster()[0].Connections; got != n/2 {
@@ -191,12 +191,12 @@ func TestRebalanceNeverSheds(t *testing.T) {
 			var seen uint64
 			testutil.Eventually(t, "a to see b and decide twice", func() bool {
 				if _, ok := viewOf(a, "b"); ok && seen == 0 {
-					seen = a.rebal.decided.Load()
+					seen = a.rebal.Decisions()
 				}
-				return seen > 0 && a.rebal.decided.Load() > seen+2
+				return seen > 0 && a.rebal.Decisions() > seen+2
 			})
-			if a.rebal.shed.Load() != 0 || a.Stats().Connections != 10 {
-				t.Fatalf("a shed %d, holds %d", a.rebal.shed.Load(), a.Stats().Connections)
+			if a.rebal.ShedTotal() != 0 || a.Stats().Connections != 10 {
+				t.Fatalf("a shed %d, holds %d", a.rebal.ShedTotal(), a.Stats().Connections)
 			}
 		})
 	}

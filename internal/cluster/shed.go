@@ -1,22 +1,22 @@
-package bridge
+package cluster
 
 import (
 	"cmp"
+	"errors"
+	"log/slog"
 	"math"
 	"slices"
 	"sync/atomic"
 	"time"
-
-	"wsbridge/internal/cluster"
-	"wsbridge/internal/wsframe"
 )
 
 // Rebalancing. A load balancer places a connection once, so after a
 // scale-out the old nodes keep their clients while the new one idles. A
-// node holding more than the mean of the ready nodes × (1 + RebalanceSlack)
-// sheds clients, RebalanceRate per second, until it holds the mean: each
-// is closed with 1012 "rebalance" after its queued frames, and reconnects
-// through the load balancer, resuming its subscriptions (docs/PROTOCOL.md).
+// node holding more than the mean of the ready nodes × (1 + Slack) sheds
+// clients, Rate per second, until it holds the mean: each is closed (in
+// the bridge with 1012 "rebalance", after its queued frames) and
+// reconnects through the load balancer, resuming its subscriptions
+// (docs/PROTOCOL.md).
 //
 // With a load balancer that picks a node at random, a shed client lands
 // back on a loaded node with probability (loaded nodes)/(nodes), so a node
@@ -34,168 +34,263 @@ const (
 	replanEvery = time.Second
 )
 
-// rebalancer is the goroutine that sheds; its counters are read by the
-// announcements and the collector.
-type rebalancer struct {
-	s       *Server
+// Candidate is one client a Shedder may close; in the bridge, a
+// connection. Its methods are called on Run's goroutine and must not
+// block.
+type Candidate interface {
+	// Opened is when the client connected, on a clock that never goes
+	// back: the oldest is shed first.
+	Opened() int64
+	// Open reports whether it is open and not already closing.
+	Open() bool
+	// Gone reports whether it has closed for good. Until then a shed
+	// client is still among ShedConfig.Connections, and Own leaves it
+	// out.
+	Gone() bool
+	// Shed starts closing it, so that its client reconnects through the
+	// load balancer.
+	Shed()
+}
+
+// ShedConfig configures a Shedder.
+type ShedConfig struct {
+	// Rate is how many clients per second a shedding node closes; zero
+	// means 50.
+	Rate float64
+	// Slack is the fraction above the mean that starts shedding
+	// (Assess); zero starts at any excess.
+	Slack float64
+	// Floor: a node holding this many connections or fewer never sheds;
+	// zero means no floor.
+	Floor int64
+	// Interval is the announcement period (Config.Interval): a node
+	// starts only once it has been over the trigger for two periods, and
+	// a shed client counts as moving for two periods and a second. Zero
+	// means 1s.
+	Interval time.Duration
+	// Allowed reports whether the node may shed now: the owner's switch,
+	// and never while draining or cut off from NATS. Nil means always.
+	Allowed func() bool
+	// Connections returns this node's connection count, shed clients
+	// not yet gone included. It is required, is called from any
+	// goroutine, and must not block.
+	Connections func() int64
+	// View returns the cluster as Membership.View does; it is required.
+	View func() []NodeStatus
+	// Candidates returns this node's clients, in any order; it is
+	// required. Run calls it at most once per second while shedding, and
+	// owns the slice it returns.
+	Candidates func() []Candidate
+	// Log is told when shedding starts and when it is done; nil logs
+	// nothing.
+	Log *slog.Logger
+}
+
+// Shedder decides when this node sheds clients and closes them, oldest
+// first, at ShedConfig.Rate, so the load balancer sees a steady trickle
+// rather than a burst. Its counters are read by the announcements and the
+// metrics, from any goroutine; everything else belongs to Run.
+type Shedder struct {
+	cfg  ShedConfig
+	log  *slog.Logger
+	step time.Duration // the trickle's decision period
+
 	active  atomic.Bool   // shedding, or waiting for announcements to go on
-	shed    atomic.Uint64 // clients closed with 1012
-	decided atomic.Uint64 // decisions taken, for tests
-	// leavingN counts shed clients still registered (their close handshake
+	shed    atomic.Uint64 // clients shed
+	decided atomic.Uint64 // decisions taken
+	// leavingN counts shed clients not gone yet (their close handshake
 	// is under way); movingN those shed within movingFor: on their way to
 	// another node, counted by none yet, or by one whose announcement has
 	// not arrived.
 	leavingN, movingN atomic.Int64
 
-	// Owned by run.
-	queue     []*conn // candidates, oldest first
+	// Owned by Run.
+	queue     []Candidate // oldest first
 	plannedAt time.Time
-	leaving   []*conn
+	leaving   []Candidate
 	moving    []time.Time // when each recent client was shed, oldest first
 	overSince time.Time   // first decision above the trigger, zero when not
+	allowance float64     // clients the trickle may shed now
+	last      time.Time   // the last decision while shedding
+}
+
+// NewShedder returns a Shedder, which sheds nothing until Run.
+func NewShedder(cfg ShedConfig) (*Shedder, error) {
+	if cfg.Connections == nil || cfg.View == nil || cfg.Candidates == nil {
+		return nil, errors.New("cluster: ShedConfig.Connections, View and Candidates are required")
+	}
+	if cfg.Rate <= 0 {
+		cfg.Rate = 50
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.Allowed == nil {
+		cfg.Allowed = func() bool { return true }
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Shedder{
+		cfg:  cfg,
+		log:  log,
+		step: max(time.Duration(float64(time.Second)/cfg.Rate), minShedStep),
+	}, nil
+}
+
+// Active reports whether the node is shedding, or waiting for fresh
+// announcements to go on: NodeStatus.Rebalancing.
+func (s *Shedder) Active() bool { return s.active.Load() }
+
+// ShedTotal is how many clients the node has shed since start:
+// NodeStatus.Shed.
+func (s *Shedder) ShedTotal() uint64 { return s.shed.Load() }
+
+// Moving is how many clients the node shed within the last two
+// announcement periods and a second: NodeStatus.Moving.
+func (s *Shedder) Moving() int64 { return s.movingN.Load() }
+
+// Own is this node's connection count net of the clients it is shedding:
+// NodeStatus.Connections.
+func (s *Shedder) Own() int64 { return s.cfg.Connections() - s.leavingN.Load() }
+
+// Decisions is how many times Run has decided whether to shed; a test
+// waits on it to know that a decision has seen a view.
+func (s *Shedder) Decisions() uint64 { return s.decided.Load() }
+
+// Run decides and sheds until stop is closed. Its owner runs it once, on
+// a goroutine of its own, and waits for it.
+func (s *Shedder) Run(stop <-chan struct{}) {
+	t := time.NewTimer(rebalanceIdle)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		t.Reset(s.decide(time.Now()))
+	}
 }
 
 // movingFor is how long a shed client counts as moving: two announcement
 // periods plus the bundled client's reconnect jitter (≤ 1 s).
-func (r *rebalancer) movingFor() time.Duration { return 2*r.s.cfg.AnnounceInterval + time.Second }
+func (s *Shedder) movingFor() time.Duration { return 2*s.cfg.Interval + time.Second }
 
-// own is this node's connection count net of the clients it is shedding.
-// Announcements carry it too.
-func (r *rebalancer) own() int64 { return r.s.metrics.Connections() - r.leavingN.Load() }
+// decide takes one decision at now and sheds the clients its share of
+// Rate allows. It returns when to decide next.
+func (s *Shedder) decide(now time.Time) time.Duration {
+	s.account(now)
+	wasActive := s.active.Load()
+	n := s.excess(now)
+	s.decided.Add(1)
+	if !s.active.Load() {
+		if wasActive {
+			s.log.Info("rebalancing done", "connections", s.Own(), "shed_total", s.shed.Load())
+		}
+		s.queue, s.allowance = nil, 0
+		return rebalanceIdle
+	}
+	if wasActive {
+		s.allowance += s.cfg.Rate * now.Sub(s.last).Seconds()
+	} else {
+		s.allowance = 1 // the first client goes at once
+	}
+	s.last = now
+	s.allowance = min(s.allowance, max(1, 2*s.cfg.Rate*s.step.Seconds()))
+	for k := min(int(s.allowance), n); k > 0; k-- {
+		c := s.next(now)
+		if c == nil {
+			break
+		}
+		c.Shed()
+		s.shed.Add(1)
+		s.leaving = append(s.leaving, c)
+		s.moving = append(s.moving, now)
+		s.allowance--
+	}
+	s.leavingN.Store(int64(len(s.leaving)))
+	s.movingN.Store(int64(len(s.moving)))
+	return s.step
+}
 
 // account forgets shed clients that have left, and moving ones that have
 // had time to arrive somewhere.
-func (r *rebalancer) account(now time.Time) {
-	kept := r.leaving[:0]
-	for _, c := range r.leaving {
-		c.mu.Lock()
-		gone := c.state == stateClosed
-		c.mu.Unlock()
-		if !gone {
+func (s *Shedder) account(now time.Time) {
+	kept := s.leaving[:0]
+	for _, c := range s.leaving {
+		if !c.Gone() {
 			kept = append(kept, c)
 		}
 	}
-	clear(r.leaving[len(kept):])
-	r.leaving = kept
-	r.leavingN.Store(int64(len(kept)))
+	clear(s.leaving[len(kept):])
+	s.leaving = kept
+	s.leavingN.Store(int64(len(kept)))
 	i := 0
-	for i < len(r.moving) && now.Sub(r.moving[i]) > r.movingFor() {
+	for i < len(s.moving) && now.Sub(s.moving[i]) > s.movingFor() {
 		i++
 	}
-	r.moving = r.moving[i:]
-	r.movingN.Store(int64(len(r.moving)))
+	s.moving = s.moving[i:]
+	s.movingN.Store(int64(len(s.moving)))
 }
 
 // excess is how many clients to shed now: zero unless shedding is allowed
 // and this node is above the trigger, or was and is still above the mean
-// (cluster.Assess). It updates active.
-func (r *rebalancer) excess() int {
-	s := r.s
-	stop := func() int { r.active.Store(false); r.overSince = time.Time{}; return 0 }
-	if !s.cfg.Rebalance || s.draining.Load() || !s.natsUp.Load() {
+// (Assess). It updates active.
+func (s *Shedder) excess(now time.Time) int {
+	stop := func() int { s.active.Store(false); s.overSince = time.Time{}; return 0 }
+	if !s.cfg.Allowed() {
 		return stop()
 	}
-	own := r.own()
-	sh := cluster.Assess(s.cluster.View(), own, s.cfg.RebalanceSlack, int64(s.cfg.RebalanceMinConnections))
-	if !r.active.Load() {
+	own := s.Own()
+	sh := Assess(s.cfg.View(), own, s.cfg.Slack, s.cfg.Floor)
+	if !s.active.Load() {
 		if !sh.Over {
-			r.overSince = time.Time{}
+			s.overSince = time.Time{}
 			return 0
 		}
 		// Over the trigger for two announcement periods, not one
 		// sample: while clients pour in (a start, another node's
 		// failure) counts grow faster than announcements travel.
-		if r.overSince.IsZero() {
-			r.overSince = time.Now()
+		if s.overSince.IsZero() {
+			s.overSince = now
 		}
-		if time.Since(r.overSince) < 2*s.cfg.AnnounceInterval {
+		if now.Sub(s.overSince) < 2*s.cfg.Interval {
 			return 0
 		}
 	}
 	if !sh.Above {
 		return stop()
 	}
-	if !r.active.Swap(true) {
-		s.log.Info("rebalancing: shedding clients with 1012", "connections", own, "mean", math.Round(sh.Low), "nodes", sh.Ready, "rate", s.cfg.RebalanceRate)
+	if !s.active.Swap(true) {
+		s.log.Info("rebalancing: shedding clients with 1012", "connections", own, "mean", math.Round(sh.Low), "nodes", sh.Ready, "rate", s.cfg.Rate)
 	}
 	return sh.Excess
 }
 
-// run decides and sheds until shutdown: each step closes the clients its
-// share of RebalanceRate allows, so the load balancer sees a steady
-// trickle rather than a burst.
-func (r *rebalancer) run() {
-	defer r.s.wg.Done()
-	step := max(time.Duration(float64(time.Second)/r.s.cfg.RebalanceRate), minShedStep)
-	t := time.NewTimer(rebalanceIdle)
-	defer t.Stop()
-	var allowance float64
-	last := time.Now()
-	for {
-		select {
-		case <-r.s.done:
-			return
-		case <-t.C:
-		}
-		now := time.Now()
-		r.account(now)
-		wasActive := r.active.Load()
-		n := r.excess()
-		r.decided.Add(1)
-		if !r.active.Load() {
-			if wasActive {
-				r.s.log.Info("rebalancing done", "connections", r.own(), "shed_total", r.shed.Load())
-			}
-			r.queue, allowance = nil, 0
-			t.Reset(rebalanceIdle)
-			continue
-		}
-		if wasActive {
-			allowance += r.s.cfg.RebalanceRate * now.Sub(last).Seconds()
-		} else {
-			allowance = 1 // the first client goes at once
-		}
-		last = now
-		allowance = min(allowance, max(1, 2*r.s.cfg.RebalanceRate*step.Seconds()))
-		for k := min(int(allowance), n); k > 0; k-- {
-			c := r.next(now)
-			if c == nil {
-				break
-			}
-			c.requestClose(wsframe.CloseRebalance)
-			r.shed.Add(1)
-			r.leaving = append(r.leaving, c)
-			r.moving = append(r.moving, now)
-			allowance--
-		}
-		r.leavingN.Store(int64(len(r.leaving)))
-		r.movingN.Store(int64(len(r.moving)))
-		t.Reset(step)
+// next returns the oldest open candidate not yet shed, rebuilding the
+// candidates every replanEvery.
+func (s *Shedder) next(now time.Time) Candidate {
+	if now.Sub(s.plannedAt) > replanEvery || len(s.queue) == 0 {
+		s.plan(now)
 	}
-}
-
-// next returns the oldest open connection not yet shed, rebuilding the
-// candidates from the registry every replanEvery.
-func (r *rebalancer) next(now time.Time) *conn {
-	if now.Sub(r.plannedAt) > replanEvery || len(r.queue) == 0 {
-		r.plan(now)
-	}
-	for len(r.queue) > 0 {
-		c := r.queue[0]
-		r.queue[0] = nil
-		r.queue = r.queue[1:]
-		if _, open := c.queued(); open {
+	for len(s.queue) > 0 {
+		c := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		if c.Open() {
 			return c
 		}
 	}
 	return nil
 }
 
-// plan keeps the oldest connections, enough for two replan periods.
-func (r *rebalancer) plan(now time.Time) {
-	conns := r.s.snapshot()
-	slices.SortFunc(conns, func(a, b *conn) int { return cmp.Compare(a.opened, b.opened) })
-	keep := min(len(conns), max(1, int(2*r.s.cfg.RebalanceRate*replanEvery.Seconds())))
-	r.queue = append(r.queue[:0], conns[:keep]...)
-	r.plannedAt = now
+// plan keeps the oldest candidates, enough for two replan periods.
+func (s *Shedder) plan(now time.Time) {
+	cs := s.cfg.Candidates()
+	slices.SortFunc(cs, func(a, b Candidate) int { return cmp.Compare(a.Opened(), b.Opened()) })
+	keep := min(len(cs), max(1, int(2*s.cfg.Rate*replanEvery.Seconds())))
+	s.queue = append(s.queue[:0], cs[:keep]...)
+	s.plannedAt = now
 }
