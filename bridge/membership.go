@@ -39,11 +39,11 @@ func newMembership(s *Server) (*cluster.Membership, error) {
 func (s *Server) nodeStatus() NodeStatus {
 	return NodeStatus{
 		State:         s.nodeState(),
-		Connections:   s.rebal.own(),
+		Connections:   s.rebal.Own(),
 		Subscriptions: s.metrics.Subscriptions(),
-		Rebalancing:   s.rebal.active.Load(),
-		Moving:        s.rebal.movingN.Load(),
-		Shed:          s.rebal.shed.Load(),
+		Rebalancing:   s.rebal.Active(),
+		Moving:        s.rebal.Moving(),
+		Shed:          s.rebal.ShedTotal(),
 	}
 }
 

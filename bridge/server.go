@@ -123,7 +123,7 @@ type Config struct {
 	AnnounceInterval time.Duration
 	// Rebalance lets the node shed clients with 1012 "rebalance" while it
 	// holds more than the mean of the ready nodes × (1 + RebalanceSlack),
-	// down to the mean (rebalance.go). False never sheds.
+	// down to the mean (cluster.Shedder). False never sheds.
 	Rebalance bool
 	// RebalanceSlack is the fraction above the mean that starts shedding;
 	// zero means 0.10.
@@ -236,7 +236,7 @@ type Server struct {
 
 	// Announcements and the view of peers (internal/cluster).
 	cluster *cluster.Membership
-	rebal   rebalancer        // shedding (rebalance.go)
+	rebal   *cluster.Shedder  // shedding (internal/cluster; glue in rebalance.go)
 	hsRate  ratelimit.Limiter // MaxHandshakeRate (ratelimit.go)
 
 	// The NATS link as client paths see it (natslink.go).
@@ -350,7 +350,10 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 			return nil, fmt.Errorf("bridge: registering metrics: %w", err)
 		}
 	}
-	s.rebal.s = s
+	if s.rebal, err = newShedder(s); err != nil {
+		p.Close()
+		return nil, err
+	}
 	if s.cluster, err = newMembership(s); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("bridge: subscribing to announcements: %w", err)
@@ -358,7 +361,7 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 	s.dispatchers = newDispatchers(s)
 	s.wg.Add(7 + 2*len(s.dispatchers))
 	go func() { defer s.wg.Done(); s.cluster.Run(s.done) }()
-	go s.rebal.run()
+	go func() { defer s.wg.Done(); s.rebal.Run(s.done) }()
 	go s.watchNATS(natsStatus)
 	go func() { defer s.wg.Done(); s.pub.Run(s.done) }()
 	s.out.Start()

@@ -7,13 +7,16 @@
 // delivery alike.
 //
 // It owns the announcement subject and its JSON, the view of the peers,
-// the wsbridge_cluster_* metrics read from that view, and the arithmetic
-// a node sheds by (Assess). It knows nothing of connections: the bridge
-// reports this node's state and counts through Config.Status and closes
-// the clients Assess says to shed.
+// the wsbridge_cluster_* metrics read from that view, the arithmetic a
+// node sheds by (Assess), and the schedule it sheds on (Shedder): when to
+// start and stop, which clients go first, and how fast. It knows nothing
+// of connections: the bridge reports this node's state and counts
+// through Config.Status, and hands the Shedder its connections as
+// Candidates, which close themselves.
 //
-// A Membership is safe for concurrent use; Run must be called once, and
-// its owner stops it and waits for it. The functions are pure.
+// A Membership and a Shedder are safe for concurrent use; each one's Run
+// must be called once, and its owner stops it and waits for it. The
+// functions are pure.
 package cluster
 
 import (

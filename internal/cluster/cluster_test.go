@@ -16,8 +16,9 @@ import (
 	"wsbridge/internal/testutil"
 )
 
-// TestMain fails the run if a Membership's Run, or the nats.go goroutine
-// of its subscription, outlives the tests: every test stops what it ran.
+// TestMain fails the run if a Membership's or a Shedder's Run, or the
+// nats.go goroutine of a subscription, outlives the tests: every test
+// stops what it ran.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
@@ -42,7 +43,7 @@ func leftover() string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var own []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "cluster.(*Membership).Run") || strings.Contains(g, "nats.(*Conn).waitForMsgs") {
+		if strings.Contains(g, "cluster.(*Membership).Run") || strings.Contains(g, "cluster.(*Shedder).Run") || strings.Contains(g, "nats.(*Conn).waitForMsgs") {
 			own = append(own, g)
 		}
 	}
