@@ -26,6 +26,9 @@ type Share struct {
 	// Excess is how many clients to shed now: those above High (rounded
 	// up) and the floor.
 	Excess int
+	// Late is set, and nothing else, when a peer's announcement is late:
+	// shedding pauses until the view is fresh again.
+	Late bool
 }
 
 // Assess places a node holding own connections in view, as View returns
@@ -42,7 +45,7 @@ func Assess(view []NodeStatus, own int64, slack float64, floor int64) Share {
 		// are about to arrive here, and the mean still counts them there.
 		// Shedding now would turn a node failure into a storm on the
 		// survivors; wait until it announces again or is forgotten.
-		return Share{}
+		return Share{Late: true}
 	}
 	low, high, n := meanOfReady(view)
 	if n < 2 {

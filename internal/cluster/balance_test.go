@@ -105,6 +105,7 @@ func TestAssess(t *testing.T) {
 			name: "a peer late",
 			view: []NodeStatus{self(ready("a", 20, 0)), late},
 			own:  20, slack: 0.1,
+			want: Share{Late: true},
 		},
 		{
 			name: "one ready node",

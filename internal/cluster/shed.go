@@ -245,6 +245,13 @@ func (s *Shedder) excess(now time.Time) int {
 	}
 	own := s.Own()
 	sh := Assess(s.cfg.View(), own, s.cfg.Slack, s.cfg.Floor)
+	if sh.Late {
+		// Paused, not stopped: once the peer announces again (or is
+		// forgotten), a node shedding goes on to the mean, and one
+		// waiting to start waits two fresh periods.
+		s.overSince = time.Time{}
+		return 0
+	}
 	if !s.active.Load() {
 		if !sh.Over {
 			s.overSince = time.Time{}

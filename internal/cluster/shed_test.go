@@ -249,11 +249,6 @@ func TestShedderStops(t *testing.T) {
 			func(n *shedNode) { n.allowed = false },
 			func(n *shedNode) { n.allowed = true },
 		},
-		{
-			"a peer late",
-			func(n *shedNode) { n.peers[0].AgeMS = 151 },
-			func(n *shedNode) { n.peers[0].AgeMS = 0 },
-		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -277,6 +272,33 @@ func TestShedderStops(t *testing.T) {
 				t.Fatalf("logged %q, want a start and a done", got)
 			}
 		})
+	}
+}
+
+// TestShedderPausesWhileAPeerIsLate: a late peer pauses shedding (it may
+// have died, and its clients be on their way) without ending it: once the
+// peer announces again, the node goes on to the mean, which a node
+// within the slack would otherwise never reach.
+func TestShedderPausesWhileAPeerIsLate(t *testing.T) {
+	n := newShedNode(t, ShedConfig{Rate: 100, Slack: 0.1}, 20, readyPeer("b", 0))
+	n.decideFor(500*time.Millisecond + 80*time.Millisecond)
+	if got := n.ShedTotal(); got != 9 {
+		t.Fatalf("shed %d before the pause, want 9", got)
+	}
+	n.arrive()
+	n.arrive() // above the mean, within the slack
+	n.peers[0].AgeMS = 151
+	n.decideFor(time.Second)
+	if !n.Active() || n.ShedTotal() != 9 {
+		t.Fatalf("while the peer is late: active %v, shed %d; want paused at 9", n.Active(), n.ShedTotal())
+	}
+	n.peers[0].AgeMS = 0
+	n.decideFor(10 * time.Second)
+	if n.Active() || n.ShedTotal() != 10 {
+		t.Fatalf("after the peer announced: active %v, shed %d; want done at 10 (the mean)", n.Active(), n.ShedTotal())
+	}
+	if got := n.lines(); len(got) != 2 || !strings.Contains(got[1], `msg="rebalancing done" connections=10 shed_total=10`) {
+		t.Fatalf("logged %q, want a start and a done", got)
 	}
 }
 
