@@ -53,8 +53,9 @@ func (t *Transport) buffers() (raw *bytes.Buffer, in *bytes.Reader, hand *bytes.
 }
 
 // Drained reports that a further read of the tls.Conn would only find
-// that it would block: the last read(2) under it left the socket empty
-// and it holds no bytes, decrypted or not. Edge-triggered readiness
+// that it would block: the last read(2) under it in this read turn (since
+// BeginRead) left the socket empty, and it holds no bytes, decrypted or
+// not. Edge-triggered readiness
 // reports bytes that arrive later, so a read turn may end here instead of
 // making that read, which costs crypto/tls an allocation. It is false
 // when the buffers are out of reach.
@@ -68,6 +69,10 @@ func (t *Transport) Drained() bool {
 // the tls.Conn holds decrypted bytes (input points into rawInput) or when
 // the fields are out of reach.
 func (t *Transport) BeginRead() {
+	// Drained speaks of this turn's reads only: readiness that came after
+	// an earlier turn's last read(2) may be the very event that started
+	// this one, and a turn served from what tls.Conn holds would miss it.
+	t.drained = false
 	raw, in, _, ok := t.buffers()
 	if !ok || t.rbuf != nil || in.Len() != 0 {
 		return

@@ -437,6 +437,13 @@ func TestTLSDrained(t *testing.T) {
 	if !p.t.Drained() {
 		t.Fatal("not Drained after the socket's last record was read")
 	}
+	// A new turn starts undrained: its event may be for bytes that came
+	// after the last turn's read(2).
+	p.t.EndRead()
+	p.t.BeginRead()
+	if p.t.Drained() {
+		t.Fatal("Drained at the start of a turn, from an earlier turn's read")
+	}
 	half := sealed(t, p.client, p.cc, []byte("a third record, sent in halves"))
 	if _, err := p.raw.Write(half[:10]); err != nil {
 		t.Fatal(err)
