@@ -189,7 +189,7 @@ func serve(ctx context.Context, stderr io.Writer, ready chan<- net.Addr) error {
 		CheckHost:           hosts.Allow,
 		RateLimit:           cfg.RateLimit,
 		RateBurst:           cfg.RateBurst,
-		TLS:                 tlsConfig(certs),
+		TLS:                 tlsConfig(certs, cfg.TLSPreferChaCha),
 		Compression:         cfg.Compression,
 		CompressionMin:      int(cfg.CompressionMin),
 		DrainSpread:         cfg.DrainTimeout,
@@ -283,11 +283,11 @@ func resumeWindow(n int) int {
 	return n
 }
 
-func tlsConfig(c *bridge.CertReloader) *tls.Config {
+func tlsConfig(c *bridge.CertReloader, preferChaCha20 bool) *tls.Config {
 	if c == nil {
 		return nil
 	}
-	return c.TLSConfig()
+	return c.TLSConfig(preferChaCha20)
 }
 
 // reload re-reads key material on SIGHUP; failures keep the old keys.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+
+	"wsbridge/internal/tlsconn"
 )
 
 // TLS connections run on the same epoll path as plain ones, over the
@@ -40,10 +42,18 @@ func (r *CertReloader) Reload() error {
 // TLSConfig returns a server configuration (TLS 1.2 and later) that always
 // presents the latest loaded certificate. Dynamic record sizing is off:
 // flush writes a chunk's records in one write(2), so small first records
-// would only add overhead.
-func (r *CertReloader) TLSConfig() *tls.Config {
+// would only add overhead. With preferChaCha20, connections use
+// ChaCha20-Poly1305 whenever the client offers it, which every browser
+// does: its cipher state is about 1.7 KiB smaller per connection than
+// AES-GCM's (see tlsconn.PreferChaCha20).
+func (r *CertReloader) TLSConfig(preferChaCha20 bool) *tls.Config {
+	var prefer func(*tls.ClientHelloInfo) (*tls.Config, error)
+	if preferChaCha20 {
+		prefer = tlsconn.PreferChaCha20
+	}
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: prefer,
+		MinVersion:         tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return r.cert.Load(), nil
 		},

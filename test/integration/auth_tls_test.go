@@ -82,7 +82,7 @@ func tlsBridge(t *testing.T, ns *natsserver.Server) (*testBridge, *bridge.CertRe
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := authBridge(t, ns, auth.Config{}, nil, func(c *bridge.Config) { c.TLS = r.TLSConfig() })
+	b := authBridge(t, ns, auth.Config{}, nil, func(c *bridge.Config) { c.TLS = r.TLSConfig(true) })
 	return b, r, cert, files
 }
 

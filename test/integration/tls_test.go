@@ -31,7 +31,7 @@ func tlsBridgeWith(t *testing.T, ns *natsserver.Server, mutate func(*bridge.Conf
 		t.Fatal(err)
 	}
 	b := authBridge(t, ns, auth.Config{}, nil, func(c *bridge.Config) {
-		c.TLS = r.TLSConfig()
+		c.TLS = r.TLSConfig(true)
 		if mutate != nil {
 			mutate(c)
 		}
