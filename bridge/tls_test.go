@@ -47,8 +47,10 @@ var testCert = sync.OnceValues(func() (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}, nil
 })
 
-// testTLSConfigs returns a server configuration like CertReloader's, with
-// a self-signed certificate, and a client configuration that trusts it.
+// testTLSConfigs returns a server configuration like CertReloader's
+// default (ChaCha20-Poly1305 preferred), with a self-signed certificate,
+// and a client configuration that trusts it. internal/tlsconn's own tests
+// run over AES-GCM.
 func testTLSConfigs(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
 	cert, err := testCert()
@@ -62,6 +64,7 @@ func testTLSConfigs(t testing.TB) (server, client *tls.Config) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	server = &tls.Config{
+		GetConfigForClient:          tlsconn.PreferChaCha20,
 		MinVersion:                  tls.VersionTLS12,
 		Certificates:                []tls.Certificate{cert},
 		NextProtos:                  []string{"http/1.1"},

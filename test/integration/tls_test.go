@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"net"
 	"net/http"
@@ -192,4 +193,72 @@ func TestTLSSlowConsumer(t *testing.T) {
 	}
 	healthy.send(`{"op":"ping","id":"still"}`)
 	healthy.expect("pong", "still")
+}
+
+// TestTLSCipherSuites: with BRIDGE_TLS_PREFER_CHACHA20 (the default) a Go
+// client that lists AES-GCM first still gets ChaCha20-Poly1305; without
+// it, crypto/tls's own choice (AES-GCM where AES has hardware support).
+// Messages flow both ways under each.
+func TestTLSCipherSuites(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		prefer bool
+	}{{"prefer chacha20", true}, {"crypto/tls choice", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := testutil.StartNATS(t, false, nil)
+			dir := t.TempDir()
+			certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+			cert := writeSelfSigned(t, certFile, keyFile)
+			r, err := bridge.NewCertReloader(certFile, keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := authBridge(t, ns, auth.Config{}, nil, func(c *bridge.Config) { c.TLS = r.TLSConfig(tc.prefer) })
+			ctx, cancel := ctxWait()
+			defer cancel()
+			wc, resp, err := websocket.Dial(ctx, "wss://"+b.Addr+"/ws", &websocket.DialOptions{HTTPClient: trusting(cert)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wc.SetReadLimit(1 << 20)
+			t.Cleanup(func() { wc.CloseNow() })
+			if resp.TLS == nil {
+				t.Fatal("upgrade response without TLS state")
+			}
+			suite := resp.TLS.CipherSuite
+			if tc.prefer && suite != tls.TLS_CHACHA20_POLY1305_SHA256 {
+				t.Fatalf("negotiated %s (prefer ChaCha20: %v)", tls.CipherSuiteName(suite), tc.prefer)
+			}
+			t.Logf("negotiated %s", tls.CipherSuiteName(suite))
+
+			svc := testutil.NATSClient(t, ns)
+			in := make(chan *nats.Msg, 1)
+			if _, err := svc.ChanSubscribe("tc.in", in); err != nil {
+				t.Fatal(err)
+			}
+			if err := svc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			c := &wsClient{t: t, c: wc}
+			c.expect("hello", "")
+			c.subscribe("s", "tc.out", "")
+			payload := `"` + strings.Repeat("x", 40<<10) + `"` // several records
+			if err := svc.Publish("tc.out", []byte(payload)); err != nil {
+				t.Fatal(err)
+			}
+			if f := c.expect("msg", ""); string(f.Data) != payload {
+				t.Fatalf("client got %d bytes, want %d", len(f.Data), len(payload))
+			}
+			c.send(`{"op":"pub","subject":"tc.in","data":` + payload + `,"id":"p"}`)
+			c.expect("ok", "p")
+			select {
+			case m := <-in:
+				if string(m.Data) != payload {
+					t.Fatalf("service got %d bytes, want %d", len(m.Data), len(payload))
+				}
+			case <-time.After(wait):
+				t.Fatal("the service got nothing")
+			}
+		})
+	}
 }
