@@ -70,6 +70,7 @@ type result struct {
 		Unit  string  `json:"unit"`
 	} `json:"metrics"`
 	Warnings []string `json:"warnings"`
+	Notes    []string `json:"notes"`
 }
 
 func main() {

@@ -118,7 +118,7 @@ func (r *report) markdown(o options) string {
 	p("- Command: `go run ./bench/cmd/compare %s`\n", r.args)
 	p("- Machine: %d CPUs, %s RAM, Linux %s, open-file limit %s\n", runtime.NumCPU(), memTotal(), readTrim("/proc/sys/kernel/osrelease"), fileLimit())
 	p("- Go %s, nats-server %s; all processes share the machine (loopback)\n", runtime.Version(), r.natsVersion)
-	p("- Targets: **json** = wsbridge `/ws`, **raw** = wsbridge `/ws/raw`, **native** = nats-server WebSocket listener (NATS text protocol); **-tls** = the same over wss:// (TLS 1.3, ECDSA P-256 certificate, a full handshake per connection). ")
+	p("- Targets: **json** = wsbridge `/ws`, **raw** = wsbridge `/ws/raw`, **native** = nats-server WebSocket listener (NATS text protocol); **-tls** = the same over wss:// (TLS 1.3, ECDSA P-256 certificate, a full handshake per connection; the idle section names the cipher suite each server chose). ")
 	p("wsbridge runs against a separate nats-server process: `server_*` is wsbridge alone, `nats_*` the nats-server behind it.\n")
 	p("- Sizes: idle %v (%s), fan-out %d subscribers × %d burst messages, %d msg/s for %s; connect %d with %d dialers; publish %d from one client, %d clients × %d msg/s for %s\n\n",
 		o.idleConns, map[bool]string{true: "one shared subject", false: "one subject per connection"}[o.idleShared],
@@ -221,6 +221,9 @@ func (r *report) markdown(o options) string {
 		}
 		for _, t := range targets {
 			if res := r.res[sc][t]; res != nil {
+				for _, n := range res.Notes {
+					p("\n- %s: %s", t, n)
+				}
 				for _, w := range res.Warnings {
 					p("\n- ⚠️ %s: %s", t, w)
 				}

@@ -99,6 +99,7 @@ type Result struct {
 	Target   string   `json:"target"`
 	Metrics  []Metric `json:"metrics"`
 	Warnings []string `json:"warnings,omitempty"`
+	Notes    []string `json:"notes,omitempty"` // what was measured, such as the cipher suite
 }
 
 func (r *Result) add(name string, v float64, unit string) {
@@ -107,6 +108,10 @@ func (r *Result) add(name string, v float64, unit string) {
 		v = 0
 	}
 	r.Metrics = append(r.Metrics, Metric{name, v, unit})
+}
+
+func (r *Result) note(format string, a ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, a...))
 }
 
 func (r *Result) warn(format string, a ...any) {

@@ -3,6 +3,7 @@ package load
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -54,6 +55,11 @@ func (r *runner) idle(ctx context.Context) error {
 		}
 	}
 	setup := time.Since(before.srv.At)
+	if len(conns) > 0 {
+		if st, ok := conns[0].TLS(); ok {
+			r.res.note("%s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+		}
+	}
 	// Let the handshake garbage be collected so RSS shows what
 	// connections hold, not what setting them up cost.
 	time.Sleep(min(r.cfg.IdleSettle, 5*time.Second))

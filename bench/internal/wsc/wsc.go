@@ -64,6 +64,14 @@ type Conn struct {
 	wmu sync.Mutex
 }
 
+// TLS returns the connection's TLS state; ok is false over plain TCP.
+func (c *Conn) TLS() (st tls.ConnectionState, ok bool) {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return st, false
+}
+
 // Dial connects to addr from laddr (nil: any), over TLS with tlsCfg when
 // it is not nil, upgrades with a GET of target ("/ws", "/ws/raw?sub=x" or
 // "/") and returns once the server's 101 arrived, all within timeout.
