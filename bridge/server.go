@@ -344,12 +344,6 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		IdleTimeout:       30 * time.Second, // idle keep-alives hold a MaxHandshakes place
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	if cfg.Registerer != nil {
-		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
-			p.Close()
-			return nil, fmt.Errorf("bridge: registering metrics: %w", err)
-		}
-	}
 	if s.rebal, err = newShedder(s); err != nil {
 		p.Close()
 		return nil, err
@@ -359,6 +353,15 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		return nil, fmt.Errorf("bridge: subscribing to announcements: %w", err)
 	}
 	s.dispatchers = newDispatchers(s)
+	// The collector reads all of the above: register it last, before
+	// anything starts.
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
+			s.cluster.Close()
+			p.Close()
+			return nil, fmt.Errorf("bridge: registering metrics: %w", err)
+		}
+	}
 	s.wg.Add(7 + 2*len(s.dispatchers))
 	go func() { defer s.wg.Done(); s.cluster.Run(s.done) }()
 	go func() { defer s.wg.Done(); s.rebal.Run(s.done) }()

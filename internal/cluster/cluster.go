@@ -144,6 +144,9 @@ func New(nc *nats.Conn, cfg Config) (*Membership, error) {
 	return m, nil
 }
 
+// Close ends the subscription of a Membership that will never Run.
+func (m *Membership) Close() { _ = m.sub.Unsubscribe() }
+
 // subjectToken makes a node id usable as one subject token.
 func subjectToken(id string) string {
 	return strings.Map(func(r rune) rune {
