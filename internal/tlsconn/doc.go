@@ -24,6 +24,8 @@
 // It also lends crypto/tls its input buffer for each read turn
 // (BeginRead, EndRead) and drops the buffers an idle tls.Conn keeps,
 // through unexported fields (buffers.go).
+// PreferChaCha20 is the server's cipher-suite preference, chosen for the
+// same reason: the smallest state an idle connection keeps.
 //
 // It owns the ciphertext buffer and the lent buffer; it does not own the
 // socket, which the caller closes, nor know WebSocket, NATS or what the
