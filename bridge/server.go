@@ -329,13 +329,26 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		return nil, err
 	}
 	s.poller = p
-	if s.pub, s.streams, err = newJetStream(s); err != nil {
-		p.Close()
+	// undo ends what New made before a failure: nc stays the caller's,
+	// without our subscriptions.
+	undo := func(err error) (*Server, error) {
+		if s.cluster != nil {
+			s.cluster.Close()
+		}
+		if s.out != nil {
+			s.out.Close()
+		}
+		if s.streams != nil {
+			s.streams.Shutdown(context.Background()) // nothing started: no wait
+		}
+		_ = p.Close()
 		return nil, err
 	}
+	if s.pub, s.streams, err = newJetStream(s); err != nil {
+		return undo(err)
+	}
 	if s.out, err = newOutbox(s); err != nil {
-		p.Close()
-		return nil, err
+		return undo(err)
 	}
 	s.httpLn = newConnListener()
 	s.httpSrv = &http.Server{
@@ -345,21 +358,17 @@ func New(cfg Config, nc *nats.Conn) (*Server, error) {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	if s.rebal, err = newShedder(s); err != nil {
-		p.Close()
-		return nil, err
+		return undo(err)
 	}
 	if s.cluster, err = newMembership(s); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("bridge: subscribing to announcements: %w", err)
+		return undo(fmt.Errorf("bridge: subscribing to announcements: %w", err))
 	}
 	s.dispatchers = newDispatchers(s)
 	// The collector reads all of the above: register it last, before
 	// anything starts.
 	if cfg.Registerer != nil {
 		if err := cfg.Registerer.Register(newCollector(s)); err != nil {
-			s.cluster.Close()
-			p.Close()
-			return nil, fmt.Errorf("bridge: registering metrics: %w", err)
+			return undo(fmt.Errorf("bridge: registering metrics: %w", err))
 		}
 	}
 	s.wg.Add(7 + 2*len(s.dispatchers))

@@ -139,12 +139,17 @@ func (o *Outbox) Start() {
 	})
 }
 
-// Close stops the publisher and the watchdog and waits for them; a
-// publish in progress finishes first, so close or drain NATS before.
-// Jobs still queued are not answered. Publishes and requests made after
-// Close are queued and never sent. Close is idempotent.
+// Close stops the publisher and the watchdog, waits for them and ends the
+// request inbox's subscription; a publish in progress finishes first, so
+// close or drain NATS before. Jobs still queued are not answered.
+// Publishes and requests made after Close are queued and never sent.
+// Close is idempotent.
 func (o *Outbox) Close() {
-	o.closeOnce.Do(func() { close(o.done) })
+	o.closeOnce.Do(func() {
+		close(o.done)
+		o.wg.Wait()
+		_ = o.req.ns.Unsubscribe() // fails harmlessly on a drained or closed connection
+	})
 	o.wg.Wait()
 }
 
