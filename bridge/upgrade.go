@@ -118,10 +118,13 @@ func (s *Server) adopt(c *conn) {
 		s.slots.Release(c.remote.Addr())
 		return
 	}
+	if h := s.beforeRegister.Load(); h != nil {
+		(*h)()
+	}
 	// Registered before any event can reach it, so Shutdown sees every
 	// connection that can run.
 	if !s.register(c) {
-		c.teardown()
+		s.goneAway(c)
 		s.slots.Release(c.remote.Addr())
 		return
 	}
@@ -136,6 +139,20 @@ func (s *Server) adopt(c *conn) {
 		s.logLimited(s.fdLog, "registering a connection with epoll failed; closing it", "err", err)
 		c.teardown()
 	}
+}
+
+// goneAway closes a connection that Shutdown began too late to see:
+// admitted before the drain, so it has its 101 and hello, and now told
+// 1001 like the clients already connected rather than left with a bare
+// FIN. The close frame is written here, on the handshake goroutine; the
+// connection never reaches the poller.
+func (s *Server) goneAway(c *conn) {
+	c.closeWith(wsframe.CloseGoingAway, false)
+	if c.gio != nil {
+		c.gio.Start() // its writer sends the frame before the socket closes
+	}
+	_, _ = c.flush()
+	c.teardown()
 }
 
 // prepare readies an upgraded connection for the poller. Every connection
