@@ -267,19 +267,20 @@ type Server struct {
 	trim    *memtrim.Trimmer // memory back to the OS after waves of connections
 	empty   chan struct{}    // closed when draining and conns is empty
 
-	flusher   *subscribe.Flusher // makes, ends and confirms core subscriptions
-	lnMu      sync.Mutex
-	listeners []net.Listener
-	httpLn    *connListener
-	httpSrv   *http.Server
-	draining  atomic.Bool
+	flusher    *subscribe.Flusher // makes, ends and confirms core subscriptions
+	lnMu       sync.Mutex
+	listeners  []net.Listener
+	httpLn     *connListener
+	httpSrv    *http.Server
+	draining   atomic.Bool
+	done       chan struct{}
+	wg         sync.WaitGroup
+	handshakes sync.WaitGroup
+	stopOnce   sync.Once
+
 	// beforeRegister, set by tests only, runs in adopt just before
 	// register: the window in which a Shutdown may begin unseen.
 	beforeRegister atomic.Pointer[func()]
-	done           chan struct{}
-	wg             sync.WaitGroup
-	handshakes     sync.WaitGroup
-	stopOnce       sync.Once
 }
 
 // refusalLogBurst is how many refused handshakes are logged in a burst
